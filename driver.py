@@ -1,0 +1,160 @@
+"""hookwise's runner: ``python driver.py [options] script.py [args...]`` or ``... -m module [args...]``.
+
+Reads like a table of contents: parse the options, build the settings, create
+the listeners, install the hooks, run the program as ``__main__``. Every
+problem with the input is reported in one line with exit status 2 before the
+program starts; after that, the program's own exit status is the run's.
+"""
+
+import os
+import sys
+
+# Imported before any hook exists: whatever these load can only be hooked by
+# attribute replacement. Keep this list short.
+import loader.run
+from hookwise import __version__, report
+from hookwise.config import ConfigError, build_settings
+from hookwise.listeners import ListenerSpecError, resolve
+from hookwise.targets import OWN_PACKAGES
+from loader import Installation, PatchError
+
+EXIT_BAD_INPUT = 2
+
+USAGE = """\
+usage: python driver.py [options] script.py [args...]
+       python driver.py [options] -m module [args...]
+
+Run a Python program with hooks on the functions you name.
+
+options:
+  --hook TARGET        hook TARGET ('module:qualname', shell wildcards allowed,
+                       e.g. 'os:system', 'myapp.*:*', '__main__:main'); repeatable
+  --listener SPEC      send events to SPEC: 'console' (default), 'jsonl=PATH',
+                       or 'package.module:attr'; repeatable
+  --config PATH        read settings from this TOML file (default: ./hookwise.toml,
+                       else [tool.hookwise] in ./pyproject.toml)
+  --no-cache           do not read or write hookwise's bytecode cache
+  --version            print hookwise's version and exit
+  -h, --help           show this help and exit
+
+With no hook named anywhere, the built-in set watches command execution, file
+opens and dynamic code (os.system, subprocess.Popen, open, exec, ...).
+"""
+
+
+class UsageError(Exception):
+    """Bad command line; the message is one line."""
+
+
+class Options:
+    def __init__(self):
+        self.hooks = []
+        self.listeners = []
+        self.config = None
+        self.use_cache = True
+        self.module = None  # -m NAME
+        self.script = None
+        self.args = []
+
+
+def parse_args(argv):
+    """Options up to the program; everything after it belongs to the program."""
+    options = Options()
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            raise SystemExit(0)
+        if arg == "--version":
+            sys.stdout.write(f"hookwise {__version__}\n")
+            raise SystemExit(0)
+        if arg == "--no-cache":
+            options.use_cache = False
+            index += 1
+            continue
+        name, has_value, value = arg.partition("=")
+        if name in ("--hook", "--listener", "--config"):
+            if not has_value:
+                if index + 1 >= len(argv):
+                    raise UsageError(f"option {name} needs a value")
+                index += 1
+                value = argv[index]
+            if name == "--hook":
+                options.hooks.append(value)
+            elif name == "--listener":
+                options.listeners.append(value)
+            else:
+                options.config = value
+            index += 1
+            continue
+        if arg == "-m" or (arg.startswith("-m") and len(arg) > 2):
+            module = arg[2:] if len(arg) > 2 else (argv[index + 1] if index + 1 < len(argv) else None)
+            if not module:
+                raise UsageError("option -m needs a module name")
+            options.module = module
+            options.args = argv[index + (1 if len(arg) > 2 else 2) :]
+            return options
+        if arg == "--":
+            index += 1
+            if index >= len(argv):
+                break
+            arg = argv[index]
+        elif arg.startswith("-") and arg != "-":
+            raise UsageError(f"unknown option {arg!r} (see --help)")
+        options.script = arg
+        options.args = argv[index + 1 :]
+        return options
+    raise UsageError("no program to run: give a script or -m module (see --help)")
+
+
+def create_listeners(settings):
+    """(listeners for every target, {target: its own listeners}); same spec, same object."""
+    cache = {}
+    listeners = [resolve(spec, cache) for spec in settings.listener_specs]
+    per_target = {}
+    for target in settings.targets:
+        if target.listeners:
+            per_target[target] = [resolve(spec, cache) for spec in target.listeners]
+    return listeners, per_target
+
+
+def hide_own_top_level_modules():
+    """Let the program import its own ``loader`` or ``rewriter`` module: ours are only held, not named."""
+    for name in list(sys.modules):
+        top = name.partition(".")[0]
+        if top in OWN_PACKAGES and top != "hookwise":
+            del sys.modules[name]
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        options = parse_args(argv)
+        if options.script is not None and not os.path.exists(options.script):
+            missing = os.path.abspath(options.script)
+            sys.stderr.write(f"{sys.executable}: can't open file {missing!r}: [Errno 2] No such file or directory\n")
+            return loader.run.EXIT_USAGE
+        settings = build_settings(options.hooks, options.listeners, options.config)
+        listeners, per_target = create_listeners(settings)
+        report.open_stream()
+        installation = Installation(settings, use_cache=options.use_cache)
+        installation.install(listeners, per_target)
+    except (UsageError, ConfigError, ListenerSpecError, PatchError) as exc:
+        sys.stderr.write(f"hookwise: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    installation.register_exit()
+    hide_own_top_level_modules()
+    try:
+        if options.module is not None:
+            loader.run.run_module(options.module, options.args, installation)
+        else:
+            loader.run.run_path(options.script, options.args, installation)
+    except loader.run.ProgramNotFound as exc:
+        sys.stderr.write(f"{exc}\n")
+        return loader.run.EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Settings: what to hook and who listens, from the command line and a TOML file.
+
+The file is ``--config PATH``, else ``hookwise.toml`` in the working directory,
+else the ``[tool.hookwise]`` table of ``./pyproject.toml``. It is data only:
+nothing in it is executed. Command-line hooks and listeners add to the file's.
+
+    hooks = [
+        "myapp.billing:Invoice.total",
+        "myapp.*:*",
+        { target = "os:system", listeners = ["myapp.security:CommandGuard"] },
+    ]
+    listeners = ["console", "jsonl=calls.jsonl"]
+
+With no hook named anywhere, the embedded defaults apply (``hookwise.defaults``);
+with no listener named anywhere, ``console``.
+"""
+
+import os
+
+from . import defaults
+from .targets import TargetError, TargetSet, parse_target
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line."""
+
+
+# key -> what it holds (for the error message)
+KNOWN_KEYS = {
+    "hooks": "a list of targets ('module:qualname' or {target = ..., listeners = [...]})",
+    "listeners": "a list of listener specs",
+}
+
+
+class Settings:
+    """Everything that decides what hookwise does in a run."""
+
+    def __init__(self, targets, listener_specs, config_path=None, default_targets=False):
+        self.targets = TargetSet(targets)
+        self.listener_specs = list(listener_specs)
+        self.config_path = config_path
+        self.default_targets = default_targets  # True when the embedded set is in use
+
+    def code_key(self):
+        """The settings that change generated code, as text for the bytecode cache key."""
+        return "\n".join(sorted(target.text for target in self.targets))
+
+    def __repr__(self):
+        return f"Settings(targets={[t.text for t in self.targets]}, listeners={self.listener_specs})"
+
+
+def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None):
+    """Merge the config file (explicit or discovered) with command-line options."""
+    path, table = load_config(config_path, cwd)
+    targets = []
+    for index, entry in enumerate(table.get("hooks", ())):
+        targets.append(_target_from_config(entry, index, path))
+    for text in cli_hooks:
+        try:
+            targets.append(parse_target(text))
+        except TargetError as exc:
+            raise ConfigError(str(exc)) from None
+    used_defaults = not targets
+    if used_defaults:
+        targets = [parse_target(text, origin="defaults", quiet=True) for text in defaults.DEFAULT_TARGETS]
+    listeners = list(table.get("listeners", ())) + list(cli_listeners)
+    if not listeners:
+        listeners = list(defaults.DEFAULT_LISTENERS)
+    return Settings(targets, listeners, path, used_defaults)
+
+
+def load_config(explicit_path=None, cwd=None):
+    """(path, table) of the configuration in effect; (None, {}) when there is none."""
+    cwd = cwd or os.getcwd()
+    if explicit_path is not None:
+        if not os.path.isfile(explicit_path):
+            raise ConfigError(f"config file {explicit_path!r} does not exist")
+        return explicit_path, _validate(_read_toml(explicit_path), explicit_path)
+    candidate = os.path.join(cwd, "hookwise.toml")
+    if os.path.isfile(candidate):
+        return candidate, _validate(_read_toml(candidate), candidate)
+    pyproject = os.path.join(cwd, "pyproject.toml")
+    if os.path.isfile(pyproject) and _mentions_hookwise(pyproject):
+        table = _read_toml(pyproject).get("tool", {}).get("hookwise")
+        if table is not None:
+            return pyproject, _validate(table, pyproject + " [tool.hookwise]")
+    return None, {}
+
+
+def _mentions_hookwise(path):
+    # Parse someone's pyproject.toml only when it can concern us: a broken one
+    # that has no [tool.hookwise] must not stop their program from running.
+    try:
+        with open(path, "rb") as handle:
+            return b"hookwise" in handle.read()
+    except OSError:
+        return False
+
+
+def _read_toml(path):
+    toml = _toml_module()
+    try:
+        with open(path, "rb") as handle:
+            return toml.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path!r}: {exc.strerror or exc}") from None
+    except toml.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from None
+
+
+def _toml_module():
+    try:
+        import tomllib
+
+        return tomllib
+    except ImportError:
+        pass
+    try:
+        import tomli
+
+        return tomli
+    except ImportError:
+        raise ConfigError("reading a TOML config on Python 3.10 needs the 'tomli' package (pip install tomli)") from None
+
+
+def _validate(table, where):
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table of settings")
+    for key, value in table.items():
+        if key not in KNOWN_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r} (known keys: {', '.join(KNOWN_KEYS)})")
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key!r} must be {KNOWN_KEYS[key]}")
+    for spec in table.get("listeners", ()):
+        if not isinstance(spec, str):
+            raise ConfigError(f"{where}: 'listeners' must be a list of strings, found {spec!r}")
+    return table
+
+
+def _target_from_config(entry, index, where):
+    try:
+        if isinstance(entry, str):
+            return parse_target(entry, origin=where)
+        if isinstance(entry, dict):
+            unknown = set(entry) - {"target", "listeners"}
+            if unknown:
+                raise ConfigError(
+                    f"{where}: hooks[{index}] has unknown key {sorted(unknown)[0]!r} (known: target, listeners)"
+                )
+            if "target" not in entry:
+                raise ConfigError(f"{where}: hooks[{index}] needs a 'target'")
+            listeners = entry.get("listeners", [])
+            if not isinstance(listeners, list) or not all(isinstance(spec, str) for spec in listeners):
+                raise ConfigError(f"{where}: hooks[{index}].listeners must be a list of listener specs")
+            return parse_target(entry["target"], listeners=listeners, origin=where)
+    except TargetError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    raise ConfigError(f"{where}: hooks[{index}] must be a target string or a table, found {entry!r}")

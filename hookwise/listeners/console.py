@@ -1,0 +1,84 @@
+"""``--listener console``: one readable line per event on stderr (the default).
+
+    hookwise start #3 __main__:Test1.div(self=<Test1>, x=10, y=2) [MainThread] from demo.py:41 in main
+    hookwise end   #3 __main__:Test1.div -> 5.0 (12.1 us)
+    hookwise error #4 __main__:Test1.div !! ZeroDivisionError: division by zero (9.8 us)
+
+Lines go to hookwise's private duplicate of stderr (see ``hookwise.report``),
+so they never end up in output the program captures itself.
+"""
+
+import os
+from _thread import allocate_lock
+
+from .. import report
+from ..saferepr import saferepr
+
+
+class ConsoleListener:
+    def __init__(self, stream=None, repr_limit=120):
+        self.stream = stream
+        self.repr_limit = repr_limit
+        self._lock = allocate_lock()
+        self._cwd = os.getcwd()
+
+    def _write(self, text):
+        stream = self.stream if self.stream is not None else report.stream()
+        with self._lock:
+            stream.write(text + "\n")
+            stream.flush()
+
+    def start(self, call):
+        line = f"hookwise start #{call.call_id} {call.target}({self._arguments(call)}) [{call.thread_name}]"
+        if call.task is not None:
+            line += f" task={call.task}"
+        caller = call.caller
+        if caller is not None:
+            line += f" from {self._path(caller.file)}:{caller.line} in {caller.function}"
+        self._write(line)
+
+    def end(self, call, result):
+        self._write(
+            f"hookwise end   #{call.call_id} {call.target} -> {saferepr(result, self.repr_limit)}"
+            f" ({format_duration(call.duration_ns)})"
+        )
+
+    def error(self, call, exc):
+        self._write(
+            f"hookwise error #{call.call_id} {call.target} !! {type(exc).__name__}: {saferepr_text(exc, self.repr_limit)}"
+            f" ({format_duration(call.duration_ns)})"
+        )
+
+    def _arguments(self, call):
+        limit = self.repr_limit
+        if call.site.params is None:  # a replaced builtin: no parameter names to show
+            parts = [saferepr(value, limit) for value in call.args]
+            parts.extend(f"{name}={saferepr(value, limit)}" for name, value in call.kwargs.items())
+        else:
+            parts = [f"{name}={saferepr(value, limit)}" for name, value in call.arguments.items()]
+        return ", ".join(parts)
+
+    def _path(self, path):
+        if path.startswith(self._cwd + os.sep):
+            return path[len(self._cwd) + 1 :]
+        return path
+
+
+def saferepr_text(exc, limit):
+    try:
+        text = str(exc)
+    except Exception:
+        return saferepr(exc, limit)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def format_duration(ns):
+    if ns is None:
+        return "?"
+    if ns < 1_000:
+        return f"{ns} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.1f} us"
+    if ns < 1_000_000_000:
+        return f"{ns / 1_000_000:.2f} ms"
+    return f"{ns / 1_000_000_000:.3f} s"

@@ -1,0 +1,117 @@
+"""``--listener jsonl=PATH``: one JSON object per event, one event per line.
+
+Every line has ``event`` ("start", "end" or "error"), ``call_id``, ``target``
+("module:qualname"), ``thread_id``, ``thread_name``, ``pid`` and ``ts_ns`` (wall
+clock, ns). A start adds ``args`` (list of reprs), ``kwargs`` (name -> repr),
+``caller`` ({"file", "line", "function"} or null) and, inside an asyncio task,
+``task``; an end adds ``duration_ns`` and ``result`` (repr); an error adds
+``duration_ns``, ``exception`` (repr) and ``exception_type`` (qualified name).
+Reprs are bounded and never fail. Each start is followed, some lines later, by
+exactly one end or error with the same ``call_id`` and ``target``.
+
+Lines are built by hand (no ``json`` import: the user may be hooking it) and
+written under a lock in whole lines, buffered, and flushed at exit.
+"""
+
+from _thread import allocate_lock
+
+from .. import _originals
+from ..saferepr import saferepr
+
+try:
+    from _json import encode_basestring_ascii as _quote
+except ImportError:  # pragma: no cover - every CPython build has _json
+
+    def _quote(text):
+        out = ['"']
+        for char in text:
+            code = ord(char)
+            if char == '"' or char == "\\":
+                out.append("\\" + char)
+            elif code < 0x20 or code > 0x7E:
+                if code > 0xFFFF:
+                    code -= 0x10000
+                    out.append("\\u%04x\\u%04x" % (0xD800 | (code >> 10), 0xDC00 | (code & 0x3FF)))
+                else:
+                    out.append("\\u%04x" % code)
+            else:
+                out.append(char)
+        out.append('"')
+        return "".join(out)
+
+
+BUFFER_BYTES = 64 * 1024
+
+
+class JsonlListener:
+    def __init__(self, path, repr_limit=200):
+        self.path = path
+        self.repr_limit = repr_limit
+        self._lock = allocate_lock()
+        self._buffer = []
+        self._buffered = 0
+        self._file = _originals.open(path, "w", encoding="utf-8", newline="\n")
+
+    # -- events -------------------------------------------------------------
+    def start(self, call):
+        limit = self.repr_limit
+        args = ",".join(_quote(saferepr(value, limit)) for value in call.args)
+        kwargs = ",".join(f"{_quote(str(name))}:{_quote(saferepr(value, limit))}" for name, value in call.kwargs.items())
+        caller = call.caller
+        if caller is None:
+            where = "null"
+        else:
+            where = f'{{"file":{_quote(caller.file)},"line":{_int(caller.line)},"function":{_quote(caller.function)}}}'
+        task = call.task
+        extra = "" if task is None else f',"task":{_quote(task)}'
+        self._write(
+            f'{{"event":"start",{self._common(call, call.start_ns)},"args":[{args}],"kwargs":{{{kwargs}}},'
+            f'"caller":{where}{extra}}}\n'
+        )
+
+    def end(self, call, result):
+        self._write(
+            f'{{"event":"end",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
+            f'"result":{_quote(saferepr(result, self.repr_limit))}}}\n'
+        )
+
+    def error(self, call, exc):
+        kind = type(exc)
+        kind_name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        self._write(
+            f'{{"event":"error",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
+            f'"exception":{_quote(saferepr(exc, self.repr_limit))},"exception_type":{_quote(kind_name)}}}\n'
+        )
+
+    def _common(self, call, ts_ns):
+        return (
+            f'"call_id":{call.call_id},"target":{_quote(call.target)},"thread_id":{call.thread_id},'
+            f'"thread_name":{_quote(call.thread_name)},"pid":{call.pid},"ts_ns":{ts_ns}'
+        )
+
+    # -- output -------------------------------------------------------------
+    def _write(self, line):
+        with self._lock:
+            self._buffer.append(line)
+            self._buffered += len(line)
+            if self._buffered >= BUFFER_BYTES:
+                self._flush_locked()
+
+    def _flush_locked(self):
+        if self._buffer:
+            self._file.write("".join(self._buffer))
+            self._file.flush()
+            self._buffer.clear()
+            self._buffered = 0
+
+    def flush(self):
+        with self._lock:
+            self._flush_locked()
+
+    def close(self):
+        """Flush at exit; later events (from atexit handlers, finalizers) are still written."""
+        self.flush()
+
+
+def _int(value):
+    return value if isinstance(value, int) else "null"

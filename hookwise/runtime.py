@@ -1,0 +1,267 @@
+"""The dispatch runtime: what instrumented code calls, and who hears about it.
+
+Each hooked function has one ``Site``. Rewritten code reaches it through a
+constant and calls ``site.start(values)`` on entry, ``site.end(call, result)``
+on return and ``site.error(call)`` when an exception leaves the function;
+attribute-replacement wrappers call the same three methods. ``site.on`` is
+False when no listener wants the function, and then the injected code does no
+call at all.
+
+Guarantees, each kept here and nowhere else:
+- a listener exception never reaches the program; each failing listener is
+  reported once on stderr;
+- while listeners run on a thread, hooked calls on that thread report nothing
+  (a listener that calls hooked code does not recurse), and a call whose start
+  was not reported never reports an end;
+- ``Blocked`` raised by a ``start`` listener refuses the call: every listener
+  still sees the start, then the error, and the caller gets the exception;
+- ``GeneratorExit`` ends a generator or coroutine normally (``end`` with None).
+"""
+
+import itertools
+
+from . import _originals, _state, report
+from .call import Call
+from .listener import Blocked
+
+BUILTIN = "builtin"
+_GENERATOR_LIKE = frozenset(("generator", "coroutine", "async_generator"))
+
+_perf_counter_ns = _originals.perf_counter_ns
+_get_ident = _originals.get_ident
+_exc_info = _originals.exc_info
+_local = _state.local
+_next_call_id = itertools.count(1).__next__
+
+
+class Site:
+    """One hooked function: its identity, its listeners and the hot-path entry points."""
+
+    __slots__ = (
+        "on",
+        "target",
+        "module",
+        "qualname",
+        "kind",
+        "params",
+        "code",
+        "original",
+        "listeners",
+        "_starts",
+        "_ends",
+        "_errors",
+        "_generator_like",
+    )
+
+    def __init__(self, module, qualname, kind, params, listeners=(), original=None):
+        self.module = module
+        self.qualname = qualname
+        self.target = f"{module}:{qualname}"
+        self.kind = kind
+        self.params = params  # signature layout; None: values are (args, kwargs)
+        self.code = None  # code object whose frames are this function's calls
+        self.original = original  # the replaced callable (attribute replacement only)
+        self._generator_like = kind in _GENERATOR_LIKE
+        self.set_listeners(listeners)
+
+    def set_listeners(self, listeners):
+        self.listeners = tuple(listeners)
+        self._starts = _methods(self.listeners, "start")
+        self._ends = _methods(self.listeners, "end")
+        self._errors = _methods(self.listeners, "error")
+        self.on = bool(self.listeners)
+
+    # -- hot path ---------------------------------------------------------
+    def start(self, values):
+        """Entry: make the Call and tell the listeners; None when the call is not reported."""
+        if _local.busy is not None:
+            return None
+        call = Call(self, values, _next_call_id(), _get_ident(), _perf_counter_ns())
+        blocked = None
+        _local.busy = call
+        try:
+            for listener_start in self._starts:
+                try:
+                    listener_start(call)
+                except Blocked as exc:
+                    if blocked is None:
+                        blocked = exc
+                except Exception as exc:
+                    _listener_failed(listener_start, exc)
+        finally:
+            _local.busy = None
+        if blocked is not None:
+            self._report_error(call, blocked)
+            raise blocked.with_traceback(None)
+        return call
+
+    def end(self, call, result):
+        call.duration_ns = _perf_counter_ns() - call.perf_ns
+        call.result = result
+        if self._ends:
+            previous = _local.busy
+            _local.busy = call
+            try:
+                for listener_end in self._ends:
+                    try:
+                        listener_end(call, result)
+                    except Exception as exc:
+                        _listener_failed(listener_end, exc)
+            finally:
+                _local.busy = previous
+
+    def error(self, call):
+        """Called from the hooked function's ``except`` block; always returns None."""
+        exc = _exc_info()[1]
+        if self._generator_like and isinstance(exc, GeneratorExit):
+            self.end(call, None)
+        else:
+            self._report_error(call, exc)
+        return None
+
+    def _report_error(self, call, exc):
+        call.duration_ns = _perf_counter_ns() - call.perf_ns
+        call.exception = exc
+        if self._errors:
+            previous = _local.busy
+            _local.busy = call
+            try:
+                for listener_error in self._errors:
+                    try:
+                        listener_error(call, exc)
+                    except Exception as failure:
+                        _listener_failed(listener_error, failure)
+            finally:
+                _local.busy = previous
+
+    # -- cold path ----------------------------------------------------------
+    def hooked_frame(self, frame):
+        """The innermost frame, from ``frame`` outwards, that runs this function."""
+        code = self.code
+        while frame is not None and frame.f_code is not code:
+            frame = frame.f_back
+        return frame
+
+    def bind_arguments(self, args, kwargs):
+        """Arguments by parameter name for a replaced callable (from its signature)."""
+        try:
+            import inspect
+
+            bound = inspect.signature(self.original).bind(*args, **kwargs)
+            return dict(bound.arguments)
+        except Exception:
+            named = {f"arg{index}": value for index, value in enumerate(args)}
+            named.update(kwargs)
+            return named
+
+    def __repr__(self):
+        return f"<Site {self.target} ({self.kind}){' on' if self.on else ''}>"
+
+
+def _methods(listeners, name):
+    found = []
+    for listener in listeners:
+        method = getattr(listener, name, None)
+        if callable(method):
+            found.append(method)
+    return tuple(found)
+
+
+def _listener_failed(method, exc):
+    listener = getattr(method, "__self__", method)
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+    name = getattr(method, "__name__", "?")
+    report.warn_once(
+        ("listener", id(listener)),
+        f"listener {_describe(listener)} failed in {name}(): {type(exc).__name__}: {exc}{where}"
+        " (the program goes on; further failures of this listener are not reported)",
+    )
+
+
+def _describe(listener):
+    kind = type(listener)
+    if kind.__name__ == "module":
+        return listener.__name__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+# -- the registry: every site of this process and the listeners they get ----
+
+
+class Registry:
+    """Which listeners hear which sites. One per process (``REGISTRY``)."""
+
+    def __init__(self):
+        self.sites = []
+        self.listeners = []  # hear every hooked call
+        self.targets = None  # hookwise.targets.TargetSet
+        self.target_listeners = {}  # Target -> listeners that hear only its calls
+        self._site_targets = {}  # Site -> the targets that named it
+
+    def configure(self, targets, listeners, target_listeners=None):
+        self.targets = targets
+        self.listeners = list(listeners)
+        self.target_listeners = dict(target_listeners or {})
+        for site in self.sites:
+            site.set_listeners(self._listeners_for(self._site_targets.get(site, ())))
+
+    def new_site(self, module_names, qualname, kind, params, original=None, extra_targets=()):
+        """Create the Site of a function about to be hooked, with its listeners.
+
+        ``module_names[0]`` is the module the function lives in; further names
+        are aliases the targets may use (the ``-m`` module run as ``__main__``).
+        ``extra_targets`` named the function through an alias of its own.
+        """
+        matching = self.targets.matching(module_names, qualname) if self.targets is not None else []
+        matching += [target for target in extra_targets if target not in matching]
+        for target in matching:
+            target.matched = True
+        site = Site(module_names[0], qualname, kind, params, self._listeners_for(matching), original)
+        self.sites.append(site)
+        self._site_targets[site] = matching
+        return site
+
+    def attach(self, site, target):
+        """``target`` names ``site`` too (found through another alias): give it its listeners."""
+        matching = self._site_targets.setdefault(site, [])
+        if target not in matching:
+            matching.append(target)
+            target.matched = True
+            site.set_listeners(self._listeners_for(matching))
+
+    def _listeners_for(self, matching):
+        chosen = list(self.listeners)
+        for target in matching:
+            for listener in self.target_listeners.get(target, ()):
+                if listener not in chosen:
+                    chosen.append(listener)
+        return chosen
+
+    def all_listeners(self):
+        seen = list(self.listeners)
+        for listeners in self.target_listeners.values():
+            seen.extend(listener for listener in listeners if listener not in seen)
+        return seen
+
+    def close_listeners(self):
+        """Let every listener flush; called once at exit."""
+        for listener in self.all_listeners():
+            close = getattr(listener, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:
+                    _listener_failed(close, exc)
+
+    def unmatched_targets(self):
+        if self.targets is None:
+            return []
+        return [target for target in self.targets if not target.matched and not target.quiet]
+
+
+REGISTRY = Registry()

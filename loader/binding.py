@@ -1,0 +1,66 @@
+"""Bind compiled, rewritten code to live Site objects.
+
+The rewriter leaves placeholder constants where a hooked function refers to its
+call site (and to ``BaseException``). After compiling, and after loading from
+the bytecode cache, those constants are swapped for the real objects: code
+objects are immutable, so every code object on the path is replaced with
+``code.replace(co_consts=...)``. Code objects without placeholders are kept
+as they are, so functions that are not targets keep their exact bytecode.
+"""
+
+from types import CodeType
+
+from hookwise.runtime import REGISTRY
+from rewriter import names
+
+
+def create_sites(site_table, module_names, registry=REGISTRY):
+    """One Site per entry of the rewriter's site table, registered with the runtime."""
+    sites = {}
+    for index, qualname, _lineno, kind, params in site_table:
+        sites[index] = registry.new_site(module_names, qualname, kind, params)
+    return sites
+
+
+def bind(code, sites):
+    """``code`` with every placeholder replaced; each Site learns the code object it watches."""
+    consts = code.co_consts
+    replaced = None
+    own_site = None
+    for position, const in enumerate(consts):
+        new = const
+        if type(const) is CodeType:
+            new = bind(const, sites)
+        elif type(const) is str:
+            if const == names.BASE_EXCEPTION_PLACEHOLDER:
+                new = BaseException
+            else:
+                index = names.site_index(const)
+                if index is not None:
+                    new = own_site = sites[index]
+        if new is not const:
+            if replaced is None:
+                replaced = list(consts)
+            replaced[position] = new
+    if replaced is not None:
+        code = code.replace(co_consts=tuple(replaced))
+    if own_site is not None:
+        own_site.code = code
+    return code
+
+
+def walk(code):
+    """``code`` and every code object nested in it."""
+    yield code
+    for const in code.co_consts:
+        if type(const) is CodeType:
+            yield from walk(const)
+
+
+def contains_placeholder(code):
+    """Whether ``code`` or a code object nested in it still refers to a site."""
+    for nested in walk(code):
+        for const in nested.co_consts:
+            if type(const) is str and names.site_index(const) is not None:
+                return True
+    return False

@@ -1,0 +1,179 @@
+"""The import hook: a finder at ``sys.meta_path[0]`` and the loader it hands out.
+
+The finder claims a module only when a target can name it (a cheap name check
+first), only when the module is a real ``.py`` file that the standard
+``SourceFileLoader`` would load, and never one of hookwise's own packages.
+Everything else is left to the rest of ``sys.meta_path`` untouched.
+
+The loader is a ``SourceFileLoader`` subclass, so ``get_source``, ``get_data``,
+``is_package``, ``importlib.resources`` and ``linecache`` behave as usual. It
+overrides ``source_to_code`` (rewrite, compile the tree, bind the sites) and
+``get_code`` (the same, through hookwise's own bytecode cache, because the
+inherited ``get_code`` would happily return the normal, unhooked ``.pyc``).
+"""
+
+import hashlib
+import os
+import sys
+from importlib import _bootstrap
+from importlib.machinery import SourceFileLoader
+
+import hookwise
+import rewriter
+from hookwise import _originals, report
+from hookwise.targets import is_own_module
+
+from . import binding, cache
+
+
+def build_code(source, path, module_names, targets, optimize=-1):
+    """(site table, unbound code) for one module's source: the rewrite, in one place."""
+    tree = rewriter.parse(source, path, optimize)
+    select = targets.selector(module_names)
+    site_table = rewriter.instrument(tree, select) if select is not None else []
+    code = _originals.compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
+    return site_table, code
+
+
+def compile_natively(source, path, optimize=-1):
+    """Compile exactly as importlib does (used when the source cannot be rewritten)."""
+    return _bootstrap._call_with_frames_removed(
+        _originals.compile, source, path, "exec", dont_inherit=True, optimize=optimize
+    )
+
+
+class HookwiseFinder:
+    """Claims the modules that can hold targets; see the module docstring."""
+
+    def __init__(self, installation):
+        self.installation = installation
+
+    def find_spec(self, fullname, path=None, target=None):
+        installation = self.installation
+        is_main = installation.is_main_candidate(fullname)
+        if not is_main and not installation.targets.may_hold_targets(fullname):
+            return None
+        if is_own_module(fullname):
+            return None
+        spec = self._spec_from_other_finders(fullname, path, target)
+        if spec is None or type(spec.loader) is not SourceFileLoader or not str(spec.origin).endswith(".py"):
+            return None
+        module_names = (fullname,)
+        if is_main and spec.submodule_search_locations is None and installation.take_main(fullname):
+            module_names = ("__main__", fullname)
+        spec.loader = HookwiseLoader(fullname, spec.origin, installation, module_names)
+        return spec
+
+    def _spec_from_other_finders(self, fullname, path, target):
+        for finder in sys.meta_path:
+            if finder is self:
+                continue
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
+
+    def invalidate_caches(self):
+        pass
+
+    def __repr__(self):
+        return "<hookwise finder>"
+
+
+class HookwiseLoader(SourceFileLoader):
+    """Loads a module with its targets rewritten; see the module docstring."""
+
+    def __init__(self, fullname, path, installation, module_names=None):
+        super().__init__(fullname, path)
+        self.installation = installation
+        # The first name is the one sites report; the others are aliases targets
+        # may use (a module run with -m is also ``__main__``).
+        self.module_names = tuple(module_names or (fullname,))
+
+    def source_to_code(self, data, path, *, _optimize=-1):
+        try:
+            site_table, code = build_code(data, path, self.module_names, self.installation.targets, _optimize)
+        except SyntaxError:
+            return compile_natively(data, path, _optimize)
+        except Exception as exc:
+            self._rewrite_failed(exc)
+            return compile_natively(data, path, _optimize)
+        return self._bind(site_table, code)
+
+    def get_code(self, fullname):
+        source_path = self.get_filename(fullname)
+        try:
+            stats = self.path_stats(source_path)
+        except OSError:
+            return super().get_code(fullname)
+        mtime_ns = int(stats["mtime"] * 1e9)
+        size = stats.get("size", 0)
+        cache_path = cache.location(source_path) if self.installation.use_cache else None
+        key = self.installation.cache_key(self.module_names)
+        if cache_path is not None:
+            entry = cache.read(cache_path, key, mtime_ns, size)
+            if entry is not None:
+                site_table, code = entry
+                return self._bind(site_table, code)
+        source = self.get_data(source_path)
+        try:
+            site_table, code = build_code(source, source_path, self.module_names, self.installation.targets)
+        except SyntaxError:
+            # Let the compiler raise it again the way importlib does, and drop
+            # this frame so that the report looks exactly as without hookwise
+            # (on 3.11+, where a bare raise keeps the edited traceback).
+            try:
+                return compile_natively(source, source_path)
+            except BaseException as exc:
+                _drop_own_frames(exc)
+                raise
+        except Exception as exc:
+            self._rewrite_failed(exc)
+            return compile_natively(source, source_path)
+        if cache_path is not None:
+            cache.write(cache_path, key, mtime_ns, size, site_table, code, _source_mode(source_path))
+        return self._bind(site_table, code)
+
+    def _bind(self, site_table, code):
+        if not site_table:
+            return code
+        sites = binding.create_sites(site_table, self.module_names)
+        return binding.bind(code, sites)
+
+    def _rewrite_failed(self, exc):
+        report.warn_once(
+            ("rewrite", self.name),
+            f"could not rewrite module {self.name!r} ({type(exc).__name__}: {exc}); it runs without hooks",
+        )
+
+
+def cache_key(code_settings, module_names):
+    """The digest that decides whether a cached rewrite may be reused."""
+    text = "\n".join(
+        (
+            sys.implementation.cache_tag or "",
+            hookwise.__version__,
+            str(sys.flags.optimize),
+            ",".join(module_names),
+            code_settings,
+        )
+    )
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _source_mode(path):
+    try:
+        return os.stat(path).st_mode | 0o200
+    except OSError:
+        return 0o666
+
+
+def _drop_own_frames(exc):
+    """Remove this module's frames from the start of ``exc``'s traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_globals is globals():
+        tb = tb.tb_next
+    exc.__traceback__ = tb

@@ -1,0 +1,330 @@
+"""Attribute replacement: hook targets in modules that are already loaded.
+
+Two ways, picked per function:
+- a Python function with its source at hand is rewritten in place
+  (``loader.codeswap``): same function object, no wrapper;
+- anything else callable (C builtins such as ``posix.system`` and ``io.open``,
+  Python functions whose source is gone) is replaced by a wrapper
+  (``loader.wrappers``), in its module or class and in every loaded module that
+  holds the same object under some name: ``os.system`` is ``posix.system``,
+  ``builtins.open`` is ``io.open``, so no reference sees the unhooked version.
+
+Literal targets that cannot work are refused before the program starts
+(``PatchError``): a class instead of a function, a method of a C type, a
+callable that looks at its caller's frame.
+"""
+
+import sys
+import types
+from types import BuiltinFunctionType, FunctionType
+
+from hookwise.runtime import BUILTIN, Site
+from hookwise.targets import is_own_module
+
+from . import codeswap, wrappers
+
+# Py_TPFLAGS_IMMUTABLETYPE (3.10+): attributes of such types cannot be set.
+_IMMUTABLE_TYPE = 1 << 8
+_HEAP_TYPE = 1 << 9
+
+# Modules whose namespaces never receive a wrapper in place of an alias.
+_ALIAS_EXCLUDED = ("hookwise", "loader", "rewriter", "driver", "importlib._bootstrap", "_frozen_importlib")
+
+
+class PatchError(Exception):
+    """A target that names something hookwise cannot hook; one line."""
+
+
+class _Found:
+    """A callable found in a loaded namespace, and where it sits."""
+
+    __slots__ = ("qualname", "obj", "holder", "key", "slot", "target")
+
+    def __init__(self, qualname, obj, holder, key, slot, target=None):
+        self.qualname = qualname
+        self.obj = obj  # the function itself (unwrapped from staticmethod etc.)
+        self.holder = holder  # module or class whose namespace holds it
+        self.key = key  # the name in that namespace
+        self.slot = slot  # "plain", "staticmethod", "classmethod", "fget", "fset", "fdel"
+        self.target = target
+
+
+def patch_loaded_modules(targets, registry, undo):
+    """Hook every target that lives in an already-loaded module."""
+    found = []
+    for module, names in _loaded_modules():
+        module_targets = []
+        for name in names:
+            module_targets.extend(t for t in targets.for_module(name) if t not in module_targets)
+        for target in module_targets:
+            if target.qualname_is_literal:
+                found.extend(_resolve_literal(module, target))
+            else:
+                found.extend(_enumerate(module, names, target))
+    _hook(found, registry, undo)
+
+
+def _loaded_modules():
+    """(module, names) for each loaded module object, hookwise's own excluded."""
+    by_id = {}
+    for name, module in list(sys.modules.items()):
+        if not isinstance(module, types.ModuleType) or is_own_module(name):
+            continue
+        # __main__ is the driver until the program runs; the runner serves __main__ targets
+        if name == "__main__" or name.startswith(("importlib._bootstrap", "_frozen_importlib")):
+            continue
+        entry = by_id.setdefault(id(module), (module, []))
+        entry[1].append(name)
+    return list(by_id.values())
+
+
+def _resolve_literal(module, target):
+    """The callables a literal ``module:Qual.name`` target names (none if it does not exist)."""
+    holder = module
+    parts = target.qualname.split(".")
+    for part in parts[:-1]:
+        holder = _namespace(holder).get(part)
+        if not isinstance(holder, type):
+            return []
+    key = parts[-1]
+    namespace = _namespace(holder)
+    if key not in namespace:
+        return []
+    value = namespace[key]
+    slot, obj = _unwrap_descriptor(value)
+    if slot == "property":  # the getter, setter and deleter all carry the property's qualname
+        return [
+            _Found(accessor.__qualname__, accessor, holder, key, accessor_slot, target)
+            for accessor_slot in ("fget", "fset", "fdel")
+            for accessor in (getattr(value, accessor_slot),)
+            if isinstance(accessor, FunctionType)
+        ]
+    if isinstance(holder, type) and holder.__flags__ & _IMMUTABLE_TYPE:
+        raise PatchError(
+            f"cannot hook {target.text!r}: {holder.__qualname__} is a C type, whose methods cannot be patched"
+        )
+    if isinstance(obj, type):
+        raise PatchError(
+            f"cannot hook {target.text!r}: it names a class; hook its methods instead (e.g. '{target.module}:{target.qualname}.__init__')"
+        )
+    if not callable(obj):
+        raise PatchError(f"cannot hook {target.text!r}: it is a {type(obj).__name__}, not a function")
+    _refuse_unwrappable(obj, target)
+    qualname = obj.__qualname__ if isinstance(obj, FunctionType) else target.qualname
+    return [_Found(qualname, obj, holder, key, slot, target)]
+
+
+def _enumerate(module, names, target):
+    """Every function defined in ``module`` whose qualname ``target`` matches."""
+    home = module.__name__
+    results = []
+    seen = set()
+
+    def visit(holder, depth):
+        for key, value in list(_namespace(holder).items()):
+            slot, obj = _unwrap_descriptor(value)
+            if slot == "property":
+                for accessor_slot in ("fget", "fset", "fdel"):
+                    accessor = getattr(value, accessor_slot)
+                    if isinstance(accessor, FunctionType):
+                        consider(accessor, holder, key, accessor_slot)
+                continue
+            if isinstance(obj, type):
+                if depth < 8 and id(obj) not in seen and _defined_in(obj, home) and not obj.__flags__ & _IMMUTABLE_TYPE:
+                    seen.add(id(obj))
+                    visit(obj, depth + 1)
+                continue
+            if isinstance(obj, (FunctionType, BuiltinFunctionType)):
+                consider(obj, holder, key, slot)
+
+    def consider(obj, holder, key, slot):
+        if id(obj) in seen:
+            return
+        if isinstance(obj, FunctionType):
+            if obj.__module__ != home:
+                return
+            qualname = obj.__qualname__
+        else:
+            if _canonical_module(obj) not in names and getattr(obj, "__module__", None) not in names:
+                return
+            if (_canonical_module(obj), obj.__name__) in wrappers.UNWRAPPABLE:
+                return
+            qualname = obj.__qualname__
+        if target.matches_qualname(qualname):
+            seen.add(id(obj))
+            results.append(_Found(qualname, obj, holder, key, slot, target))
+
+    visit(module, 0)
+    return results
+
+
+def _hook(found, registry, undo):
+    """Hook each found callable once: rewrite in place where possible, else wrap."""
+    unique = {}
+    for item in found:
+        unique.setdefault(id(item.obj), []).append(item)
+    by_home = {}
+    for items in unique.values():
+        obj = items[0].obj
+        if isinstance(obj, FunctionType):
+            home = sys.modules.get(obj.__module__)
+            if isinstance(home, types.ModuleType) and codeswap.can_swap(obj.__module__):
+                by_home.setdefault(obj.__module__, []).append(items)
+                continue
+        _wrap_all(items, registry, undo)
+    for home_name, groups in by_home.items():
+        _swap_or_wrap(sys.modules[home_name], home_name, groups, registry, undo)
+    _replace_aliases(undo)
+
+
+def _swap_or_wrap(module, home_name, groups, registry, undo):
+    wanted = {}
+    for items in groups:
+        wanted.setdefault(items[0].qualname, []).append(items)
+    swap_plan = codeswap.plan(module, lambda qualname: qualname in wanted)
+    swapped = set()
+    if swap_plan is not None:
+        extra_names = tuple({item.target.module for items in groups for item in items if item.target.module_is_literal} - {home_name})
+        for function in codeswap.apply(swap_plan, (home_name,) + extra_names, undo):
+            swapped.add(id(function))
+    for items in groups:
+        if id(items[0].obj) in swapped:
+            site = _site_in(items[0].obj.__code__)
+            for item in items:
+                if site is not None:
+                    registry.attach(site, item.target)
+                item.target.matched = True
+        else:
+            _wrap_all(items, registry, undo)
+
+
+def _site_in(code):
+    for const in code.co_consts:
+        if isinstance(const, Site):
+            return const
+    return None
+
+
+# -- wrappers -----------------------------------------------------------------
+
+_wrapped = {}  # id(original) -> (original, wrapper): aliases still to replace
+
+
+def _wrap_all(items, registry, undo):
+    obj = items[0].obj
+    existing = _wrapped.get(id(obj))
+    if existing is not None:
+        wrapper = existing[1]
+        site = wrapper.__hookwise_site__
+    else:
+        module = _canonical_module(obj) if not isinstance(obj, FunctionType) else obj.__module__
+        qualname = getattr(obj, "__qualname__", None) or items[0].qualname
+        names = (module,) + tuple(item.target.module for item in items if item.target.module != module)
+        kind = BUILTIN if not isinstance(obj, FunctionType) else "function"
+        site = registry.new_site(names, qualname, kind, None, original=obj, extra_targets=[item.target for item in items])
+        wrapper = wrappers.make_wrapper(site, obj, wrappers.adjuster_for(module, getattr(obj, "__name__", "")))
+        wrapper.__hookwise_site__ = site
+        site.code = wrappers.WRAPPER_CODE
+        _wrapped[id(obj)] = (obj, wrapper)
+    for item in items:
+        item.target.matched = True
+        registry.attach(site, item.target)
+        _set_slot(item.holder, item.key, item.slot, wrapper, undo)
+
+
+def _set_slot(holder, key, slot, wrapper, undo):
+    namespace = _namespace(holder)
+    current = namespace.get(key)
+    if slot == "staticmethod":
+        replacement = staticmethod(wrapper)
+    elif slot == "classmethod":
+        replacement = classmethod(wrapper)
+    elif slot in ("fget", "fset", "fdel"):
+        accessors = {name: getattr(current, name) for name in ("fget", "fset", "fdel")}
+        accessors[slot] = wrapper
+        replacement = property(accessors["fget"], accessors["fset"], accessors["fdel"], current.__doc__)
+    else:
+        replacement = wrapper
+    _setattr_with_undo(holder, key, replacement, undo)
+
+
+def _replace_aliases(undo):
+    """Put the wrapper wherever a loaded module holds the original under any name."""
+    if not _wrapped:
+        return
+    for name, module in list(sys.modules.items()):
+        if not isinstance(module, types.ModuleType) or name.startswith(_ALIAS_EXCLUDED):
+            continue
+        if name == "hookwise._originals":
+            continue
+        namespace = _namespace(module)
+        for key, value in list(namespace.items()):
+            entry = _wrapped.get(id(value))
+            if entry is not None and entry[0] is value:
+                _setattr_with_undo(module, key, entry[1], undo)
+
+
+def _setattr_with_undo(holder, key, value, undo):
+    namespace = _namespace(holder)
+    had, old = key in namespace, namespace.get(key)
+    setattr(holder, key, value)
+
+    def restore():
+        if had:
+            setattr(holder, key, old)
+        else:
+            delattr(holder, key)
+
+    undo.append(restore)
+
+
+def forget_wrappers():
+    """Drop the wrapper bookkeeping (after an uninstall)."""
+    _wrapped.clear()
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+def _namespace(holder):
+    try:
+        namespace = vars(holder)
+    except TypeError:
+        return {}
+    return namespace
+
+
+def _unwrap_descriptor(value):
+    if isinstance(value, staticmethod):
+        return "staticmethod", value.__func__
+    if isinstance(value, classmethod):
+        return "classmethod", value.__func__
+    if isinstance(value, property):
+        return "property", value
+    return "plain", value
+
+
+def _defined_in(cls, module_name):
+    try:
+        return vars(cls).get("__module__") == module_name
+    except TypeError:
+        return False
+
+
+def _canonical_module(obj):
+    """The public module of a builtin: ``io`` for ``_io.open``, ``posix`` for ``system``."""
+    module = getattr(obj, "__module__", None) or "builtins"
+    if module.startswith("_"):
+        public = sys.modules.get(module[1:])
+        if public is not None and _namespace(public).get(getattr(obj, "__name__", None)) is obj:
+            return module[1:]
+    return module
+
+
+def _refuse_unwrappable(obj, target):
+    if isinstance(obj, FunctionType):
+        return
+    key = (_canonical_module(obj), getattr(obj, "__name__", ""))
+    reason = wrappers.UNWRAPPABLE.get(key) or wrappers.UNWRAPPABLE.get((target.module, target.qualname))
+    if reason:
+        raise PatchError(f"cannot hook {target.text!r}: {reason}, and a wrapper would change that")

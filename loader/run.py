@@ -1,0 +1,183 @@
+"""Run the program as ``__main__``, exactly as ``python script.py`` / ``python -m mod`` would.
+
+What must look the same to the program: ``sys.argv``, ``sys.path[0]``, a fresh
+``__main__`` module with ``__name__``, ``__file__``, ``__spec__``,
+``__loader__``, ``__builtins__`` (the module, as in every ``__main__``) and
+``__annotations__``; the exit status (SystemExit codes, 1 after an uncaught
+exception, death by SIGINT after an uncaught KeyboardInterrupt); and the
+traceback of an uncaught exception, which must show no hookwise frame.
+
+The last point is handled by letting the exception leave the driver as usual
+and putting a small shim in front of ``sys.excepthook`` at that moment: the shim
+removes hookwise's frames and hands over to whatever hook is installed, so the
+interpreter still prints and exits the way it always does.
+"""
+
+import builtins
+import os
+import sys
+import types
+from importlib.machinery import SourceFileLoader
+
+from hookwise import _originals
+
+from .hook import HookwiseLoader
+
+EXIT_USAGE = 2  # what python itself uses for "can't open file"
+
+
+class ProgramNotFound(Exception):
+    """The script does not exist; the message is python's own wording."""
+
+
+def _own_locations():
+    """Path prefixes of hookwise's own code: its three packages and the driver."""
+    import hookwise
+    import rewriter
+
+    packages = [os.path.dirname(module.__file__) + os.sep for module in (hookwise, rewriter)]
+    here = os.path.dirname(os.path.abspath(__file__))
+    packages.append(here + os.sep)
+    packages.append(os.path.join(os.path.dirname(here), "driver.py"))
+    return tuple(packages)
+
+
+OWN_LOCATIONS = _own_locations()
+
+
+def run_path(path, args, installation):
+    """Run a script file, a directory or a zip file with ``__main__.py``."""
+    if os.path.isdir(path) or (not path.endswith(".py") and _is_zip(path)):
+        return _run_main_of(path, args, installation)
+    absolute = os.path.abspath(path)
+    try:
+        with _originals.open(absolute, "rb") as handle:
+            source = handle.read()
+    except OSError as exc:
+        raise ProgramNotFound(f"{sys.executable}: can't open file {absolute!r}: [Errno {exc.errno}] {exc.strerror}") from None
+    sys.argv[:] = [path, *args]
+    _set_path0(os.path.dirname(os.path.realpath(absolute)))
+    main = _fresh_main()
+    if installation.targets.selector(("__main__",)) is not None:
+        loader = HookwiseLoader("__main__", absolute, installation, ("__main__",))
+        code = loader.source_to_code(source, absolute)
+    else:
+        loader = SourceFileLoader("__main__", absolute)
+        code = _originals.compile(source, absolute, "exec", dont_inherit=True)
+    main.__dict__.update(__file__=absolute, __cached__=None, __loader__=loader)
+    _execute(code, main)
+
+
+def run_module(name, args, installation):
+    """Run ``python -m name`` through runpy, as the interpreter itself does."""
+    import runpy
+
+    installation.expect_main_module(name)
+    sys.argv[:] = [name, *args]  # runpy puts the module's path into argv[0]
+    _set_path0(os.getcwd())
+    _fresh_main()
+    try:
+        runpy._run_module_as_main(name, alter_argv=True)
+    except BaseException as exc:
+        _report_with_own_frames_hidden(exc)
+        raise
+
+
+def _run_main_of(path, args, installation):
+    import runpy
+
+    sys.argv[:] = [path, *args]
+    _set_path0(os.path.abspath(path))
+    installation.expect_main_module("__main__")
+    _fresh_main()
+    try:
+        runpy._run_module_as_main("__main__", alter_argv=False)
+    except BaseException as exc:
+        _report_with_own_frames_hidden(exc)
+        raise
+
+
+def _is_zip(path):
+    import zipimport  # loaded at start-up anyway, unlike zipfile
+
+    try:
+        zipimport.zipimporter(path)
+    except (zipimport.ZipImportError, OSError):
+        return False
+    return True
+
+
+def _set_path0(entry):
+    """sys.path[0] is the driver's directory now; make it what python would have put there."""
+    if getattr(sys.flags, "safe_path", False):
+        return  # -P / PYTHONSAFEPATH: python adds nothing, and nothing was added for the driver
+    if sys.path:
+        sys.path[0] = entry
+    else:
+        sys.path.insert(0, entry)
+
+
+def _fresh_main():
+    main = types.ModuleType("__main__")
+    # the same keys, in the same order, as the interpreter's own __main__
+    main.__dict__.update(__annotations__={}, __builtins__=builtins)
+    sys.modules["__main__"] = main
+    return main
+
+
+def _execute(code, main):
+    try:
+        _originals.exec(code, main.__dict__)
+    except BaseException as exc:
+        _report_with_own_frames_hidden(exc)
+        raise
+
+
+def _report_with_own_frames_hidden(exc):
+    """Arrange for an exception leaving the program to be reported without hookwise frames."""
+    if isinstance(exc, SystemExit):
+        return
+    strip_own_frames(exc)
+    installed = sys.excepthook
+    if getattr(installed, "__hookwise_shim__", False):
+        return
+
+    def excepthook(kind, value, tb):
+        sys.excepthook = installed
+        installed(kind, value, strip_traceback(tb))
+
+    excepthook.__hookwise_shim__ = True
+    sys.excepthook = excepthook
+
+
+def strip_traceback(tb):
+    """``tb`` without hookwise's frames, nor the frames that started hookwise (a console script)."""
+    entries = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code in _RUNNER_CODES:
+            entries.clear()  # everything before the program's first frame is the launcher's
+        elif not code.co_filename.startswith(OWN_LOCATIONS):
+            entries.append(tb)
+        tb = tb.tb_next
+    head = None
+    for entry in reversed(entries):
+        entry.tb_next = head
+        head = entry
+    return head
+
+
+def strip_own_frames(exc):
+    """Remove hookwise frames from ``exc`` and the exceptions chained or grouped with it."""
+    pending, seen = [exc], set()
+    while pending:
+        exc = pending.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        exc.__traceback__ = strip_traceback(exc.__traceback__)
+        pending.extend((exc.__cause__, exc.__context__))
+        pending.extend(inner for inner in getattr(exc, "exceptions", None) or () if isinstance(inner, BaseException))
+
+
+_RUNNER_CODES = frozenset((_execute.__code__, run_module.__code__, _run_main_of.__code__))

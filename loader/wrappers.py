@@ -1,0 +1,182 @@
+"""Wrapper functions for callables that cannot be rewritten (C builtins, no source).
+
+A wrapper reports the call to its Site and calls the original. It is a new
+Python frame, so the callables that look at their caller's frame need help:
+
+- ``exec`` / ``eval`` without namespaces use the caller's globals and locals:
+  the wrapper passes the real caller's namespaces on;
+- ``exec`` / ``eval`` of a string and ``compile`` inherit the caller's
+  ``from __future__`` flags: the wrapper passes the caller's flags on;
+- callables whose whole job is to look at the caller (``locals()``,
+  ``sys._getframe`` ...) cannot be wrapped at all (``UNWRAPPABLE``).
+
+On an exception the wrapper removes its own frame from the traceback, so the
+program sees the traceback it would see without hookwise (on 3.11+; 3.10's
+bare ``raise`` restores the traceback it saved, frame included).
+
+Calls made by the import system itself (writing ``.pyc`` files with
+``os.open``, for instance) are not the program's and are not reported.
+"""
+
+import __future__
+import sys
+
+from hookwise import _originals
+
+_getframe = _originals.getframe
+_exc_info = _originals.exc_info
+
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+
+# Callers whose calls are the interpreter's own business.
+_QUIET_CALLERS = frozenset(
+    (
+        "importlib._bootstrap",
+        "importlib._bootstrap_external",
+        "_frozen_importlib",
+        "_frozen_importlib_external",
+        "zipimport",
+    )
+)
+
+# (module, name) -> why it cannot be wrapped
+UNWRAPPABLE = {
+    ("builtins", "locals"): "it returns its caller's local variables",
+    ("builtins", "globals"): "it returns its caller's global variables",
+    ("builtins", "vars"): "without an argument it returns its caller's local variables",
+    ("builtins", "dir"): "without an argument it lists its caller's local names",
+    ("builtins", "breakpoint"): "it stops in its caller's frame",
+    ("builtins", "__build_class__"): "the interpreter calls it with the class body's frame",
+    ("sys", "_getframe"): "it counts frames from its caller",
+    ("sys", "_getframemodulename"): "it counts frames from its caller",
+    ("sys", "exc_info"): "it reports the exception its caller is handling",
+    ("sys", "exception"): "it reports the exception its caller is handling",
+    ("warnings", "warn"): "its stacklevel counts frames from its caller",
+    ("_warnings", "warn"): "its stacklevel counts frames from its caller",
+}
+
+
+def make_wrapper(site, original, adjust=None):
+    """A function that reports calls to ``site`` and calls ``original``.
+
+    ``adjust(frame, args, kwargs) -> (args, kwargs)`` rewrites the arguments
+    passed to the original (listeners still see what the program passed).
+    """
+
+    def wrapper(*args, **kwargs):
+        call = None
+        passed_args, passed_kwargs = args, kwargs
+        if adjust is not None:
+            passed_args, passed_kwargs = adjust(_getframe(1), args, kwargs)
+        if site.on and _getframe(1).f_globals.get("__name__") not in _QUIET_CALLERS:
+            call = site.start((args, kwargs))
+        try:
+            result = original(*passed_args, **passed_kwargs)
+        except BaseException:
+            if call is not None:
+                site.error(call)
+            _hide_wrapper_frame()
+            raise
+        if call is not None:
+            site.end(call, result)
+        return result
+
+    _copy_metadata(wrapper, original)
+    return wrapper
+
+
+# Every wrapper shares this code object: it identifies wrapper frames.
+WRAPPER_CODE = next(const for const in make_wrapper.__code__.co_consts if getattr(const, "co_name", "") == "wrapper")
+
+
+def _hide_wrapper_frame():
+    exc = _exc_info()[1]
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code is WRAPPER_CODE:
+        exc.__traceback__ = tb.tb_next
+
+
+def _copy_metadata(wrapper, original):
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        try:
+            setattr(wrapper, attribute, getattr(original, attribute))
+        except (AttributeError, TypeError):
+            pass
+    try:
+        wrapper.__dict__.update(getattr(original, "__dict__", {}))
+    except (AttributeError, TypeError):
+        pass
+    wrapper.__wrapped__ = original
+    wrapper.__hookwise_original__ = original
+
+
+def adjuster_for(module, name):
+    """The argument adjuster a builtin needs, or None."""
+    if module == "builtins" and name in ("exec", "eval"):
+        return _exec_adjuster(name)
+    if module == "builtins" and name == "compile":
+        return _compile_adjust
+    return None
+
+
+# -- exec / eval ------------------------------------------------------------
+
+# 3.13 made globals and locals of exec/eval keyword arguments too.
+_NAMESPACE_KEYWORDS = sys.version_info >= (3, 13)
+
+
+def _exec_adjuster(mode):
+    def adjust(frame, args, kwargs):
+        if not args:
+            return args, kwargs  # let the original raise its own TypeError
+        source, rest = args[0], list(args[1:])
+        kwargs = dict(kwargs)
+        globals_ = rest[0] if len(rest) > 0 else (kwargs.pop("globals", None) if _NAMESPACE_KEYWORDS else None)
+        locals_ = rest[1] if len(rest) > 1 else (kwargs.pop("locals", None) if _NAMESPACE_KEYWORDS else None)
+        extra = rest[2:]
+        if globals_ is None:
+            globals_ = frame.f_globals
+            if locals_ is None:
+                locals_ = _caller_locals(frame)
+        source = _with_future_flags(frame, source, mode, kwargs)
+        return (source, globals_, locals_, *extra), kwargs
+
+    return adjust
+
+
+def _caller_locals(frame):
+    """What ``locals()`` gives in ``frame``: a snapshot dict for functions on 3.13+."""
+    namespace = frame.f_locals
+    if type(namespace) is not dict:  # 3.13: a write-through proxy; exec() uses a snapshot
+        namespace = dict(namespace)
+    return namespace
+
+
+def _with_future_flags(frame, source, mode, kwargs):
+    flags = frame.f_code.co_flags & _FUTURE_FLAGS
+    if not flags or "closure" in kwargs or not isinstance(source, (str, bytes, bytearray)):
+        return source
+    if mode == "eval":  # eval() ignores leading blanks, compile() does not
+        source = source.lstrip(" \t" if isinstance(source, str) else b" \t")
+    return _originals.compile(source, "<string>", mode, flags, True)
+
+
+# -- compile ----------------------------------------------------------------
+
+def _compile_adjust(frame, args, kwargs):
+    flags = frame.f_code.co_flags & _FUTURE_FLAGS
+    if not flags:
+        return args, kwargs
+    args = list(args)
+    kwargs = dict(kwargs)
+    dont_inherit = args[4] if len(args) > 4 else kwargs.get("dont_inherit", False)
+    if dont_inherit:
+        return args, kwargs
+    if len(args) > 3:
+        if isinstance(args[3], int):
+            args[3] = args[3] | flags
+    elif isinstance(kwargs.get("flags", 0), int):
+        kwargs["flags"] = kwargs.get("flags", 0) | flags
+    return args, kwargs
