@@ -27,7 +27,7 @@ def saferepr(value, limit=DEFAULT_LIMIT):
 
 def _type_name(value):
     try:
-        return type(value).__qualname__
+        return type(value).__name__
     except Exception:
         return "?"
 

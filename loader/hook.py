@@ -94,13 +94,25 @@ class HookwiseLoader(SourceFileLoader):
         self.module_names = tuple(module_names or (fullname,))
 
     def source_to_code(self, data, path, *, _optimize=-1):
-        try:
-            site_table, code = build_code(data, path, self.module_names, self.installation.targets, _optimize)
-        except SyntaxError:
+        code = self.instrumented_code(data, path, _optimize)
+        if code is None:
             return compile_natively(data, path, _optimize)
+        return code
+
+    def instrumented_code(self, data, path, optimize=-1):
+        """The rewritten, bound code; None when the source cannot be rewritten.
+
+        The caller then compiles the source the usual way, outside any
+        ``except`` block, so that a SyntaxError is raised and reported exactly
+        as without hookwise (no "during handling of the above exception").
+        """
+        try:
+            site_table, code = build_code(data, path, self.module_names, self.installation.targets, optimize)
+        except SyntaxError:
+            return None
         except Exception as exc:
             self._rewrite_failed(exc)
-            return compile_natively(data, path, _optimize)
+            return None
         return self._bind(site_table, code)
 
     def get_code(self, fullname):
@@ -122,6 +134,11 @@ class HookwiseLoader(SourceFileLoader):
         try:
             site_table, code = build_code(source, source_path, self.module_names, self.installation.targets)
         except SyntaxError:
+            site_table = code = None
+        except Exception as exc:
+            self._rewrite_failed(exc)
+            site_table = code = None
+        if code is None:
             # Let the compiler raise it again the way importlib does, and drop
             # this frame so that the report looks exactly as without hookwise
             # (on 3.11+, where a bare raise keeps the edited traceback).
@@ -130,9 +147,6 @@ class HookwiseLoader(SourceFileLoader):
             except BaseException as exc:
                 _drop_own_frames(exc)
                 raise
-        except Exception as exc:
-            self._rewrite_failed(exc)
-            return compile_natively(source, source_path)
         if cache_path is not None:
             cache.write(cache_path, key, mtime_ns, size, site_table, code, _source_mode(source_path))
         return self._bind(site_table, code)

@@ -39,6 +39,7 @@ class Installation:
         self._main_candidates = ()
         self._undo = []
         self.installed = False
+        self.program_started = False  # set by the runner: unmatched targets only mean something then
 
     # -- questions the import hook asks ----------------------------------------
     def cache_key(self, module_names):
@@ -93,6 +94,8 @@ class Installation:
 
     def at_exit(self):
         REGISTRY.close_listeners()
+        if not self.program_started:
+            return
         for target in REGISTRY.unmatched_targets():
             module_state = "never imported" if target.module_is_literal and target.module not in sys.modules else None
             detail = f" (module {target.module!r} was never imported)" if module_state else ""

@@ -60,12 +60,10 @@ def run_path(path, args, installation):
     main = _fresh_main()
     if installation.targets.selector(("__main__",)) is not None:
         loader = HookwiseLoader("__main__", absolute, installation, ("__main__",))
-        code = loader.source_to_code(source, absolute)
     else:
         loader = SourceFileLoader("__main__", absolute)
-        code = _originals.compile(source, absolute, "exec", dont_inherit=True)
     main.__dict__.update(__file__=absolute, __cached__=None, __loader__=loader)
-    _execute(code, main)
+    _execute(loader, source, absolute, main, installation)
 
 
 def run_module(name, args, installation):
@@ -76,6 +74,7 @@ def run_module(name, args, installation):
     sys.argv[:] = [name, *args]  # runpy puts the module's path into argv[0]
     _set_path0(os.getcwd())
     _fresh_main()
+    installation.program_started = True
     try:
         runpy._run_module_as_main(name, alter_argv=True)
     except BaseException as exc:
@@ -90,6 +89,7 @@ def _run_main_of(path, args, installation):
     _set_path0(os.path.abspath(path))
     installation.expect_main_module("__main__")
     _fresh_main()
+    installation.program_started = True
     try:
         runpy._run_module_as_main("__main__", alter_argv=False)
     except BaseException as exc:
@@ -125,8 +125,12 @@ def _fresh_main():
     return main
 
 
-def _execute(code, main):
+def _execute(loader, source, path, main, installation):
     try:
+        code = loader.instrumented_code(source, path) if isinstance(loader, HookwiseLoader) else None
+        if code is None:
+            code = _originals.compile(source, path, "exec", dont_inherit=True)
+        installation.program_started = True
         _originals.exec(code, main.__dict__)
     except BaseException as exc:
         _report_with_own_frames_hidden(exc)
@@ -138,13 +142,19 @@ def _report_with_own_frames_hidden(exc):
     if isinstance(exc, SystemExit):
         return
     strip_own_frames(exc)
+    program_part = exc.__traceback__  # what the program's frames added; the launcher's come in front
     installed = sys.excepthook
     if getattr(installed, "__hookwise_shim__", False):
         return
 
     def excepthook(kind, value, tb):
         sys.excepthook = installed
-        installed(kind, value, strip_traceback(tb))
+        if value is exc:
+            value.__traceback__ = tb = program_part
+        elif isinstance(value, BaseException):
+            strip_own_frames(value)  # the default hook prints value.__traceback__, not the tb argument
+            tb = value.__traceback__
+        installed(kind, value, tb)
 
     excepthook.__hookwise_shim__ = True
     sys.excepthook = excepthook

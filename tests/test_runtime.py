@@ -1,0 +1,296 @@
+"""The dispatch runtime and the Call record, through rewritten code in this process."""
+
+import asyncio
+import io
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from helpers import Recorder, load_rewritten
+from hookwise import Blocked, report
+from hookwise.runtime import Registry
+from hookwise.saferepr import saferepr
+from hookwise.targets import TargetSet, parse_target
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    """What hookwise says on its own stderr during the test."""
+    stream = io.StringIO()
+    monkeypatch.setattr(report, "_stream", stream)
+    monkeypatch.setattr(report, "_said", set())
+    return stream
+
+
+SOURCE = """
+def add(a, b=0, *more, scale=1, **options):
+    return (a + b + sum(more)) * scale
+
+class Thing:
+    def __init__(self, name):
+        self.name = name
+    def __repr__(self):
+        return f"Thing({self.name!r})"
+    def touch(self):
+        return helper(self.name)
+
+def helper(value):
+    return value.upper()
+
+def caller_of_add():
+    return add(1, 2)
+"""
+
+
+def test_call_record_fields(monkeypatch):
+    recorder = Recorder()
+    namespace, _ = load_rewritten(SOURCE, listeners=[recorder], filename=__file__)
+    before = time.time_ns()
+    assert namespace["add"](1, 2, 3, 4, scale=2, extra="x") == 20
+    call = recorder.calls[-1]
+    assert call.target == "hooked:add" and call.module == "hooked" and call.qualname == "add"
+    assert call.args == (1, 2, 3, 4)
+    assert call.kwargs == {"scale": 2, "extra": "x"}
+    assert call.arguments == {"a": 1, "b": 2, "more": (3, 4), "scale": 2, "options": {"extra": "x"}}
+    assert call.thread_id == threading.get_ident() and call.thread_name == "MainThread"
+    assert call.pid == os.getpid()
+    assert before <= call.start_ns <= time.time_ns()
+    assert call.duration_ns is not None and call.duration_ns >= 0 and call.result == 20
+    assert call.kind == "function" and call.done and call.exception is None
+
+
+def test_call_ids_are_unique_and_increasing():
+    recorder = Recorder()
+    namespace, _ = load_rewritten(SOURCE, listeners=[recorder])
+    for _ in range(5):
+        namespace["add"](1)
+    ids = [call.call_id for call in recorder.calls]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+
+
+def test_the_caller_is_the_code_that_made_the_call():
+    seen = []
+
+    class CallerListener:
+        def start(self, call):
+            seen.append(call.caller)
+
+    namespace, _ = load_rewritten(SOURCE, listeners=[CallerListener()], filename="/src/app.py")
+    namespace["caller_of_add"]()
+    # caller_of_add is hooked too: its own caller is this test function
+    assert seen[0].function.endswith("test_the_caller_is_the_code_that_made_the_call")
+    assert seen[0].file == __file__
+    assert seen[1] == ("/src/app.py", 17, "caller_of_add")
+
+
+def test_the_caller_is_only_known_while_the_call_is_reported():
+    recorder = Recorder()
+    namespace, _ = load_rewritten(SOURCE, listeners=[recorder])
+    namespace["add"](1)
+    assert recorder.calls[-1].caller is None  # never read during the callbacks
+
+
+def test_thread_names_and_ids():
+    recorder = Recorder()
+    namespace, _ = load_rewritten(SOURCE, listeners=[recorder])
+    names = {}
+
+    class Names:
+        def start(self, call):
+            names[call.call_id] = (call.thread_id, call.thread_name)
+
+    namespace, _ = load_rewritten(SOURCE, listeners=[Names()])
+    worker = threading.Thread(target=namespace["add"], args=(1,), name="worker-7")
+    worker.start()
+    worker.join()
+    assert list(names.values()) == [(worker.ident, "worker-7")]
+
+
+def test_asyncio_task_names():
+    tasks = []
+
+    class Tasks:
+        def start(self, call):
+            tasks.append((call.qualname, call.task))
+
+    namespace, _ = load_rewritten(
+        """
+        import asyncio
+        async def job(n):
+            await asyncio.sleep(0)
+            return n
+        def sync_helper():
+            return 1
+        async def main():
+            sync_helper()
+            return await asyncio.gather(asyncio.create_task(job(1), name="first"), asyncio.create_task(job(2), name="second"))
+        """,
+        listeners=[Tasks()],
+    )
+    asyncio.run(namespace["main"]())
+    assert ("job", "first") in tasks and ("job", "second") in tasks
+    main_task = dict(tasks)["main"]
+    assert main_task is not None and dict(tasks)["sync_helper"] == main_task
+    namespace["sync_helper"]()
+    assert tasks[-1] == ("sync_helper", None)
+
+
+def test_a_failing_listener_is_reported_once_and_never_reaches_the_program(messages):
+    class Broken:
+        def start(self, call):
+            raise ValueError("listener bug")
+
+        def end(self, call, result):
+            raise KeyError("another")
+
+    recorder = Recorder()
+    namespace, _ = load_rewritten(SOURCE, listeners=[Broken(), recorder])
+    for _ in range(3):
+        assert namespace["add"](2, 3) == 5
+    assert len(recorder.calls) == 3  # the other listener still hears everything
+    lines = messages.getvalue().splitlines()
+    assert len(lines) == 1
+    assert "Broken" in lines[0] and "ValueError: listener bug" in lines[0] and "test_runtime.py" in lines[0]
+
+
+def test_hooked_code_called_by_a_listener_reports_nothing():
+    class Reentrant:
+        def __init__(self):
+            self.events = []
+
+        def start(self, call):
+            self.events.append(("start", call.qualname, saferepr(call.args)))  # runs the hooked __repr__
+            if call.qualname == "Thing.touch":
+                self.namespace["helper"]("from the listener")
+
+        def end(self, call, result):
+            self.events.append(("end", call.qualname))
+
+    listener = Reentrant()
+    namespace, _ = load_rewritten(SOURCE, listeners=[listener])
+    listener.namespace = namespace
+    thing = namespace["Thing"]("a")
+    assert thing.touch() == "A"
+    assert [event[:2] for event in listener.events] == [
+        ("start", "Thing.__init__"), ("end", "Thing.__init__"),
+        ("start", "Thing.touch"), ("start", "helper"), ("end", "helper"), ("end", "Thing.touch"),
+    ]
+
+
+def test_a_start_listener_can_block_a_call():
+    ran = []
+
+    class Guard:
+        def start(self, call):
+            if call.arguments.get("value") == "rm -rf /":
+                raise Blocked("refused: dangerous command")
+
+    recorder = Recorder()
+    namespace, _ = load_rewritten(
+        """
+        ran = []
+        def run(value):
+            ran.append(value)
+            return "ran"
+        """,
+        listeners=[Guard(), recorder],
+    )
+    assert namespace["run"]("ls") == "ran"
+    with pytest.raises(Blocked, match="refused") as info:
+        namespace["run"]("rm -rf /")
+    assert isinstance(info.value, PermissionError)
+    assert namespace["ran"] == ["ls"]
+    # the later listener saw the start too, then the error
+    assert recorder.events[-2:] == [("start", "run", {"value": "rm -rf /"}), ("error", "run", "Blocked")]
+    del ran
+
+
+def test_blocking_a_generator_refuses_its_first_resume():
+    class Guard:
+        def start(self, call):
+            raise Blocked("no")
+
+    namespace, _ = load_rewritten("def gen():\n    yield 1\n", listeners=[Guard()])
+    generator = namespace["gen"]()
+    with pytest.raises(Blocked):
+        next(generator)
+
+
+def test_no_listener_means_no_call_at_all():
+    namespace, sites = load_rewritten(SOURCE, listeners=[])
+    assert all(not site.on for site in sites.values())
+    assert namespace["add"](1, 2) == 3
+
+
+def test_per_target_listeners_hear_only_their_target():
+    everyone, only_helper = Recorder(), Recorder()
+    helper_target = parse_target("hooked:helper", listeners=["spec"])
+    registry = Registry()
+    registry.configure(TargetSet([parse_target("hooked:*"), helper_target]), [everyone], {helper_target: [only_helper]})
+    import rewriter
+    from loader import binding
+
+    tree = rewriter.parse(SOURCE, "<t>")
+    table = rewriter.instrument(tree, lambda qualname: True)
+    code = binding.bind(compile(tree, "<t>", "exec"), binding.create_sites(table, ("hooked",), registry))
+    namespace = {}
+    exec(code, namespace)
+    namespace["Thing"]("x").touch()
+    assert [event[1] for event in only_helper.events] == ["helper", "helper"]
+    assert {event[1] for event in everyone.events} == {"Thing.__init__", "Thing.touch", "helper"}
+    assert helper_target.matched
+
+
+def test_threads_keep_their_pairs():
+    recorder = Recorder()
+    lock = threading.Lock()
+
+    class Pairs:
+        def __init__(self):
+            self.open = {}
+            self.bad = []
+
+        def start(self, call):
+            with lock:
+                self.open[call.call_id] = call.thread_id
+
+        def end(self, call, result):
+            with lock:
+                if self.open.pop(call.call_id, None) != threading.get_ident():
+                    self.bad.append(call.call_id)
+
+    pairs = Pairs()
+    namespace, _ = load_rewritten(SOURCE, listeners=[pairs, recorder])
+    threads = [threading.Thread(target=lambda: [namespace["add"](i) for i in range(2000)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert pairs.open == {} and pairs.bad == []
+    assert len(recorder.calls) == 8000
+
+
+def test_saferepr_never_fails_and_stays_bounded():
+    from hookwise.saferepr import saferepr
+
+    class Broken:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    assert saferepr(Broken()) == "<Broken object; repr() raised RuntimeError>"
+    huge = list(range(10_000_000))
+    began = time.perf_counter()
+    text = saferepr(huge, 50)
+    assert time.perf_counter() - began < 0.5  # bounded work, not a timing assertion on hookwise speed
+    assert len(text) <= 50 and text.startswith("[0, 1, 2")
+    assert saferepr("x" * 1000, 20) == "'xxxxxxxxxxxxxxxx..."
+    nested = [[[[[["deep"]]]]]]
+    assert saferepr(nested) == "[[[[[...]]]]]"
+    assert saferepr({"a": (1,), "b": set(), "c": frozenset()}) == "{'a': (1,), 'b': set(), 'c': frozenset()}"
+    loop = []
+    loop.append(loop)
+    assert saferepr(loop).startswith("[[[[")
+    assert sys.getrecursionlimit()  # still alive
