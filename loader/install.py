@@ -40,6 +40,7 @@ class Installation:
         self._undo = []
         self.installed = False
         self.program_started = False  # set by the runner: unmatched targets only mean something then
+        self.program_crashed = False  # an uncaught exception: its traceback stays the last word
 
     # -- questions the import hook asks ----------------------------------------
     def cache_key(self, module_names):
@@ -94,7 +95,7 @@ class Installation:
 
     def at_exit(self):
         REGISTRY.close_listeners()
-        if not self.program_started:
+        if not self.program_started or self.program_crashed:
             return
         for target in REGISTRY.unmatched_targets():
             module_state = "never imported" if target.module_is_literal and target.module not in sys.modules else None

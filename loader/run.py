@@ -78,7 +78,7 @@ def run_module(name, args, installation):
     try:
         runpy._run_module_as_main(name, alter_argv=True)
     except BaseException as exc:
-        _report_with_own_frames_hidden(exc)
+        _report_with_own_frames_hidden(exc, installation)
         raise
 
 
@@ -93,7 +93,7 @@ def _run_main_of(path, args, installation):
     try:
         runpy._run_module_as_main("__main__", alter_argv=False)
     except BaseException as exc:
-        _report_with_own_frames_hidden(exc)
+        _report_with_own_frames_hidden(exc, installation)
         raise
 
 
@@ -126,6 +126,7 @@ def _fresh_main():
 
 
 def _execute(loader, source, path, main, installation):
+    """Compile and run the script; an exception escaping it gets the report python would give."""
     try:
         code = loader.instrumented_code(source, path) if isinstance(loader, HookwiseLoader) else None
         if code is None:
@@ -133,14 +134,19 @@ def _execute(loader, source, path, main, installation):
         installation.program_started = True
         _originals.exec(code, main.__dict__)
     except BaseException as exc:
-        _report_with_own_frames_hidden(exc)
+        _report_with_own_frames_hidden(exc, installation)
         raise
 
 
-def _report_with_own_frames_hidden(exc):
-    """Arrange for an exception leaving the program to be reported without hookwise frames."""
+def _report_with_own_frames_hidden(exc, installation):
+    """Arrange for an exception leaving the program to be reported without hookwise frames.
+
+    The traceback stays the last thing on stderr, as with python: hookwise's
+    own end-of-run remarks (unmatched targets) are not added after it.
+    """
     if isinstance(exc, SystemExit):
         return
+    installation.program_crashed = True
     strip_own_frames(exc)
     program_part = exc.__traceback__  # what the program's frames added; the launcher's come in front
     installed = sys.excepthook
