@@ -51,17 +51,43 @@ class _Found:
 
 def patch_loaded_modules(targets, registry, undo):
     """Hook every target that lives in an already-loaded module."""
+    modules = [(module, names, _targets_for(targets, names)) for module, names in _loaded_modules()]
+    # 1. Python functions, nested ones included: rewritten in place from the module's source.
+    for module, names, module_targets in modules:
+        if module_targets and codeswap.can_swap(module.__name__):
+            select = _qualname_selector(module_targets)
+            swap_plan = codeswap.plan(module, select)
+            if swap_plan is not None:
+                codeswap.apply(swap_plan, tuple(names), undo)
+    # 2. What is left: builtins, functions without source, functions living in another module.
     found = []
-    for module, names in _loaded_modules():
-        module_targets = []
-        for name in names:
-            module_targets.extend(t for t in targets.for_module(name) if t not in module_targets)
+    for module, names, module_targets in modules:
         for target in module_targets:
             if target.qualname_is_literal:
                 found.extend(_resolve_literal(module, target))
             else:
                 found.extend(_enumerate(module, names, target))
-    _hook(found, registry, undo)
+    _hook([item for item in found if not _already_hooked(item, registry)], registry, undo)
+
+
+def _targets_for(targets, names):
+    module_targets = []
+    for name in names:
+        module_targets.extend(target for target in targets.for_module(name) if target not in module_targets)
+    return module_targets
+
+
+def _qualname_selector(module_targets):
+    return lambda qualname: any(target.matches_qualname(qualname) for target in module_targets)
+
+
+def _already_hooked(item, registry):
+    """A function rewritten in step 1: its target only needs to know it matched."""
+    site = _site_in(item.obj.__code__) if isinstance(item.obj, FunctionType) else None
+    if site is None:
+        return False
+    registry.attach(site, item.target)
+    return True
 
 
 def _loaded_modules():
@@ -178,9 +204,8 @@ def _hook(found, registry, undo):
 
 
 def _swap_or_wrap(module, home_name, groups, registry, undo):
-    wanted = {}
-    for items in groups:
-        wanted.setdefault(items[0].qualname, []).append(items)
+    """Functions found through another module's name (``from home import f``): rewrite them at home."""
+    wanted = {items[0].qualname for items in groups}
     swap_plan = codeswap.plan(module, lambda qualname: qualname in wanted)
     swapped = set()
     if swap_plan is not None:
