@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,6 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENVS = os.path.join(ROOT, ".test-venvs")
 REQUIREMENTS = os.path.join(ROOT, "tests", "requirements.txt")
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
+# pip builds the project in ./build: two installs at once would share it
+_INSTALL_LOCK = threading.Lock()
 
 
 def find_interpreters():
@@ -88,9 +91,10 @@ def prepare(version, interpreter, log):
         with open(stamp, "w") as handle:
             handle.write(digest)
     # the project itself, freshly: this is also what provides the `hookwise` command
-    _run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-          "--no-build-isolation", "--force-reinstall", ROOT], log)
-    shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
+    with _INSTALL_LOCK:
+        _run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+              "--no-build-isolation", "--force-reinstall", ROOT], log)
+        shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
     return python
 
 
