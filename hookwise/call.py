@@ -105,7 +105,7 @@ class Call:
         layout = self.site.params
         if layout is None:
             return self.values[0]
-        positional, _, vararg, _, _ = layout
+        positional, _, vararg = layout[:3]
         count = len(positional)
         args = self.values[:count]
         if vararg is not None:
@@ -118,7 +118,7 @@ class Call:
         layout = self.site.params
         if layout is None:
             return self.values[1]
-        positional, _, vararg, kwonly, kwarg = layout
+        positional, _, vararg, kwonly, kwarg = layout[:5]
         index = len(positional) + (vararg is not None)
         kwargs = dict(zip(kwonly, self.values[index : index + len(kwonly)]))
         if kwarg is not None:
@@ -131,7 +131,7 @@ class Call:
         layout = self.site.params
         if layout is None:
             return self.site.bind_arguments(*self.values)
-        positional, _, vararg, kwonly, kwarg = layout
+        positional, _, vararg, kwonly, kwarg = layout[:5]
         names = list(positional)
         if vararg is not None:
             names.append(vararg)
@@ -139,6 +139,24 @@ class Call:
         if kwarg is not None:
             names.append(kwarg)
         return dict(zip(names, self.values))
+
+    @property
+    def changed_arguments(self):
+        """``arguments`` without those still equal to their literal default (for display)."""
+        arguments = self.arguments
+        layout = self.site.params
+        if layout is None or len(layout) < 6:
+            return arguments
+        for name, default in layout[5]:
+            if name in arguments:
+                value = arguments[name]
+                try:
+                    same = type(value) is type(default) and value == default
+                except Exception:
+                    same = False
+                if same:
+                    del arguments[name]
+        return arguments
 
     # -- where and who -----------------------------------------------------
     @property

@@ -164,12 +164,27 @@ class HookwiseLoader(SourceFileLoader):
         )
 
 
+def _rewrite_fingerprint():
+    """A digest of the code that shapes rewritten bytecode: any change to it is a cache miss."""
+    from . import binding
+
+    digest = hashlib.sha256()
+    for module in (rewriter.transform, rewriter.names, binding):
+        with _originals.open(module.__file__, "rb") as handle:
+            digest.update(handle.read())
+    return digest.hexdigest()
+
+
+_REWRITE_FINGERPRINT = _rewrite_fingerprint()
+
+
 def cache_key(code_settings, module_names):
     """The digest that decides whether a cached rewrite may be reused."""
     text = "\n".join(
         (
             sys.implementation.cache_tag or "",
             hookwise.__version__,
+            _REWRITE_FINGERPRINT,
             str(sys.flags.optimize),
             ",".join(module_names),
             code_settings,

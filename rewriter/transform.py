@@ -210,14 +210,33 @@ def function_kind(node):
 
 
 def signature_layout(args):
-    positional = tuple(arg.arg for arg in args.posonlyargs + args.args)
+    """(positional names, posonly count, vararg, keyword-only names, kwarg, literal defaults).
+
+    Literal defaults (``None``, ``-1``, ``()``, ``"utf-8"`` ...) let a listener
+    show only the arguments a caller changed; other defaults are left out.
+    """
+    positional = args.posonlyargs + args.args
+    defaults = {}
+    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
+        _add_literal(defaults, arg.arg, default)
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+        if default is not None:
+            _add_literal(defaults, arg.arg, default)
     return (
-        positional,
+        tuple(arg.arg for arg in positional),
         len(args.posonlyargs),
         args.vararg.arg if args.vararg else None,
         tuple(arg.arg for arg in args.kwonlyargs),
         args.kwarg.arg if args.kwarg else None,
+        tuple(defaults.items()),
     )
+
+
+def _add_literal(defaults, name, node):
+    try:
+        defaults[name] = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
 
 
 def _argument_loads(args):

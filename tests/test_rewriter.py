@@ -103,7 +103,12 @@ def test_arguments_are_passed_in_signature_order():
     text = shown("def f(a, /, b, *args, c, d=2, **kwargs):\n    pass\n")
     assert "_hookwise_site_0.start((a, b, args, c, d, kwargs))" in text
     _, sites = rewrite("def f(a, /, b, *args, c, d=2, **kwargs):\n    pass\n")
-    assert sites[0].params == (("a", "b"), 1, "args", ("c", "d"), "kwargs")
+    assert sites[0].params == (("a", "b"), 1, "args", ("c", "d"), "kwargs", (("d", 2),))
+
+
+def test_literal_defaults_are_recorded_and_others_are_not():
+    _, sites = rewrite("def f(a, b=None, c=-1, d=(1, 'x'), e=SENTINEL, *, f=b'', g=compute(), h):\n    pass\n")
+    assert dict(sites[0].params[5]) == {"b": None, "c": -1, "d": (1, "x"), "f": b""}
 
 
 @pytest.mark.parametrize(

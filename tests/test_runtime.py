@@ -294,3 +294,17 @@ def test_saferepr_never_fails_and_stays_bounded():
     loop.append(loop)
     assert saferepr(loop).startswith("[[[[")
     assert sys.getrecursionlimit()  # still alive
+
+
+def test_changed_arguments_leave_out_literal_defaults():
+    recorder = Recorder()
+    namespace, _ = load_rewritten(
+        "def popen(args, bufsize=-1, shell=False, cwd=None, *, text=None, env=ENV):\n    pass\nENV = {}\n"
+        "def call(): popen('ls', shell=True, text=False, env={'A': '1'})\n".replace("ENV = {}\n", ""),
+        listeners=[recorder],
+        namespace={"__name__": "m", "ENV": {}},
+    )
+    namespace["call"]()
+    call = recorder.calls[-1]
+    assert call.changed_arguments == {"args": "ls", "shell": True, "text": False, "env": {"A": "1"}}
+    assert call.arguments["bufsize"] == -1 and call.arguments["cwd"] is None

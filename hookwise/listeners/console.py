@@ -1,6 +1,9 @@
 """``--listener console``: one readable line per event on stderr (the default).
 
     hookwise start #3 __main__:Test1.div(self=<Test1>, x=10, y=2) [MainThread] from demo.py:41 in main
+
+Arguments still equal to a literal default (``shell=False``, ``bufsize=-1``) are
+left out of the line; the JSONL listener records every argument.
     hookwise end   #3 __main__:Test1.div -> 5.0 (12.1 us)
     hookwise error #4 __main__:Test1.div !! ZeroDivisionError: division by zero (9.8 us)
 
@@ -55,7 +58,7 @@ class ConsoleListener:
             parts = [saferepr(value, limit) for value in call.args]
             parts.extend(f"{name}={saferepr(value, limit)}" for name, value in call.kwargs.items())
         else:
-            parts = [f"{name}={saferepr(value, limit)}" for name, value in call.arguments.items()]
+            parts = [f"{name}={saferepr(value, limit)}" for name, value in call.changed_arguments.items()]
         return ", ".join(parts)
 
     def _path(self, path):

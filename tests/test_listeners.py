@@ -1,0 +1,211 @@
+"""Built-in listeners and user listeners, end to end through the driver."""
+
+import json
+import os
+import textwrap
+
+from helpers import ROOT, read_jsonl, run_driver
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text))
+
+
+THREADED = """
+import threading
+
+def work(n):
+    if n % 50 == 7:
+        raise ValueError(n)
+    return n * 2
+
+def worker(offset):
+    for n in range(offset, offset + 500):
+        try:
+            work(n)
+        except ValueError:
+            pass
+
+threads = [threading.Thread(target=worker, args=(i * 1000,), name=f"worker-{i}") for i in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+
+
+def test_jsonl_from_many_threads_is_whole_lines_with_every_pair(tmp_path):
+    write(tmp_path / "app.py", THREADED)
+    result = run_driver(["--hook", "__main__:work", "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = read_jsonl(tmp_path / "events.jsonl")  # every line parses: nothing torn or interleaved
+    assert len(events) == 4000
+    starts = {e["call_id"]: e for e in events if e["event"] == "start"}
+    finished = {e["call_id"]: e for e in events if e["event"] in ("end", "error")}
+    assert starts.keys() == finished.keys() and len(starts) == 2000
+    for call_id, start in starts.items():
+        assert finished[call_id]["target"] == start["target"] == "__main__:work"
+        assert finished[call_id]["thread_id"] == start["thread_id"]
+        assert start["thread_name"].startswith("worker-")
+    errors = [e for e in finished.values() if e["event"] == "error"]
+    assert len(errors) == 40 and all(e["exception_type"] == "ValueError" for e in errors)
+    assert len({e["pid"] for e in events}) == 1 and events[0]["pid"] != os.getpid()
+
+
+def test_jsonl_reprs_are_bounded_and_never_fail(tmp_path):
+    write(
+        tmp_path / "app.py",
+        """
+        class Hostile:
+            def __repr__(self):
+                raise RuntimeError("no repr for you")
+
+        def take(value, big):
+            return Hostile()
+
+        take(Hostile(), "x" * 100_000)
+        """,
+    )
+    result = run_driver(["--hook", "__main__:take", "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    start, end = read_jsonl(tmp_path / "events.jsonl")
+    assert start["args"][0] == "<Hostile object; repr() raised RuntimeError>"
+    assert len(start["args"][1]) <= 200 and start["args"][1].endswith("...")
+    assert end["result"] == "<Hostile object; repr() raised RuntimeError>"
+
+
+def test_the_console_listener_prints_one_line_per_event(tmp_path):
+    write(
+        tmp_path / "app.py",
+        """
+        def divide(a, b):
+            return a / b
+        divide(6, 3)
+        try:
+            divide(1, 0)
+        except ZeroDivisionError:
+            pass
+        """,
+    )
+    result = run_driver(["--hook", "__main__:divide", "app.py"], cwd=tmp_path)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 4
+    assert lines[0] == "hookwise start #1 __main__:divide(a=6, b=3) [MainThread] from app.py:4 in <module>"
+    assert lines[1].startswith("hookwise end   #1 __main__:divide -> 2.0 (")
+    assert lines[2] == "hookwise start #2 __main__:divide(a=1, b=0) [MainThread] from app.py:6 in <module>"
+    assert lines[3].startswith("hookwise error #2 __main__:divide !! ZeroDivisionError: division by zero (")
+
+
+def test_a_user_listener_class_by_import_path(tmp_path):
+    write(
+        tmp_path / "mylisteners.py",
+        """
+        import json
+        class Tally:
+            def __init__(self, path="tally.json"):
+                self.path, self.counts = path, {}
+            def end(self, call, result):
+                self.counts[call.target] = self.counts.get(call.target, 0) + 1
+            def close(self):
+                with open(self.path, "w") as handle:
+                    json.dump(self.counts, handle)
+        INSTANCE = Tally("instance.json")
+        """,
+    )
+    write(tmp_path / "app.py", "def f(): pass\nfor _ in range(3): f()\n")
+    result = run_driver(["--hook", "__main__:f", "--listener", "mylisteners:Tally=counted.json",
+                         "--listener", "mylisteners:INSTANCE", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "counted.json").read_text()) == {"__main__:f": 3}
+    assert json.loads((tmp_path / "instance.json").read_text()) == {"__main__:f": 3}
+
+
+def test_bad_user_listeners_are_refused_before_the_program(tmp_path):
+    write(tmp_path / "mylisteners.py", "class Explodes:\n    def __init__(self):\n        raise OSError('no disk')\n"
+                                       "class Useless:\n    pass\n")
+    write(tmp_path / "app.py", "print('ran')\n")
+    for spec, message in (("mylisteners:Explodes", "could not be created: OSError: no disk"),
+                          ("mylisteners:Useless", "none of the methods start, end, error"),
+                          ("mylisteners:Missing", "has no attribute 'Missing'")):
+        result = run_driver(["--listener", spec, "app.py"], cwd=tmp_path)
+        assert result.returncode == 2 and result.stdout == ""
+        assert message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_listener_that_always_fails_is_reported_once_and_changes_nothing(tmp_path):
+    write(tmp_path / "mylisteners.py", "class Broken:\n    def start(self, call):\n        raise ZeroDivisionError('always')\n")
+    write(tmp_path / "app.py", "import sys\ndef f(n): return n\nprint(sum(f(i) for i in range(100)))\nsys.exit(5)\n")
+    plain = run_driver(["--hook", "__main__:f", "--listener", "jsonl=/dev/null", "app.py"], cwd=tmp_path)
+    result = run_driver(["--hook", "__main__:f", "--listener", "mylisteners:Broken", "app.py"], cwd=tmp_path)
+    assert result.returncode == plain.returncode == 5
+    assert result.stdout == plain.stdout == "4950\n"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "listener mylisteners.Broken failed in start(): ZeroDivisionError: always" in lines[0]
+
+
+def test_the_guard_example_blocks_chained_shell_commands(tmp_path):
+    write(
+        tmp_path / "app.py",
+        """
+        import os
+        print("safe:", os.system("true"))
+        try:
+            os.system("true; echo pwned")
+        except PermissionError as exc:
+            print("refused:", type(exc).__name__)
+        """,
+    )
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = run_driver(["--hook", "os:system", "--listener", "examples.guard:CommandGuard", "--listener", "jsonl=e.jsonl",
+                         "app.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["safe: 0", "refused: Blocked"]
+    assert "pwned" not in result.stdout
+    events = [(e["event"], e.get("exception_type")) for e in read_jsonl(tmp_path / "e.jsonl")]
+    assert events == [("start", None), ("end", None), ("start", None), ("error", "hookwise.listener.Blocked")]
+
+
+def test_an_uncaught_block_shows_no_hookwise_frame(tmp_path):
+    write(tmp_path / "app.py", "import os\nos.system('a && b')\n")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = run_driver(["--hook", "os:system", "--listener", "examples.guard:CommandGuard", "app.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Traceback (most recent call last):",
+        f'  File "{tmp_path / "app.py"}", line 2, in <module>',
+        "    os.system('a && b')",
+        "hookwise.listener.Blocked: hookwise guard refused posix:system('a && b'): it chains commands",
+    ]
+
+
+def test_the_demo_with_the_embedded_defaults(tmp_path):
+    plain_run = run_driver(["--listener", "jsonl=" + str(tmp_path / "e.jsonl"), os.path.join(ROOT, "examples", "demo.py"), "a1"],
+                           cwd=tmp_path)
+    assert plain_run.returncode == 0, plain_run.stderr
+    starts = [e for e in read_jsonl(tmp_path / "e.jsonl") if e["event"] == "start"]
+    targets = [e["target"] for e in starts]
+    assert targets.count("subprocess:Popen.__init__") == 2
+    assert targets.count("posix:system") == 2  # one direct, one from the exec'd code
+    assert "builtins:exec" in targets
+    opened = [e["args"][0] for e in starts if e["target"] == "io:open"]
+    assert any("hookwise-demo.txt" in path for path in opened)
+    shell = [e for e in starts if e["target"] == "subprocess:Popen.__init__"][1]
+    assert shell["args"][1] == "'echo hello from a shell command'" and shell["args"][9] == "True"  # shell=True
+
+
+def test_the_demo_with_its_toml_hooks(tmp_path):
+    config = os.path.join(ROOT, "examples", "hookwise.toml")
+    result = run_driver(["--config", config, "--listener", "jsonl=" + str(tmp_path / "e.jsonl"),
+                         os.path.join(ROOT, "examples", "demo.py")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = read_jsonl(tmp_path / "e.jsonl")
+    user = [(e["event"], e["target"]) for e in events if e["target"].startswith("__main__")]
+    assert user == [
+        ("start", "__main__:Test1.func_test_user_code"), ("end", "__main__:Test1.func_test_user_code"),
+        ("start", "__main__:Test1.func_test_user_code"), ("error", "__main__:Test1.func_test_user_code"),
+        ("start", "__main__:Test1.Nested.scale"), ("end", "__main__:Test1.Nested.scale"),
+        ("start", "__main__:func_test_user_code_non_class"), ("end", "__main__:func_test_user_code_non_class"),
+    ]
+    first = next(e for e in events if e["target"] == "__main__:Test1.func_test_user_code")
+    assert first["args"] == ["<__main__.Test1 object at " + first["args"][0].split(" at ")[1], "10", "2", "1", "1"]
+    assert first["kwargs"] == {"name": "'Tester Name'"}
