@@ -365,3 +365,15 @@ def _bound(tree, filename="<bound>"):
             if index is not None:
                 indices.add(index)
     return binding.bind(code, {index: _NullSite() for index in indices})
+
+
+def test_injected_code_never_yields_nor_returns_from_finally():
+    source = "def g(x):\n    try:\n        yield x\n    finally:\n        return\n"
+    before = rewriter.parse(source, "<y>")
+    tree, _ = rewrite(source)
+    count = lambda t, kind: sum(isinstance(node, kind) for node in ast.walk(t))  # noqa: E731
+    assert count(tree, (ast.Yield, ast.YieldFrom)) == count(before, (ast.Yield, ast.YieldFrom))
+    assert count(tree, ast.Return) == count(before, ast.Return)
+    injected = tree.body[0].body[1]
+    assert isinstance(injected, ast.Try)
+    assert not any(isinstance(node, (ast.Return, ast.Yield)) for part in injected.finalbody for node in ast.walk(part))
