@@ -88,11 +88,13 @@ def load_config(explicit_path=None, cwd=None):
 
 
 def _mentions_hookwise(path):
-    # Parse someone's pyproject.toml only when it can concern us: a broken one
-    # that has no [tool.hookwise] must not stop their program from running.
+    # Parse someone's pyproject.toml only when it has a [tool.hookwise] table:
+    # a broken one that does not concern us must not stop their program, and
+    # parsing TOML imports modules (typing, re, datetime) that would then have
+    # been loaded before the hooks.
     try:
         with open(path, "rb") as handle:
-            return b"hookwise" in handle.read()
+            return b"tool.hookwise" in handle.read()
     except OSError:
         return False
 

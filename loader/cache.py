@@ -21,7 +21,7 @@ half-written file, even with many processes importing at once.
 import marshal
 import os
 import sys
-from importlib.util import MAGIC_NUMBER, cache_from_source
+from importlib._bootstrap_external import MAGIC_NUMBER, cache_from_source
 
 from hookwise import _originals
 

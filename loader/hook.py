@@ -12,7 +12,6 @@ overrides ``source_to_code`` (rewrite, compile the tree, bind the sites) and
 inherited ``get_code`` would happily return the normal, unhooked ``.pyc``).
 """
 
-import hashlib
 import os
 import sys
 from importlib import _bootstrap
@@ -164,11 +163,17 @@ class HookwiseLoader(SourceFileLoader):
         )
 
 
+try:  # the C hash, without importing hashlib (and OpenSSL) before the program runs
+    from _sha2 import sha256
+except ImportError:  # before 3.12
+    from _sha256 import sha256
+
+
 def _rewrite_fingerprint():
     """A digest of the code that shapes rewritten bytecode: any change to it is a cache miss."""
     from . import binding
 
-    digest = hashlib.sha256()
+    digest = sha256()
     for module in (rewriter.transform, rewriter.names, binding):
         with _originals.open(module.__file__, "rb") as handle:
             digest.update(handle.read())
@@ -190,7 +195,7 @@ def cache_key(code_settings, module_names):
             code_settings,
         )
     )
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def _source_mode(path):

@@ -6,13 +6,14 @@ result is for reading only: it is never compiled.
 """
 
 import ast
-import copy
 
 from . import names
 
 
 def readable_tree(tree):
     """A copy of ``tree`` with injected names and placeholders made printable."""
+    import copy  # only the dump needs it: keep it out of every program's start-up
+
     tree = copy.deepcopy(tree)
     taken = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     return _Readable(taken).visit(tree)

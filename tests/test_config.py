@@ -93,7 +93,7 @@ def test_hookwise_toml_then_pyproject_are_discovered(tmp_path):
 
 
 def test_a_broken_pyproject_that_does_not_concern_hookwise_is_ignored(tmp_path):
-    write(tmp_path / "pyproject.toml", "[project\nname = broken")
+    write(tmp_path / "pyproject.toml", "[project\nname = 'hookwise' broken")
     settings = build_settings(cwd=str(tmp_path))
     assert settings.default_targets
     assert [t.text for t in settings.targets] == list(defaults.DEFAULT_TARGETS)
