@@ -33,6 +33,9 @@ options:
                        or 'package.module:attr'; repeatable
   --config PATH        read settings from this TOML file (default: ./hookwise.toml,
                        else [tool.hookwise] in ./pyproject.toml)
+  --redact WORD        also show arguments whose name contains WORD as ***
+                       (password, token, secret, ... are redacted already); repeatable
+  --repr-limit N       cut every shown value at N characters (default 200)
   --no-cache           do not read or write hookwise's bytecode cache
   --version            print hookwise's version and exit
   -h, --help           show this help and exit
@@ -51,10 +54,23 @@ class Options:
         self.hooks = []
         self.listeners = []
         self.config = None
+        self.redact = []
+        self.repr_limit = None
         self.use_cache = True
         self.module = None  # -m NAME
         self.script = None
         self.args = []
+
+
+# option -> (attribute, how the value is kept)
+VALUE_OPTIONS = {
+    "--hook": ("hooks", "append"),
+    "--listener": ("listeners", "append"),
+    "--config": ("config", "set"),
+    "--redact": ("redact", "append"),
+    "--repr-limit": ("repr_limit", "int"),
+}
+FLAG_OPTIONS = {"--no-cache": ("use_cache", False)}
 
 
 def parse_args(argv):
@@ -69,23 +85,19 @@ def parse_args(argv):
         if arg == "--version":
             sys.stdout.write(f"hookwise {__version__}\n")
             raise SystemExit(0)
-        if arg == "--no-cache":
-            options.use_cache = False
+        if arg in FLAG_OPTIONS:
+            attribute, value = FLAG_OPTIONS[arg]
+            setattr(options, attribute, value)
             index += 1
             continue
         name, has_value, value = arg.partition("=")
-        if name in ("--hook", "--listener", "--config"):
+        if name in VALUE_OPTIONS:
             if not has_value:
                 if index + 1 >= len(argv):
                     raise UsageError(f"option {name} needs a value")
                 index += 1
                 value = argv[index]
-            if name == "--hook":
-                options.hooks.append(value)
-            elif name == "--listener":
-                options.listeners.append(value)
-            else:
-                options.config = value
+            _keep(options, name, value)
             index += 1
             continue
         if arg == "-m" or (arg.startswith("-m") and len(arg) > 2):
@@ -108,14 +120,27 @@ def parse_args(argv):
     raise UsageError("no program to run: give a script or -m module (see --help)")
 
 
+def _keep(options, name, value):
+    attribute, how = VALUE_OPTIONS[name]
+    if how == "append":
+        getattr(options, attribute).append(value)
+    elif how == "int":
+        try:
+            setattr(options, attribute, int(value))
+        except ValueError:
+            raise UsageError(f"option {name} needs a whole number, not {value!r}") from None
+    else:
+        setattr(options, attribute, value)
+
+
 def create_listeners(settings):
     """(listeners for every target, {target: its own listeners}); same spec, same object."""
     cache = {}
-    listeners = [resolve(spec, cache) for spec in settings.listener_specs]
+    listeners = [resolve(spec, settings, cache) for spec in settings.listener_specs]
     per_target = {}
     for target in settings.targets:
         if target.listeners:
-            per_target[target] = [resolve(spec, cache) for spec in target.listeners]
+            per_target[target] = [resolve(spec, settings, cache) for spec in target.listeners]
     return listeners, per_target
 
 
@@ -135,7 +160,8 @@ def main(argv=None):
             missing = os.path.abspath(options.script)
             sys.stderr.write(f"{sys.executable}: can't open file {missing!r}: [Errno 2] No such file or directory\n")
             return loader.run.EXIT_USAGE
-        settings = build_settings(options.hooks, options.listeners, options.config)
+        settings = build_settings(options.hooks, options.listeners, options.config,
+                                  cli_redact=options.redact, cli_repr_limit=options.repr_limit)
         listeners, per_target = create_listeners(settings)
         report.open_stream()
         installation = Installation(settings, use_cache=options.use_cache)

@@ -10,6 +10,8 @@ nothing in it is executed. Command-line hooks and listeners add to the file's.
         { target = "os:system", listeners = ["myapp.security:CommandGuard"] },
     ]
     listeners = ["console", "jsonl=calls.jsonl"]
+    redact = ["password", "token", "pin"]   # replaces the default list of secret names
+    repr_limit = 120                         # characters per shown value
 
 With no hook named anywhere, the embedded defaults apply (``hookwise.defaults``);
 with no listener named anywhere, ``console``.
@@ -18,6 +20,7 @@ with no listener named anywhere, ``console``.
 import os
 
 from . import defaults
+from .render import DEFAULT_REDACT, DEFAULT_REPR_LIMIT, Render
 from .targets import TargetError, TargetSet, parse_target
 
 
@@ -29,17 +32,24 @@ class ConfigError(ValueError):
 KNOWN_KEYS = {
     "hooks": "a list of targets ('module:qualname' or {target = ..., listeners = [...]})",
     "listeners": "a list of listener specs",
+    "redact": "a list of words; arguments whose names contain one are shown as ***",
+    "repr_limit": "a positive number of characters",
 }
+_KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": int}
 
 
 class Settings:
     """Everything that decides what hookwise does in a run."""
 
-    def __init__(self, targets, listener_specs, config_path=None, default_targets=False):
+    def __init__(self, targets, listener_specs, config_path=None, default_targets=False,
+                 redact=DEFAULT_REDACT, repr_limit=DEFAULT_REPR_LIMIT):
         self.targets = TargetSet(targets)
         self.listener_specs = list(listener_specs)
         self.config_path = config_path
         self.default_targets = default_targets  # True when the embedded set is in use
+        self.redact = tuple(redact)
+        self.repr_limit = repr_limit
+        self.render = Render(repr_limit, redact)  # how built-in listeners show values
 
     def code_key(self):
         """The settings that change generated code, as text for the bytecode cache key."""
@@ -49,7 +59,7 @@ class Settings:
         return f"Settings(targets={[t.text for t in self.targets]}, listeners={self.listener_specs})"
 
 
-def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None):
+def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, cli_redact=(), cli_repr_limit=None):
     """Merge the config file (explicit or discovered) with command-line options."""
     path, table = load_config(config_path, cwd)
     targets = []
@@ -66,7 +76,11 @@ def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None):
     listeners = list(table.get("listeners", ())) + list(cli_listeners)
     if not listeners:
         listeners = list(defaults.DEFAULT_LISTENERS)
-    return Settings(targets, listeners, path, used_defaults)
+    redact = list(table.get("redact", DEFAULT_REDACT)) + list(cli_redact)
+    repr_limit = cli_repr_limit if cli_repr_limit is not None else table.get("repr_limit", DEFAULT_REPR_LIMIT)
+    if not isinstance(repr_limit, int) or isinstance(repr_limit, bool) or repr_limit < 8:
+        raise ConfigError(f"repr_limit must be a whole number of characters, at least 8 (got {repr_limit!r})")
+    return Settings(targets, listeners, path, used_defaults, redact, repr_limit)
 
 
 def load_config(explicit_path=None, cwd=None):
@@ -131,11 +145,12 @@ def _validate(table, where):
     for key, value in table.items():
         if key not in KNOWN_KEYS:
             raise ConfigError(f"{where}: unknown key {key!r} (known keys: {', '.join(KNOWN_KEYS)})")
-        if not isinstance(value, list):
+        if not isinstance(value, _KEY_TYPES[key]) or isinstance(value, bool):
             raise ConfigError(f"{where}: {key!r} must be {KNOWN_KEYS[key]}")
-    for spec in table.get("listeners", ()):
-        if not isinstance(spec, str):
-            raise ConfigError(f"{where}: 'listeners' must be a list of strings, found {spec!r}")
+    for key in ("listeners", "redact"):
+        for item in table.get(key, ()):
+            if not isinstance(item, str):
+                raise ConfigError(f"{where}: {key!r} must be a list of strings, found {item!r}")
     return table
 
 

@@ -9,15 +9,20 @@ gets its own ``repr()``, cut afterwards.
 
 DEFAULT_LIMIT = 200
 _ELLIPSIS = "..."
+_SECRET = "'***'"
 _MAX_DEPTH = 4
 
 _SEQUENCES = {list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}"), frozenset: ("frozenset({", "})")}
 
 
-def saferepr(value, limit=DEFAULT_LIMIT):
-    """``repr(value)`` in at most ``limit`` characters; never raises an Exception."""
+def saferepr(value, limit=DEFAULT_LIMIT, secret=None):
+    """``repr(value)`` in at most ``limit`` characters; never raises an Exception.
+
+    ``secret(key)``, when given, hides the values of dict entries whose key it
+    accepts, at any depth: ``{'password': '***'}``.
+    """
     try:
-        text = _repr(value, limit, 0)
+        text = _repr(value, limit, 0, secret)
     except Exception as exc:  # a broken __repr__ is the program's business, not ours
         text = f"<{_type_name(value)} object; repr() raised {_type_name(exc)}>"
     if len(text) > limit:
@@ -32,7 +37,7 @@ def _type_name(value):
         return "?"
 
 
-def _repr(value, limit, depth):
+def _repr(value, limit, depth, secret=None):
     kind = type(value)
     if kind is str or kind is bytes or kind is bytearray:
         if len(value) > limit:
@@ -46,14 +51,17 @@ def _repr(value, limit, depth):
         if kind is frozenset and not value:
             return "frozenset()"
         opening, closing = _SEQUENCES[kind]
-        items = _join((_repr(item, limit, depth + 1) for item in value), limit)
+        items = _join((_repr(item, limit, depth + 1, secret) for item in value), limit)
         if kind is tuple and len(value) == 1:
             items += ","
         return opening + items + closing
     if kind is dict:
         if depth >= _MAX_DEPTH and value:
             return "{" + _ELLIPSIS + "}"
-        pairs = (f"{_repr(key, limit, depth + 1)}: {_repr(item, limit, depth + 1)}" for key, item in value.items())
+        pairs = (
+            f"{_repr(key, limit, depth + 1)}: {_SECRET if secret is not None and secret(key) else _repr(item, limit, depth + 1, secret)}"
+            for key, item in value.items()
+        )
         return "{" + _join(pairs, limit) + "}"
     return repr(value)
 

@@ -153,7 +153,9 @@ def test_a_missing_module_fails_like_python(tmp_path):
         (["--listener", "nonsense", "x.py"], "unknown listener 'nonsense'"),
         (["--listener", "no_such_pkg.mod:Thing", "x.py"], "cannot import 'no_such_pkg.mod'"),
         (["--listener", "jsonl", "x.py"], "needs a path"),
-        (["--listener", "jsonl=/no/such/dir/out.jsonl", "x.py"], "cannot write the jsonl output"),
+        (["--repr-limit", "many", "x.py"], "needs a whole number"),
+        (["--repr-limit", "3", "x.py"], "at least 8"),
+        (["--listener", "jsonl=/no/such/dir/out.jsonl", "x.py"], "cannot write the output"),
         (["--config", "missing.toml", "x.py"], "does not exist"),
         (["--hook", "builtins:locals", "x.py"], "cannot hook 'builtins:locals'"),
         (["--hook", "subprocess:Popen", "x.py"], None),  # subprocess not loaded yet: decided at import

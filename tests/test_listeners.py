@@ -210,3 +210,34 @@ def test_the_demo_with_its_toml_hooks(tmp_path):
     first = next(e for e in events if e["target"] == "__main__:Test1.func_test_user_code")
     assert first["args"] == ["<__main__.Test1 object at " + first["args"][0].split(" at ")[1], "10", "2", "1", "1"]
     assert first["kwargs"] == {"name": "'Tester Name'"}
+
+
+def test_secrets_are_redacted_and_values_bounded_in_jsonl_and_console(tmp_path):
+    write(
+        tmp_path / "app.py",
+        """
+        def login(user, password, *, api_key=None, headers=None, note=""):
+            return {"session": "s3cr3t-session", "user": user}
+        login("ada", "hunter2", api_key="k-123", headers={"Authorization": "Bearer t0k3n"}, note="n" * 500)
+        """,
+    )
+    result = run_driver(["--hook", "__main__:login", "--listener", "jsonl=e.jsonl", "--listener", "console",
+                         "--redact", "note", "--repr-limit", "40", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    start, end = read_jsonl(tmp_path / "e.jsonl")
+    assert start["args"] == ["'ada'", "***"]
+    assert start["kwargs"] == {"api_key": "***", "headers": "{'Authorization': '***'}", "note": "***"}
+    assert end["result"] == "{'session': '***', 'user': 'ada'}"
+    for secret in ("hunter2", "k-123", "t0k3n", "s3cr3t"):
+        assert secret not in result.stderr and secret not in (tmp_path / "e.jsonl").read_text()
+    assert "password=***" in result.stderr and "api_key=***" in result.stderr
+
+
+def test_the_redaction_list_is_configurable(tmp_path):
+    write(tmp_path / "hookwise.toml", 'hooks = ["__main__:f"]\nlisteners = ["jsonl=e.jsonl"]\nredact = ["pin"]\nrepr_limit = 10\n')
+    write(tmp_path / "app.py", "def f(pin, password): return 'x' * 50\nf(1234, 'visible-now')\n")
+    result = run_driver(["app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    start, end = read_jsonl(tmp_path / "e.jsonl")
+    assert start["args"] == ["***", "'visibl..."]
+    assert end["result"] == "'xxxxxx..." and len(end["result"]) == 10

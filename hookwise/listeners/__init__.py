@@ -1,8 +1,15 @@
 """Built-in listeners and the ``--listener SPEC`` resolver.
 
-A spec is ``console``, ``jsonl=PATH``, or ``package.module:attr[=ARG]`` naming a
-user's listener: a class (instantiated with ARG when given, else with no
-argument) or a ready object.
+A spec is ``NAME[=ARG]``:
+
+- a built-in listener: ``console``, ``jsonl=PATH`` (and the others in
+  ``BUILTIN``), each made by its module's ``from_spec(arg, settings)``;
+- a plugin that names itself in the ``hookwise.listeners`` entry-point group;
+- ``package.module:attr[=ARG]``: a user's listener, a class (instantiated with
+  ARG when given, else with no argument) or a ready object.
+
+Plugins and user listeners are created the same way. Nothing is imported until
+a spec names it.
 """
 
 import importlib
@@ -14,41 +21,78 @@ class ListenerSpecError(ValueError):
     """A listener spec that names nothing usable; the message is one line."""
 
 
-BUILTIN_NAMES = ("console", "jsonl")
+def require_arg(name, arg, what):
+    """For ``from_spec``: the ARG of ``name=ARG``, or a one-line error naming what is missing."""
+    if not arg:
+        raise ListenerSpecError(f"listener {name!r} needs {what}: --listener {name}=...")
+    return arg
 
 
-def resolve(spec, cache=None):
+def refuse_arg(name, arg):
+    if arg is not None:
+        raise ListenerSpecError(f"listener {name!r} takes no value (got {name}={arg})")
+
+
+# name -> module holding ``from_spec(arg, settings)``, which checks its own ARG
+BUILTIN = {
+    "console": "hookwise.listeners.console",
+    "jsonl": "hookwise.listeners.jsonl",
+}
+
+ENTRY_POINT_GROUP = "hookwise.listeners"
+
+
+def resolve(spec, settings, cache=None):
     """The listener object for ``spec``; the same spec gives the same object via ``cache``."""
     if cache is not None and spec in cache:
         return cache[spec]
-    listener = _create(spec)
+    listener = _create(spec, settings)
     if cache is not None:
         cache[spec] = listener
     return listener
 
 
-def _create(spec):
+def _create(spec, settings):
     if not isinstance(spec, str) or not spec.strip():
-        raise ListenerSpecError(f"empty listener spec; expected one of {', '.join(BUILTIN_NAMES)} or package.module:attr")
+        raise ListenerSpecError(f"empty listener spec; expected {_expected()}")
     name, has_arg, arg = spec.strip().partition("=")
-    if name == "console":
-        from .console import ConsoleListener
-
-        return ConsoleListener()
-    if name == "jsonl":
-        if not has_arg or not arg:
-            raise ListenerSpecError("listener 'jsonl' needs a path: --listener jsonl=PATH")
-        from .jsonl import JsonlListener
-
+    arg = arg if has_arg else None
+    if name in BUILTIN:
+        module = importlib.import_module(BUILTIN[name])
         try:
-            return JsonlListener(arg)
+            return module.from_spec(arg, settings)
+        except ListenerSpecError:
+            raise
         except OSError as exc:
-            raise ListenerSpecError(f"cannot write the jsonl output {arg!r}: {exc.strerror or exc}") from None
+            raise ListenerSpecError(f"listener {name!r}: cannot write the output {arg!r}: {exc.strerror or exc}") from None
     if ":" in name:
-        return _user_listener(name, arg if has_arg else None)
-    raise ListenerSpecError(
-        f"unknown listener {name!r}; expected one of {', '.join(BUILTIN_NAMES)} or package.module:attr"
-    )
+        return _user_listener(name, arg)
+    plugin = _entry_point(name)
+    if plugin is not None:
+        return _instantiate(plugin, name, arg)
+    raise ListenerSpecError(f"unknown listener {name!r}; expected {_expected()}")
+
+
+def _expected():
+    return f"one of {', '.join(BUILTIN)}, an installed plugin, or package.module:attr"
+
+
+def _entry_point(name):
+    """The object a ``hookwise.listeners`` entry point named ``name`` refers to, or None."""
+    try:
+        from importlib.metadata import entry_points
+    except ImportError:  # pragma: no cover - always there on 3.10+
+        return None
+    try:
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    except Exception:
+        return None
+    if not found:
+        return None
+    try:
+        return found[0].load()
+    except Exception as exc:
+        raise ListenerSpecError(f"listener plugin {name!r} ({found[0].value}) failed to load: {type(exc).__name__}: {exc}") from None
 
 
 def _user_listener(path, arg):
@@ -62,17 +106,21 @@ def _user_listener(path, arg):
             target = getattr(target, part)
         except AttributeError:
             raise ListenerSpecError(f"listener {path!r}: module {module_name!r} has no attribute {attribute!r}") from None
+    return _instantiate(target, path, arg)
+
+
+def _instantiate(target, label, arg):
     if isinstance(target, type):
         try:
             listener = target(arg) if arg is not None else target()
         except Exception as exc:
-            raise ListenerSpecError(f"listener {path!r} could not be created: {type(exc).__name__}: {exc}") from None
+            raise ListenerSpecError(f"listener {label!r} could not be created: {type(exc).__name__}: {exc}") from None
     elif arg is not None:
-        raise ListenerSpecError(f"listener {path!r} is an object, not a class: it takes no '={arg}'")
+        raise ListenerSpecError(f"listener {label!r} is an object, not a class: it takes no '={arg}'")
     else:
         listener = target
     if not any(callable(getattr(listener, method, None)) for method in ("start", "end", "error")):
-        raise ListenerSpecError(f"listener {path!r} has none of the methods start, end, error")
+        raise ListenerSpecError(f"listener {label!r} has none of the methods start, end, error")
     return listener
 
 

@@ -15,13 +15,19 @@ import os
 from _thread import allocate_lock
 
 from .. import report
-from ..saferepr import saferepr
+from ..render import Render
+from . import refuse_arg
+
+
+def from_spec(arg, settings):
+    refuse_arg("console", arg)
+    return ConsoleListener(render=settings.render)
 
 
 class ConsoleListener:
-    def __init__(self, stream=None, repr_limit=120):
+    def __init__(self, stream=None, render=None):
         self.stream = stream
-        self.repr_limit = repr_limit
+        self.render = render if render is not None else Render()
         self._lock = allocate_lock()
         self._cwd = os.getcwd()
 
@@ -42,37 +48,28 @@ class ConsoleListener:
 
     def end(self, call, result):
         self._write(
-            f"hookwise end   #{call.call_id} {call.target} -> {saferepr(result, self.repr_limit)}"
+            f"hookwise end   #{call.call_id} {call.target} -> {self.render.value(result)}"
             f" ({format_duration(call.duration_ns)})"
         )
 
     def error(self, call, exc):
         self._write(
-            f"hookwise error #{call.call_id} {call.target} !! {type(exc).__name__}: {saferepr_text(exc, self.repr_limit)}"
+            f"hookwise error #{call.call_id} {call.target} !! {type(exc).__name__}: {self.render.exception_text(exc)}"
             f" ({format_duration(call.duration_ns)})"
         )
 
     def _arguments(self, call):
-        limit = self.repr_limit
         if call.site.params is None:  # a replaced builtin: no parameter names to show
-            parts = [saferepr(value, limit) for value in call.args]
-            parts.extend(f"{name}={saferepr(value, limit)}" for name, value in call.kwargs.items())
+            parts = self.render.args(call)
+            parts.extend(f"{name}={value}" for name, value in self.render.kwargs(call).items())
         else:
-            parts = [f"{name}={saferepr(value, limit)}" for name, value in call.changed_arguments.items()]
+            parts = [f"{name}={value}" for name, value in self.render.arguments(call, changed_only=True).items()]
         return ", ".join(parts)
 
     def _path(self, path):
         if path.startswith(self._cwd + os.sep):
             return path[len(self._cwd) + 1 :]
         return path
-
-
-def saferepr_text(exc, limit):
-    try:
-        text = str(exc)
-    except Exception:
-        return saferepr(exc, limit)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_duration(ns):

@@ -16,7 +16,8 @@ written under a lock in whole lines, buffered, and flushed at exit.
 from _thread import allocate_lock
 
 from .. import _originals
-from ..saferepr import saferepr
+from ..render import Render, exception_type_name
+from . import require_arg
 
 try:
     from _json import encode_basestring_ascii as _quote
@@ -43,10 +44,14 @@ except ImportError:  # pragma: no cover - every CPython build has _json
 BUFFER_BYTES = 64 * 1024
 
 
+def from_spec(arg, settings):
+    return JsonlListener(require_arg("jsonl", arg, "a path"), render=settings.render)
+
+
 class JsonlListener:
-    def __init__(self, path, repr_limit=200):
+    def __init__(self, path, render=None):
         self.path = path
-        self.repr_limit = repr_limit
+        self.render = render if render is not None else Render()
         self._lock = allocate_lock()
         self._buffer = []
         self._buffered = 0
@@ -54,9 +59,9 @@ class JsonlListener:
 
     # -- events -------------------------------------------------------------
     def start(self, call):
-        limit = self.repr_limit
-        args = ",".join(_quote(saferepr(value, limit)) for value in call.args)
-        kwargs = ",".join(f"{_quote(str(name))}:{_quote(saferepr(value, limit))}" for name, value in call.kwargs.items())
+        render = self.render
+        args = ",".join(_quote(text) for text in render.args(call))
+        kwargs = ",".join(f"{_quote(name)}:{_quote(text)}" for name, text in render.kwargs(call).items())
         caller = call.caller
         if caller is None:
             where = "null"
@@ -72,15 +77,13 @@ class JsonlListener:
     def end(self, call, result):
         self._write(
             f'{{"event":"end",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
-            f'"result":{_quote(saferepr(result, self.repr_limit))}}}\n'
+            f'"result":{_quote(self.render.value(result))}}}\n'
         )
 
     def error(self, call, exc):
-        kind = type(exc)
-        kind_name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
         self._write(
             f'{{"event":"error",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
-            f'"exception":{_quote(saferepr(exc, self.repr_limit))},"exception_type":{_quote(kind_name)}}}\n'
+            f'"exception":{_quote(self.render.value(exc))},"exception_type":{_quote(exception_type_name(exc))}}}\n'
         )
 
     def _common(self, call, ts_ns):

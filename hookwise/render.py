@@ -1,0 +1,79 @@
+"""How built-in listeners show values: bounded reprs, with secrets redacted.
+
+Every built-in output goes through one ``Render``: argument values whose
+parameter name (or dict key, at any depth) contains one of the redacted words
+are written as ``***``; every repr is cut at ``repr_limit`` characters; a repr
+that raises or meets a huge object never fails the call nor floods the output.
+"""
+
+from .saferepr import saferepr
+
+DEFAULT_REDACT = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "session",
+    "private_key",
+)
+DEFAULT_REPR_LIMIT = 200
+REDACTED = "***"
+
+
+class Render:
+    def __init__(self, repr_limit=DEFAULT_REPR_LIMIT, redact=DEFAULT_REDACT):
+        self.repr_limit = repr_limit
+        self.redact = tuple(word.lower() for word in redact)
+
+    def is_secret(self, name):
+        """Whether a parameter name or dict key names a secret (case-insensitive substring)."""
+        if not isinstance(name, str) or not self.redact:
+            return False
+        lowered = name.lower()
+        return any(word in lowered for word in self.redact)
+
+    def value(self, value):
+        return saferepr(value, self.repr_limit, self.is_secret if self.redact else None)
+
+    def named(self, name, value):
+        return REDACTED if self.is_secret(name) else self.value(value)
+
+    def args(self, call):
+        """Reprs of the positional arguments, redacted by their parameter's name."""
+        layout = call.site.params
+        values = call.args
+        if layout is None:
+            return [self.value(value) for value in values]
+        positional, vararg = layout[0], layout[2]
+        shown = []
+        for index, value in enumerate(values):
+            name = positional[index] if index < len(positional) else vararg
+            shown.append(self.named(name, value))
+        return shown
+
+    def kwargs(self, call):
+        return {str(name): self.named(name, value) for name, value in call.kwargs.items()}
+
+    def arguments(self, call, changed_only=False):
+        """Reprs by parameter name (only those that differ from a literal default, if asked)."""
+        arguments = call.changed_arguments if changed_only else call.arguments
+        return {str(name): self.named(name, value) for name, value in arguments.items()}
+
+    def exception_text(self, exc):
+        """``str(exc)``, bounded; its repr if even that fails."""
+        try:
+            text = str(exc)
+        except Exception:
+            return self.value(exc)
+        limit = self.repr_limit
+        return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def exception_type_name(exc):
+    kind = type(exc)
+    module = getattr(kind, "__module__", "builtins")
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
