@@ -24,6 +24,10 @@ main_thread_id = _originals.get_ident()
 def _after_fork_in_child():
     global pid
     pid = _originals.os_getpid()
+    from . import accel
+
+    if accel.ACTIVE:
+        accel.speedups.configure(pid=pid)
 
 
 if hasattr(os, "register_at_fork"):

@@ -8,13 +8,23 @@ at the caller or the argument names does not pay for them.
 Fields that depend on the moment (``caller``, ``task``) are only known while
 the call is being reported: read them inside ``start``/``end``/``error`` if you
 want to keep them; later they return what was read then, or None.
+
+Two implementations share the helpers below: ``PurePythonCall`` here, and the C
+type of ``hookwise._speedups`` (whose lazy fields call these same helpers).
+``Call`` is whichever is active (see ``hookwise.accel``).
 """
 
-from . import _originals, _state
+from . import _originals, _state, accel
 
-# wall clock = monotonic clock + this offset; one clock read per event is enough
-_WALL_OFFSET_NS = _originals.time_ns() - _originals.perf_counter_ns()
 _MISSING = object()
+
+if accel.ACTIVE:
+    clock_ns = accel.speedups.clock_ns
+    WALL_OFFSET_NS = accel.speedups.wall_offset_ns()
+else:
+    clock_ns = _originals.perf_counter_ns
+    # wall clock = monotonic clock + this offset; one clock read per event is enough
+    WALL_OFFSET_NS = _originals.time_ns() - _originals.perf_counter_ns()
 
 
 class Caller(tuple):
@@ -33,7 +43,90 @@ class Caller(tuple):
         return f"Caller(file={self[0]!r}, line={self[1]!r}, function={self[2]!r})"
 
 
-class Call:
+# -- the lazy fields, shared by both implementations ------------------------------
+
+
+def args_of(call):
+    """Positional arguments (positional parameters, then ``*args``)."""
+    layout = call.site.params
+    if layout is None:
+        return call.values[0]
+    positional, _, vararg = layout[:3]
+    count = len(positional)
+    args = call.values[:count]
+    if vararg is not None:
+        args += call.values[count]
+    return args
+
+
+def kwargs_of(call):
+    """Keyword arguments (keyword-only parameters, then ``**kwargs``)."""
+    layout = call.site.params
+    if layout is None:
+        return call.values[1]
+    positional, _, vararg, kwonly, kwarg = layout[:5]
+    index = len(positional) + (vararg is not None)
+    kwargs = dict(zip(kwonly, call.values[index : index + len(kwonly)]))
+    if kwarg is not None:
+        kwargs.update(call.values[-1])
+    return kwargs
+
+
+def arguments_of(call):
+    """Every argument by parameter name, in signature order."""
+    layout = call.site.params
+    if layout is None:
+        return call.site.bind_arguments(*call.values)
+    positional, _, vararg, kwonly, kwarg = layout[:5]
+    names = list(positional)
+    if vararg is not None:
+        names.append(vararg)
+    names.extend(kwonly)
+    if kwarg is not None:
+        names.append(kwarg)
+    return dict(zip(names, call.values))
+
+
+def changed_arguments_of(call):
+    """``arguments`` without those still equal to their literal default (for display)."""
+    arguments = arguments_of(call)
+    layout = call.site.params
+    if layout is None or len(layout) < 6:
+        return arguments
+    for name, default in layout[5]:
+        if name in arguments:
+            value = arguments[name]
+            try:
+                same = type(value) is type(default) and value == default
+            except Exception:
+                same = False
+            if same:
+                del arguments[name]
+    return arguments
+
+
+def caller_of(call):
+    """Caller(file, line, function) of the code that made ``call``; read during its callbacks."""
+    site = call.site
+    if site.code is not None:
+        frame = site.hooked_frame(_originals.getframe(1))
+        frame = frame.f_back if frame is not None else None
+    else:  # a C wrapper has no frame: it kept its caller's
+        frame = call._frame
+    if frame is None:
+        return None
+    code = frame.f_code
+    return Caller(code.co_filename, frame.f_lineno, getattr(code, "co_qualname", code.co_name))
+
+
+def task_of(call):
+    return _state.current_task_name()
+
+
+# -- the pure-Python record ------------------------------------------------------
+
+
+class PurePythonCall:
     """One call of a hooked function."""
 
     __slots__ = (
@@ -51,6 +144,8 @@ class Call:
         "_thread_name",
     )
 
+    _frame = None
+
     def __init__(self, site, values, call_id, thread_id, perf_ns):
         self.site = site
         self.values = values
@@ -65,100 +160,18 @@ class Call:
         self._task = _MISSING
         self._thread_name = None
 
-    # -- what was called --------------------------------------------------
-    @property
-    def target(self):
-        """``module:qualname`` of the function (where it is defined)."""
-        return self.site.target
+    target = property(lambda self: self.site.target, doc="``module:qualname`` of the function (where it is defined).")
+    module = property(lambda self: self.site.module)
+    qualname = property(lambda self: self.site.qualname)
+    kind = property(lambda self: self.site.kind, doc="'function', 'generator', 'coroutine', 'async_generator' or 'builtin'.")
+    start_ns = property(lambda self: WALL_OFFSET_NS + self.perf_ns, doc="Wall-clock time of the start, in ns.")
+    end_ns = property(lambda self: None if self.duration_ns is None else WALL_OFFSET_NS + self.perf_ns + self.duration_ns)
+    done = property(lambda self: self.duration_ns is not None)
+    args = property(args_of, doc=args_of.__doc__)
+    kwargs = property(kwargs_of, doc=kwargs_of.__doc__)
+    arguments = property(arguments_of, doc=arguments_of.__doc__)
+    changed_arguments = property(changed_arguments_of, doc=changed_arguments_of.__doc__)
 
-    @property
-    def module(self):
-        return self.site.module
-
-    @property
-    def qualname(self):
-        return self.site.qualname
-
-    @property
-    def kind(self):
-        """'function', 'generator', 'coroutine', 'async_generator' or 'builtin'."""
-        return self.site.kind
-
-    # -- when ---------------------------------------------------------------
-    @property
-    def start_ns(self):
-        """Wall-clock time of the start, in ns since the epoch."""
-        return _WALL_OFFSET_NS + self.perf_ns
-
-    @property
-    def end_ns(self):
-        return None if self.duration_ns is None else _WALL_OFFSET_NS + self.perf_ns + self.duration_ns
-
-    @property
-    def done(self):
-        return self.duration_ns is not None
-
-    # -- the arguments ----------------------------------------------------
-    @property
-    def args(self):
-        """Positional arguments (positional parameters, then ``*args``)."""
-        layout = self.site.params
-        if layout is None:
-            return self.values[0]
-        positional, _, vararg = layout[:3]
-        count = len(positional)
-        args = self.values[:count]
-        if vararg is not None:
-            args += self.values[count]
-        return args
-
-    @property
-    def kwargs(self):
-        """Keyword arguments (keyword-only parameters, then ``**kwargs``)."""
-        layout = self.site.params
-        if layout is None:
-            return self.values[1]
-        positional, _, vararg, kwonly, kwarg = layout[:5]
-        index = len(positional) + (vararg is not None)
-        kwargs = dict(zip(kwonly, self.values[index : index + len(kwonly)]))
-        if kwarg is not None:
-            kwargs.update(self.values[-1])
-        return kwargs
-
-    @property
-    def arguments(self):
-        """Every argument by parameter name, in signature order."""
-        layout = self.site.params
-        if layout is None:
-            return self.site.bind_arguments(*self.values)
-        positional, _, vararg, kwonly, kwarg = layout[:5]
-        names = list(positional)
-        if vararg is not None:
-            names.append(vararg)
-        names.extend(kwonly)
-        if kwarg is not None:
-            names.append(kwarg)
-        return dict(zip(names, self.values))
-
-    @property
-    def changed_arguments(self):
-        """``arguments`` without those still equal to their literal default (for display)."""
-        arguments = self.arguments
-        layout = self.site.params
-        if layout is None or len(layout) < 6:
-            return arguments
-        for name, default in layout[5]:
-            if name in arguments:
-                value = arguments[name]
-                try:
-                    same = type(value) is type(default) and value == default
-                except Exception:
-                    same = False
-                if same:
-                    del arguments[name]
-        return arguments
-
-    # -- where and who -----------------------------------------------------
     @property
     def thread_name(self):
         if self._thread_name is None:
@@ -169,25 +182,19 @@ class Call:
     def caller(self):
         """``Caller(file, line, function)`` of the code that made the call, or None."""
         if self._caller is _MISSING:
-            self._caller = self._find_caller() if _state.local.busy is self else None
+            self._caller = caller_of(self) if _state.local.busy is self else None
         return self._caller
 
     @property
     def task(self):
         """Name of the asyncio task that made the call, or None outside of one."""
         if self._task is _MISSING:
-            self._task = _state.current_task_name() if _state.local.busy is self else None
+            self._task = task_of(self) if _state.local.busy is self else None
         return self._task
-
-    def _find_caller(self):
-        frame = self.site.hooked_frame(_originals.getframe(2))
-        if frame is None or frame.f_back is None:
-            return None
-        caller = frame.f_back
-        code = caller.f_code
-        return Caller(code.co_filename, caller.f_lineno, getattr(code, "co_qualname", code.co_name))
 
     def __repr__(self):
         state = "running" if self.duration_ns is None else ("raised" if self.exception is not None else "returned")
         return f"<Call #{self.call_id} {self.target} {state}>"
 
+
+Call = accel.speedups.Call if accel.ACTIVE else PurePythonCall

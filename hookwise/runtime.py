@@ -20,8 +20,8 @@ Guarantees, each kept here and nowhere else:
 
 import itertools
 
-from . import _originals, _state, report
-from .call import Call
+from . import _originals, _state, accel, report
+from .call import PurePythonCall, args_of, arguments_of, caller_of, changed_arguments_of, kwargs_of, task_of
 from .listener import Blocked
 
 BUILTIN = "builtin"
@@ -34,49 +34,24 @@ _local = _state.local
 _next_call_id = itertools.count(1).__next__
 
 
-class Site:
-    """One hooked function: its identity, its listeners and the hot-path entry points."""
+class PurePythonSiteBase:
+    """The hot path in Python: the reference for ``hookwise._speedups.SiteBase``."""
 
-    __slots__ = (
-        "on",
-        "target",
-        "module",
-        "qualname",
-        "kind",
-        "params",
-        "code",
-        "original",
-        "listeners",
-        "_starts",
-        "_ends",
-        "_errors",
-        "_generator_like",
-    )
+    __slots__ = ("on", "_starts", "_ends", "_errors", "_generator_like")
 
-    def __init__(self, module, qualname, kind, params, listeners=(), original=None):
-        self.module = module
-        self.qualname = qualname
-        self.target = f"{module}:{qualname}"
-        self.kind = kind
-        self.params = params  # signature layout; None: values are (args, kwargs)
-        self.code = None  # code object whose frames are this function's calls
-        self.original = original  # the replaced callable (attribute replacement only)
-        self._generator_like = kind in _GENERATOR_LIKE
-        self.set_listeners(listeners)
+    def __init__(self):
+        self._set_dispatch(False, (), (), (), False)
 
-    def set_listeners(self, listeners):
-        self.listeners = tuple(listeners)
-        self._starts = _methods(self.listeners, "start")
-        self._ends = _methods(self.listeners, "end")
-        self._errors = _methods(self.listeners, "error")
-        self.on = bool(self.listeners)
+    def _set_dispatch(self, on, starts, ends, errors, generator_like):
+        self._starts, self._ends, self._errors = starts, ends, errors
+        self._generator_like = generator_like
+        self.on = bool(on)
 
-    # -- hot path ---------------------------------------------------------
     def start(self, values):
         """Entry: make the Call and tell the listeners; None when the call is not reported."""
         if _local.busy is not None:
             return None
-        call = Call(self, values, _next_call_id(), _get_ident(), _perf_counter_ns())
+        call = PurePythonCall(self, values, _next_call_id(), _get_ident(), _perf_counter_ns())
         blocked = None
         _local.busy = call
         try:
@@ -133,6 +108,37 @@ class Site:
                         _listener_failed(listener_error, failure)
             finally:
                 _local.busy = previous
+
+
+class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):
+    """One hooked function: its identity, its listeners and the hot-path entry points.
+
+    ``start``/``end``/``error`` and ``on`` come from the base class: C when the
+    accelerator is active, ``PurePythonSiteBase`` otherwise.
+    """
+
+    __slots__ = ("target", "module", "qualname", "kind", "params", "code", "original", "listeners")
+
+    def __init__(self, module, qualname, kind, params, listeners=(), original=None):
+        super().__init__()
+        self.module = module
+        self.qualname = qualname
+        self.target = f"{module}:{qualname}"
+        self.kind = kind
+        self.params = params  # signature layout; None: values are (args, kwargs)
+        self.code = None  # code object whose frames are this function's calls
+        self.original = original  # the replaced callable (attribute replacement only)
+        self.set_listeners(listeners)
+
+    def set_listeners(self, listeners):
+        self.listeners = tuple(listeners)
+        self._set_dispatch(
+            bool(self.listeners),
+            _methods(self.listeners, "start"),
+            _methods(self.listeners, "end"),
+            _methods(self.listeners, "error"),
+            self.kind in _GENERATOR_LIKE,
+        )
 
     # -- cold path ----------------------------------------------------------
     def hooked_frame(self, frame):
@@ -265,3 +271,18 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+if accel.ACTIVE:
+    accel.speedups.install_methods(Site)
+    accel.speedups.configure(
+        blocked=Blocked,
+        listener_failed=_listener_failed,
+        args=args_of,
+        kwargs=kwargs_of,
+        arguments=arguments_of,
+        changed_arguments=changed_arguments_of,
+        caller=caller_of,
+        task=task_of,
+        thread_name=_state.thread_name,
+        pid=_state.pid,
+    )

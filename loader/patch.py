@@ -248,8 +248,6 @@ def _wrap_all(items, registry, undo):
         kind = BUILTIN if not isinstance(obj, FunctionType) else "function"
         site = registry.new_site(names, qualname, kind, None, original=obj, extra_targets=[item.target for item in items])
         wrapper = wrappers.make_wrapper(site, obj, wrappers.adjuster_for(module, getattr(obj, "__name__", "")))
-        wrapper.__hookwise_site__ = site
-        site.code = wrappers.WRAPPER_CODE
         _wrapped[id(obj)] = (obj, wrapper)
     for item in items:
         item.target.matched = True

@@ -21,7 +21,7 @@ Calls made by the import system itself (writing ``.pyc`` files with
 import __future__
 import sys
 
-from hookwise import _originals
+from hookwise import _originals, accel
 
 _getframe = _originals.getframe
 _exc_info = _originals.exc_info
@@ -41,6 +41,14 @@ _QUIET_CALLERS = frozenset(
     )
 )
 
+if accel.ACTIVE:
+    accel.speedups.configure(
+        quiet_globals=tuple(
+            vars(module)
+            for module in {id(m): m for m in map(sys.modules.get, _QUIET_CALLERS) if m is not None}.values()
+        )
+    )
+
 # (module, name) -> why it cannot be wrapped
 UNWRAPPABLE = {
     ("builtins", "locals"): "it returns its caller's local variables",
@@ -59,12 +67,28 @@ UNWRAPPABLE = {
 
 
 def make_wrapper(site, original, adjust=None):
-    """A function that reports calls to ``site`` and calls ``original``.
+    """A callable that reports calls to ``site`` and calls ``original``.
 
-    ``adjust(frame, args, kwargs) -> (args, kwargs)`` rewrites the arguments
-    passed to the original (listeners still see what the program passed).
+    With the C accelerator this is a ``_speedups.Wrapper``: no Python frame, so
+    the original sees its real caller and ``adjust`` is not needed. In pure
+    Python it is a function; ``adjust(frame, args, kwargs) -> (args, kwargs)``
+    rewrites the arguments passed to the original (listeners still see what
+    the program passed).
     """
+    if accel.ACTIVE:
+        wrapper = accel.speedups.Wrapper(site, original)
+        site.code = None  # the call record keeps the caller's frame instead
+        _copy_metadata(wrapper, original)
+        return wrapper
+    wrapper = _python_wrapper(site, original, adjust)
+    site.code = WRAPPER_CODE
+    wrapper.__hookwise_site__ = site
+    wrapper.__hookwise_original__ = original
+    _copy_metadata(wrapper, original)
+    return wrapper
 
+
+def _python_wrapper(site, original, adjust):
     def wrapper(*args, **kwargs):
         call = None
         passed_args, passed_kwargs = args, kwargs
@@ -83,12 +107,11 @@ def make_wrapper(site, original, adjust=None):
             site.end(call, result)
         return result
 
-    _copy_metadata(wrapper, original)
     return wrapper
 
 
-# Every wrapper shares this code object: it identifies wrapper frames.
-WRAPPER_CODE = next(const for const in make_wrapper.__code__.co_consts if getattr(const, "co_name", "") == "wrapper")
+# Every Python wrapper shares this code object: it identifies wrapper frames.
+WRAPPER_CODE = _python_wrapper(None, None, None).__code__
 
 
 def _hide_wrapper_frame():
@@ -109,7 +132,6 @@ def _copy_metadata(wrapper, original):
     except (AttributeError, TypeError):
         pass
     wrapper.__wrapped__ = original
-    wrapper.__hookwise_original__ = original
 
 
 def adjuster_for(module, name):

@@ -62,6 +62,8 @@ def load_plain(source, filename="<plain>", module_name="hooked", namespace=None)
 def clean_env(**extra):
     """The environment for a child python: no inherited bytecode or hookwise settings."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HOOKWISE"))}
+    if os.environ.get("HOOKWISE_PURE_PYTHON"):  # the implementation under test, in every child too
+        env["HOOKWISE_PURE_PYTHON"] = os.environ["HOOKWISE_PURE_PYTHON"]
     env.update(extra)
     return env
 

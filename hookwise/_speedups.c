@@ -1,0 +1,1143 @@
+/* hookwise._speedups: the hot path of hookwise's runtime, in C.
+ *
+ * The same behaviour as the pure-Python classes in hookwise/runtime.py,
+ * hookwise/call.py and loader/wrappers.py, which stay the reference and the
+ * fallback (HOOKWISE_PURE_PYTHON=1 selects them). Three types:
+ *
+ *   SiteBase  - base of hookwise.runtime.Site: the `on` flag and the
+ *               start/end/error entry points that rewritten code calls;
+ *   Call      - the call record handed to listeners; everything costly
+ *               (argument names, caller, task, thread name) is computed by
+ *               Python helpers from hookwise.call on first read;
+ *   Wrapper   - a callable that replaces a C builtin (posix.system, io.open):
+ *               it has no Python frame, so exec/eval/compile see their real
+ *               caller and tracebacks carry no wrapper frame on any version.
+ *
+ * What this module must never do: let a listener's exception reach the
+ * program (only hookwise.Blocked from a start listener, and BaseExceptions
+ * such as KeyboardInterrupt, pass), report an end for a call whose start was
+ * not reported, or keep the GIL-less state of a thread after its dispatch.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---------------------------------------------------------------- state */
+
+/* The Call whose listeners run on this thread (borrowed; NULL otherwise). */
+static _Thread_local PyObject *tls_busy = NULL;
+
+static long long next_call_id = 0;
+static long current_pid = 0;
+static long long wall_offset_ns = 0;
+
+/* Set by hookwise.runtime through configure(). */
+static PyObject *blocked_type = NULL;     /* hookwise.Blocked */
+static PyObject *listener_failed = NULL;  /* runtime._listener_failed(method, exc) */
+static PyObject *helper_args = NULL;      /* hookwise.call helpers, each f(call) */
+static PyObject *helper_kwargs = NULL;
+static PyObject *helper_arguments = NULL;
+static PyObject *helper_changed = NULL;
+static PyObject *helper_caller = NULL;
+static PyObject *helper_task = NULL;
+static PyObject *helper_thread_name = NULL; /* f(thread_id) */
+static PyObject *quiet_globals = NULL;    /* tuple of globals dicts of the import system */
+
+static inline long long
+clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ----------------------------------------------------------- timestamps
+ *
+ * Two clock reads per call are a large share of the hot path (clock_gettime
+ * costs ~20 ns even through the vDSO). Where the kernel itself keeps time
+ * with the TSC (its clocksource is "tsc": invariant and synchronised across
+ * cores), calls are stamped with the raw TSC (~8 ns) and converted to ns only
+ * when a listener reads a time. The conversion is anchored to CLOCK_MONOTONIC:
+ * the rate is measured against it over the life of the process and the anchor
+ * is refreshed every second, so converted times stay within microseconds of
+ * clock_ns(). Elsewhere the stamps are clock_ns() itself.
+ */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#else
+#define HAVE_TSC 0
+#endif
+
+static int use_tsc = 0;
+static long long origin_ticks, origin_ns;   /* when the module was imported */
+static long long anchor_ticks, anchor_ns;   /* the latest pair read together */
+static double ns_per_tick = 1.0;
+
+static inline long long
+now_ticks(void)
+{
+#if HAVE_TSC
+    if (use_tsc) {
+        return (long long)__rdtsc();
+    }
+#endif
+    return clock_ns();
+}
+
+static void
+read_anchor(long long *ticks, long long *ns)
+{
+    /* the pair with the shortest gap between the two TSC reads is the best */
+    long long best_gap = -1;
+    for (int i = 0; i < 5; i++) {
+        long long before = now_ticks();
+        long long ns_now = clock_ns();
+        long long after = now_ticks();
+        if (best_gap < 0 || after - before < best_gap) {
+            best_gap = after - before;
+            *ticks = before + (after - before) / 2;
+            *ns = ns_now;
+        }
+    }
+}
+
+/* Measure the TSC rate; the first call may wait until 5 ms of history exist. */
+static void
+calibrate(void)
+{
+    long long ticks, ns;
+    read_anchor(&ticks, &ns);
+    while (ns - origin_ns < 5000000LL) {
+        read_anchor(&ticks, &ns);
+    }
+    ns_per_tick = (double)(ns - origin_ns) / (double)(ticks - origin_ticks);
+    anchor_ticks = ticks;
+    anchor_ns = ns;
+}
+
+static long long
+ticks_to_ns(long long ticks)
+{
+    if (!use_tsc) {
+        return ticks;
+    }
+    if (anchor_ticks == 0 || (double)(now_ticks() - anchor_ticks) * ns_per_tick > 1e9) {
+        calibrate();
+    }
+    return anchor_ns + (long long)((double)(ticks - anchor_ticks) * ns_per_tick);
+}
+
+static long long
+ticks_span_ns(long long span)
+{
+    if (!use_tsc) {
+        return span;
+    }
+    if (anchor_ticks == 0) {
+        calibrate();
+    }
+    return (long long)((double)span * ns_per_tick);
+}
+
+static void
+choose_clock(void)
+{
+#if HAVE_TSC
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+    if (f != NULL) {
+        char name[32] = {0};
+        if (fgets(name, sizeof(name), f) != NULL && strncmp(name, "tsc", 3) == 0) {
+            use_tsc = getenv("HOOKWISE_NO_TSC") == NULL;
+        }
+        fclose(f);
+    }
+#endif
+    origin_ns = clock_ns();
+    origin_ticks = now_ticks();
+    anchor_ticks = 0;
+}
+
+/* ---------------------------------------------------- exception helpers */
+
+/* Take the raised exception (normalized, traceback attached); NULL if none. */
+static PyObject *
+take_error(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+        Py_DECREF(tb);
+    }
+    Py_DECREF(type);
+    return value;
+#endif
+}
+
+/* Raise `exc` again (steals the reference). */
+static void
+restore_error(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyObject *type = (PyObject *)Py_TYPE(exc);
+    Py_INCREF(type);
+    PyErr_Restore(type, exc, PyException_GetTraceback(exc));
+#endif
+}
+
+/* The exception being handled by the calling `except` block (new ref or NULL). */
+static PyObject *
+handled_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *exc = PyErr_GetHandledException();
+    if (exc == Py_None) {
+        Py_DECREF(exc);
+        return NULL;
+    }
+    return exc;
+#else
+    PyObject *type, *value, *tb;
+    PyErr_GetExcInfo(&type, &value, &tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (value == Py_None) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    return value;
+#endif
+}
+
+/* A listener method raised (the error is set): report it once, clear it. */
+static void
+report_listener_failure(PyObject *method)
+{
+    PyObject *exc = take_error();
+    if (exc == NULL || listener_failed == NULL) {
+        Py_XDECREF(exc);
+        return;
+    }
+    PyObject *res = PyObject_CallFunctionObjArgs(listener_failed, method, exc, NULL);
+    Py_DECREF(exc);
+    if (res == NULL) {
+        PyErr_Clear(); /* reporting must never fail the program either */
+    }
+    else {
+        Py_DECREF(res);
+    }
+}
+
+/* After a listener raised: 1 if it was an ordinary failure (reported, cleared),
+ * 0 if the exception must propagate (a BaseException such as KeyboardInterrupt). */
+static int
+absorb_listener_error(PyObject *method)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return 0;
+    }
+    report_listener_failure(method);
+    return 1;
+}
+
+/* ------------------------------------------------------------- the Call */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *site;
+    PyObject *values;
+    PyObject *result;
+    PyObject *exception;
+    PyObject *frame;       /* caller's frame, for calls through a Wrapper */
+    PyObject *caller;      /* caches: NULL until first read */
+    PyObject *task;
+    PyObject *thread_name;
+    long long call_id;
+    long long start_ticks;
+    long long duration_ticks; /* -1 while running */
+    unsigned long thread_id;
+    long pid;
+} CallObject;
+
+static PyTypeObject CallType;
+
+/* Finished Call objects kept for reuse: allocation is a visible share of a
+ * hooked call. Chained through their `values` field. */
+#define CALL_FREELIST_MAX 256
+static CallObject *call_freelist = NULL;
+static int call_freelist_size = 0;
+
+static CallObject *
+call_new(PyObject *site, PyObject *values)
+{
+    CallObject *call;
+    if (call_freelist != NULL) {
+        call = call_freelist;
+        call_freelist = (CallObject *)call->values;
+        call_freelist_size--;
+        PyObject_Init((PyObject *)call, &CallType);
+    }
+    else {
+        call = PyObject_GC_New(CallObject, &CallType);
+        if (call == NULL) {
+            return NULL;
+        }
+    }
+    Py_INCREF(site);
+    call->site = site;
+    Py_INCREF(values);
+    call->values = values;
+    Py_INCREF(Py_None);
+    call->result = Py_None;
+    Py_INCREF(Py_None);
+    call->exception = Py_None;
+    call->frame = NULL;
+    call->caller = NULL;
+    call->task = NULL;
+    call->thread_name = NULL;
+    call->call_id = ++next_call_id;
+    call->thread_id = PyThread_get_thread_ident();
+    call->pid = current_pid;
+    call->duration_ticks = -1;
+    call->start_ticks = now_ticks();
+    PyObject_GC_Track(call);
+    return call;
+}
+
+static int
+call_traverse(CallObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->site);
+    Py_VISIT(self->values);
+    Py_VISIT(self->result);
+    Py_VISIT(self->exception);
+    Py_VISIT(self->frame);
+    Py_VISIT(self->caller);
+    Py_VISIT(self->task);
+    Py_VISIT(self->thread_name);
+    return 0;
+}
+
+static int
+call_clear(CallObject *self)
+{
+    Py_CLEAR(self->site);
+    Py_CLEAR(self->values);
+    Py_CLEAR(self->result);
+    Py_CLEAR(self->exception);
+    Py_CLEAR(self->frame);
+    Py_CLEAR(self->caller);
+    Py_CLEAR(self->task);
+    Py_CLEAR(self->thread_name);
+    return 0;
+}
+
+static void
+call_dealloc(CallObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    call_clear(self);
+    if (call_freelist_size < CALL_FREELIST_MAX) {
+        self->values = (PyObject *)call_freelist;
+        call_freelist = self;
+        call_freelist_size++;
+        return;
+    }
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+call_site_attr(CallObject *self, const char *name)
+{
+    return PyObject_GetAttrString(self->site, name);
+}
+
+static PyObject *call_get_target(CallObject *self, void *c) { return call_site_attr(self, "target"); }
+static PyObject *call_get_module(CallObject *self, void *c) { return call_site_attr(self, "module"); }
+static PyObject *call_get_qualname(CallObject *self, void *c) { return call_site_attr(self, "qualname"); }
+static PyObject *call_get_kind(CallObject *self, void *c) { return call_site_attr(self, "kind"); }
+
+static PyObject *
+call_get_duration(CallObject *self, void *c)
+{
+    if (self->duration_ticks < 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLongLong(ticks_span_ns(self->duration_ticks));
+}
+
+static PyObject *
+call_get_done(CallObject *self, void *c)
+{
+    return PyBool_FromLong(self->duration_ticks >= 0);
+}
+
+static PyObject *
+call_get_perf_ns(CallObject *self, void *c)
+{
+    return PyLong_FromLongLong(ticks_to_ns(self->start_ticks));
+}
+
+static PyObject *
+call_get_start_ns(CallObject *self, void *c)
+{
+    return PyLong_FromLongLong(wall_offset_ns + ticks_to_ns(self->start_ticks));
+}
+
+static PyObject *
+call_get_end_ns(CallObject *self, void *c)
+{
+    if (self->duration_ticks < 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLongLong(wall_offset_ns + ticks_to_ns(self->start_ticks) + ticks_span_ns(self->duration_ticks));
+}
+
+static PyObject *
+call_helper(PyObject *helper, CallObject *self)
+{
+    if (helper == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "hookwise._speedups is not configured");
+        return NULL;
+    }
+    return PyObject_CallOneArg(helper, (PyObject *)self);
+}
+
+static PyObject *call_get_args(CallObject *self, void *c) { return call_helper(helper_args, self); }
+static PyObject *call_get_kwargs(CallObject *self, void *c) { return call_helper(helper_kwargs, self); }
+static PyObject *call_get_arguments(CallObject *self, void *c) { return call_helper(helper_arguments, self); }
+static PyObject *call_get_changed(CallObject *self, void *c) { return call_helper(helper_changed, self); }
+
+/* caller and task: computed while the call is being reported, cached after. */
+static PyObject *
+call_cached_moment(CallObject *self, PyObject **slot, PyObject *helper)
+{
+    if (*slot == NULL) {
+        if (tls_busy == (PyObject *)self) {
+            PyObject *value = call_helper(helper, self);
+            if (value == NULL) {
+                return NULL;
+            }
+            *slot = value;
+        }
+        else {
+            Py_INCREF(Py_None);
+            *slot = Py_None;
+        }
+    }
+    Py_INCREF(*slot);
+    return *slot;
+}
+
+static PyObject *call_get_caller(CallObject *self, void *c) { return call_cached_moment(self, &self->caller, helper_caller); }
+static PyObject *call_get_task(CallObject *self, void *c) { return call_cached_moment(self, &self->task, helper_task); }
+
+static PyObject *
+call_get_thread_name(CallObject *self, void *c)
+{
+    if (self->thread_name == NULL) {
+        PyObject *tid = PyLong_FromUnsignedLong(self->thread_id);
+        if (tid == NULL) {
+            return NULL;
+        }
+        PyObject *name = PyObject_CallOneArg(helper_thread_name, tid);
+        Py_DECREF(tid);
+        if (name == NULL) {
+            return NULL;
+        }
+        self->thread_name = name;
+    }
+    Py_INCREF(self->thread_name);
+    return self->thread_name;
+}
+
+static PyObject *
+call_get_frame(CallObject *self, void *c)
+{
+    if (self->frame == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(self->frame);
+    return self->frame;
+}
+
+static PyObject *
+call_repr(CallObject *self)
+{
+    PyObject *target = call_site_attr(self, "target");
+    if (target == NULL) {
+        return NULL;
+    }
+    const char *state = self->duration_ticks < 0 ? "running"
+                        : (self->exception != Py_None ? "raised" : "returned");
+    PyObject *text = PyUnicode_FromFormat("<Call #%lld %U %s>", self->call_id, target, state);
+    Py_DECREF(target);
+    return text;
+}
+
+static PyMemberDef call_members[] = {
+    {"site", T_OBJECT_EX, offsetof(CallObject, site), READONLY, NULL},
+    {"values", T_OBJECT_EX, offsetof(CallObject, values), READONLY, NULL},
+    {"result", T_OBJECT_EX, offsetof(CallObject, result), READONLY, NULL},
+    {"exception", T_OBJECT_EX, offsetof(CallObject, exception), READONLY, NULL},
+    {"call_id", T_LONGLONG, offsetof(CallObject, call_id), READONLY, NULL},
+    {"thread_id", T_ULONG, offsetof(CallObject, thread_id), READONLY, NULL},
+    {"pid", T_LONG, offsetof(CallObject, pid), READONLY, NULL},
+    {NULL}
+};
+
+static PyGetSetDef call_getset[] = {
+    {"target", (getter)call_get_target, NULL, "module:qualname of the function", NULL},
+    {"module", (getter)call_get_module, NULL, NULL, NULL},
+    {"qualname", (getter)call_get_qualname, NULL, NULL, NULL},
+    {"kind", (getter)call_get_kind, NULL, NULL, NULL},
+    {"duration_ns", (getter)call_get_duration, NULL, NULL, NULL},
+    {"done", (getter)call_get_done, NULL, NULL, NULL},
+    {"start_ns", (getter)call_get_start_ns, NULL, "wall-clock ns of the start", NULL},
+    {"perf_ns", (getter)call_get_perf_ns, NULL, "the start on the clock_ns() clock", NULL},
+    {"end_ns", (getter)call_get_end_ns, NULL, NULL, NULL},
+    {"args", (getter)call_get_args, NULL, NULL, NULL},
+    {"kwargs", (getter)call_get_kwargs, NULL, NULL, NULL},
+    {"arguments", (getter)call_get_arguments, NULL, NULL, NULL},
+    {"changed_arguments", (getter)call_get_changed, NULL, NULL, NULL},
+    {"caller", (getter)call_get_caller, NULL, NULL, NULL},
+    {"task", (getter)call_get_task, NULL, NULL, NULL},
+    {"thread_name", (getter)call_get_thread_name, NULL, NULL, NULL},
+    {"_frame", (getter)call_get_frame, NULL, NULL, NULL},
+    {NULL}
+};
+
+static PyTypeObject CallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hookwise.Call",
+    .tp_doc = "One call of a hooked function (see hookwise.call).",
+    .tp_basicsize = sizeof(CallObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)call_dealloc,
+    .tp_traverse = (traverseproc)call_traverse,
+    .tp_clear = (inquiry)call_clear,
+    .tp_repr = (reprfunc)call_repr,
+    .tp_members = call_members,
+    .tp_getset = call_getset,
+};
+
+/* ------------------------------------------------------------- the Site */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *on;       /* Py_True / Py_False: an object member, so the
+                           interpreter's LOAD_ATTR specialises the read */
+    PyObject *starts;   /* tuples of bound listener methods */
+    PyObject *ends;
+    PyObject *errors;
+    int generator_like;
+} SiteObject;
+
+static PyTypeObject SiteType;
+
+/* Run `methods` with `call` (and `extra`); returns -1 if a BaseException
+ * must propagate (set), 0 otherwise. `*blocked` collects a Blocked. */
+static int
+dispatch(PyObject *methods, CallObject *call, PyObject *extra, PyObject **blocked)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(methods);
+    if (n == 0) {
+        return 0;
+    }
+    int status = 0;
+    PyObject *previous = tls_busy;
+    Py_INCREF(methods); /* a listener may reconfigure the site meanwhile */
+    tls_busy = (PyObject *)call;
+    /* a free slot before the arguments lets a bound method put `self` there */
+    PyObject *slots[3] = {NULL, (PyObject *)call, extra};
+    size_t nargsf = (extra == NULL ? 1 : 2) | PY_VECTORCALL_ARGUMENTS_OFFSET;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *method = PyTuple_GET_ITEM(methods, i);
+        PyObject *res = PyObject_Vectorcall(method, slots + 1, nargsf, NULL);
+        if (res != NULL) {
+            Py_DECREF(res);
+            continue;
+        }
+        if (blocked != NULL && blocked_type != NULL && PyErr_ExceptionMatches(blocked_type)) {
+            PyObject *exc = take_error();
+            if (*blocked == NULL) {
+                *blocked = exc;
+            }
+            else {
+                Py_XDECREF(exc);
+            }
+            continue;
+        }
+        if (!absorb_listener_error(method)) {
+            status = -1;
+            break;
+        }
+    }
+    tls_busy = previous;
+    Py_DECREF(methods);
+    return status;
+}
+
+static int
+site_report_error(SiteObject *site, CallObject *call, PyObject *exc)
+{
+    call->duration_ticks = now_ticks() - call->start_ticks;
+    Py_INCREF(exc);
+    Py_SETREF(call->exception, exc);
+    return dispatch(site->errors, call, exc, NULL);
+}
+
+static int
+site_report_end(SiteObject *site, CallObject *call, PyObject *result)
+{
+    call->duration_ticks = now_ticks() - call->start_ticks;
+    Py_INCREF(result);
+    Py_SETREF(call->result, result);
+    return dispatch(site->ends, call, result, NULL);
+}
+
+/* The start of a call: a new Call, None when it is not reported, or NULL
+ * with an exception set (Blocked, or a BaseException from a listener). */
+static PyObject *
+site_start_impl(SiteObject *site, PyObject *values, PyObject *frame)
+{
+    if (tls_busy != NULL) {
+        Py_RETURN_NONE;
+    }
+    CallObject *call = call_new((PyObject *)site, values);
+    if (call == NULL) {
+        return NULL;
+    }
+    if (frame != NULL) {
+        Py_INCREF(frame);
+        call->frame = frame;
+    }
+    PyObject *blocked = NULL;
+    if (dispatch(site->starts, call, NULL, &blocked) < 0) {
+        Py_XDECREF(blocked);
+        Py_DECREF(call);
+        return NULL;
+    }
+    if (blocked != NULL) {
+        if (site_report_error(site, call, blocked) < 0) {
+            Py_DECREF(blocked);
+            Py_DECREF(call);
+            return NULL;
+        }
+        PyException_SetTraceback(blocked, Py_None);
+        Py_DECREF(call);
+        restore_error(blocked);
+        return NULL;
+    }
+    return (PyObject *)call;
+}
+
+static PyObject *
+site_start(SiteObject *self, PyObject *values)
+{
+    return site_start_impl(self, values, NULL);
+}
+
+static PyObject *
+site_end(SiteObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || Py_TYPE(args[0]) != &CallType) {
+        PyErr_SetString(PyExc_TypeError, "end(call, result)");
+        return NULL;
+    }
+    if (site_report_end(self, (CallObject *)args[0], args[1]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Called from the hooked function's `except` block: always returns None. */
+static PyObject *
+site_error(SiteObject *self, PyObject *call)
+{
+    if (Py_TYPE(call) != &CallType) {
+        PyErr_SetString(PyExc_TypeError, "error(call)");
+        return NULL;
+    }
+    PyObject *exc = handled_exception();
+    if (exc == NULL) {
+        Py_INCREF(Py_None);
+        exc = Py_None;
+    }
+    int status;
+    if (self->generator_like && PyErr_GivenExceptionMatches(exc, PyExc_GeneratorExit)) {
+        status = site_report_end(self, (CallObject *)call, Py_None);
+    }
+    else {
+        status = site_report_error(self, (CallObject *)call, exc);
+    }
+    Py_DECREF(exc);
+    if (status < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+site_set_dispatch(SiteObject *self, PyObject *args)
+{
+    PyObject *on, *starts, *ends, *errors;
+    int generator_like;
+    if (!PyArg_ParseTuple(args, "OO!O!O!p", &on, &PyTuple_Type, &starts, &PyTuple_Type, &ends,
+                          &PyTuple_Type, &errors, &generator_like)) {
+        return NULL;
+    }
+    PyObject *flag = PyObject_IsTrue(on) ? Py_True : Py_False;
+    Py_INCREF(flag);
+    Py_SETREF(self->on, flag);
+    Py_INCREF(starts);
+    Py_SETREF(self->starts, starts);
+    Py_INCREF(ends);
+    Py_SETREF(self->ends, ends);
+    Py_INCREF(errors);
+    Py_SETREF(self->errors, errors);
+    self->generator_like = generator_like;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+site_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SiteObject *self = (SiteObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    PyObject *empty = PyTuple_New(0);
+    if (empty == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_INCREF(Py_False);
+    self->on = Py_False;
+    self->starts = empty;
+    Py_INCREF(empty);
+    self->ends = empty;
+    Py_INCREF(empty);
+    self->errors = empty;
+    self->generator_like = 0;
+    return (PyObject *)self;
+}
+
+static int
+site_traverse(SiteObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->starts);
+    Py_VISIT(self->ends);
+    Py_VISIT(self->errors);
+    return 0;
+}
+
+static int
+site_clear(SiteObject *self)
+{
+    Py_CLEAR(self->starts);
+    Py_CLEAR(self->ends);
+    Py_CLEAR(self->errors);
+    return 0;
+}
+
+static void
+site_dealloc(SiteObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    site_clear(self);
+    Py_CLEAR(self->on);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef site_methods[] = {
+    {"start", (PyCFunction)site_start, METH_O, "start(values) -> Call or None"},
+    {"end", (PyCFunction)(void (*)(void))site_end, METH_FASTCALL, "end(call, result)"},
+    {"error", (PyCFunction)site_error, METH_O, "error(call) -> None, from an except block"},
+    {"_set_dispatch", (PyCFunction)site_set_dispatch, METH_VARARGS, NULL},
+    {NULL}
+};
+
+static PyMemberDef site_members[] = {
+    {"on", T_OBJECT_EX, offsetof(SiteObject, on), READONLY, "True when some listener hears this site"},
+    {"_starts", T_OBJECT_EX, offsetof(SiteObject, starts), READONLY, NULL},
+    {"_ends", T_OBJECT_EX, offsetof(SiteObject, ends), READONLY, NULL},
+    {"_errors", T_OBJECT_EX, offsetof(SiteObject, errors), READONLY, NULL},
+    {NULL}
+};
+
+static PyTypeObject SiteType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hookwise._speedups.SiteBase",
+    .tp_doc = "The hot path of hookwise.runtime.Site.",
+    .tp_basicsize = sizeof(SiteObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = site_new,
+    .tp_dealloc = (destructor)site_dealloc,
+    .tp_traverse = (traverseproc)site_traverse,
+    .tp_clear = (inquiry)site_clear,
+    .tp_methods = site_methods,
+    .tp_members = site_members,
+};
+
+/* ---------------------------------------------------------- the Wrapper */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *site;
+    PyObject *original;
+    PyObject *dict;
+    vectorcallfunc vectorcall;
+    int binds; /* behaves as a method in a class, like the function it wraps */
+} WrapperObject;
+
+static int
+is_quiet_caller(void)
+{
+    if (quiet_globals == NULL) {
+        return 0;
+    }
+    PyObject *globals = PyEval_GetGlobals(); /* borrowed: the calling frame's */
+    if (globals == NULL) {
+        return 0;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(quiet_globals);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyTuple_GET_ITEM(quiet_globals, i) == globals) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* (args tuple, kwargs dict) from a vectorcall. */
+static PyObject *
+pack_values(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *positional = PyTuple_New(nargs);
+    if (positional == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(positional, i, args[i]);
+    }
+    PyObject *keywords = PyDict_New();
+    if (keywords == NULL) {
+        Py_DECREF(positional);
+        return NULL;
+    }
+    if (kwnames != NULL) {
+        Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            if (PyDict_SetItem(keywords, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                Py_DECREF(positional);
+                Py_DECREF(keywords);
+                return NULL;
+            }
+        }
+    }
+    PyObject *values = PyTuple_Pack(2, positional, keywords);
+    Py_DECREF(positional);
+    Py_DECREF(keywords);
+    return values;
+}
+
+static PyObject *
+wrapper_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    WrapperObject *self = (WrapperObject *)op;
+    SiteObject *site = (SiteObject *)self->site;
+    if (site->on != Py_True || tls_busy != NULL || is_quiet_caller()) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    PyObject *values = pack_values(args, PyVectorcall_NARGS(nargsf), kwnames);
+    if (values == NULL) {
+        return NULL;
+    }
+    PyObject *frame = (PyObject *)PyEval_GetFrame(); /* borrowed: the caller's */
+    PyObject *call = site_start_impl(site, values, frame);
+    Py_DECREF(values);
+    if (call == NULL) {
+        return NULL;
+    }
+    if (call == Py_None) {
+        Py_DECREF(call);
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    PyObject *result = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    if (result == NULL) {
+        PyObject *exc = take_error();
+        if (site_report_error(site, (CallObject *)call, exc) < 0) {
+            Py_DECREF(exc); /* a BaseException from a listener wins, as in Python */
+        }
+        else {
+            restore_error(exc);
+        }
+    }
+    else if (site_report_end(site, (CallObject *)call, result) < 0) {
+        Py_CLEAR(result);
+    }
+    Py_DECREF(call);
+    return result;
+}
+
+static PyObject *
+wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *site, *original;
+    if (!PyArg_ParseTuple(args, "O!O:Wrapper", &SiteType, &site, &original)) {
+        return NULL;
+    }
+    WrapperObject *self = (WrapperObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(site);
+    self->site = site;
+    Py_INCREF(original);
+    self->original = original;
+    self->dict = NULL;
+    self->vectorcall = wrapper_vectorcall;
+    self->binds = Py_TYPE(original)->tp_descr_get != NULL;
+    return (PyObject *)self;
+}
+
+static PyObject *
+wrapper_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None || !((WrapperObject *)self)->binds) {
+        Py_INCREF(self);
+        return self;
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+wrapper_repr(WrapperObject *self)
+{
+    return PyObject_Repr(self->original);
+}
+
+static PyObject *
+wrapper_reduce(WrapperObject *self, PyObject *unused)
+{
+    /* pickled by name, like the function it stands for */
+    return PyObject_GetAttrString((PyObject *)self, "__qualname__");
+}
+
+static int
+wrapper_traverse(WrapperObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->site);
+    Py_VISIT(self->original);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+wrapper_clear(WrapperObject *self)
+{
+    Py_CLEAR(self->site);
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+wrapper_dealloc(WrapperObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    wrapper_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef wrapper_methods[] = {
+    {"__reduce__", (PyCFunction)wrapper_reduce, METH_NOARGS, NULL},
+    {NULL}
+};
+
+static PyMemberDef wrapper_members[] = {
+    {"__hookwise_site__", T_OBJECT_EX, offsetof(WrapperObject, site), READONLY, NULL},
+    {"__hookwise_original__", T_OBJECT_EX, offsetof(WrapperObject, original), READONLY, NULL},
+    {NULL}
+};
+
+static PyGetSetDef wrapper_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL}
+};
+
+static PyTypeObject WrapperType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hookwise._speedups.Wrapper",
+    .tp_doc = "Wrapper(site, original): reports calls of a C callable to its site.",
+    .tp_basicsize = sizeof(WrapperObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = wrapper_new,
+    .tp_dealloc = (destructor)wrapper_dealloc,
+    .tp_traverse = (traverseproc)wrapper_traverse,
+    .tp_clear = (inquiry)wrapper_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(WrapperObject, vectorcall),
+    .tp_dictoffset = offsetof(WrapperObject, dict),
+    .tp_descr_get = wrapper_descr_get,
+    .tp_repr = (reprfunc)wrapper_repr,
+    .tp_methods = wrapper_methods,
+    .tp_members = wrapper_members,
+    .tp_getset = wrapper_getset,
+};
+
+/* ------------------------------------------------------- module functions */
+
+static int
+keep(PyObject **slot, PyObject *kwds, const char *name)
+{
+    PyObject *value = PyDict_GetItemString(kwds, name); /* borrowed */
+    if (value == NULL) {
+        return 0;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(*slot, value);
+    return 0;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    if (kwds == NULL) {
+        Py_RETURN_NONE;
+    }
+    keep(&blocked_type, kwds, "blocked");
+    keep(&listener_failed, kwds, "listener_failed");
+    keep(&helper_args, kwds, "args");
+    keep(&helper_kwargs, kwds, "kwargs");
+    keep(&helper_arguments, kwds, "arguments");
+    keep(&helper_changed, kwds, "changed_arguments");
+    keep(&helper_caller, kwds, "caller");
+    keep(&helper_task, kwds, "task");
+    keep(&helper_thread_name, kwds, "thread_name");
+    keep(&quiet_globals, kwds, "quiet_globals");
+    PyObject *pid = PyDict_GetItemString(kwds, "pid");
+    if (pid != NULL) {
+        current_pid = PyLong_AsLong(pid);
+        if (current_pid == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+py_clock_ns(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromLongLong(clock_ns());
+}
+
+static PyObject *
+py_wall_offset_ns(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromLongLong(wall_offset_ns);
+}
+
+static PyObject *
+py_dispatching(PyObject *module, PyObject *unused)
+{
+    PyObject *busy = tls_busy ? tls_busy : Py_None;
+    Py_INCREF(busy);
+    return busy;
+}
+
+/* The interpreter specialises `site.start(...)` only when the method's
+ * descriptor belongs to the object's exact type, and hookwise's Site is a
+ * Python subclass of SiteBase: give the subclass descriptors of its own. */
+static PyObject *
+install_methods(PyObject *module, PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &SiteType)) {
+        PyErr_SetString(PyExc_TypeError, "install_methods(subclass of SiteBase)");
+        return NULL;
+    }
+    for (PyMethodDef *def = site_methods; def->ml_name != NULL; def++) {
+        if (def->ml_name[0] == '_') {
+            continue;
+        }
+        PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, def);
+        if (descr == NULL) {
+            return NULL;
+        }
+        int status = PyObject_SetAttrString(cls, def->ml_name, descr);
+        Py_DECREF(descr);
+        if (status < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+py_uses_tsc(PyObject *module, PyObject *unused)
+{
+    return PyBool_FromLong(use_tsc);
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     "configure(**helpers): wire the C runtime to hookwise's Python helpers"},
+    {"clock_ns", py_clock_ns, METH_NOARGS, "the monotonic clock the runtime uses, in ns"},
+    {"wall_offset_ns", py_wall_offset_ns, METH_NOARGS, "wall clock minus clock_ns(), at import"},
+    {"dispatching", py_dispatching, METH_NOARGS, "the Call whose listeners run on this thread, or None"},
+    {"install_methods", install_methods, METH_O, "give a SiteBase subclass its own start/end/error descriptors"},
+    {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
+    {NULL}
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "hookwise._speedups",
+    .m_doc = "The hot path of hookwise's runtime, in C (see hookwise/runtime.py).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    choose_clock();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    wall_offset_ns = (long long)wall.tv_sec * 1000000000LL + wall.tv_nsec - clock_ns();
+    if (PyType_Ready(&CallType) < 0 || PyType_Ready(&SiteType) < 0 || PyType_Ready(&WrapperType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&CallType);
+    Py_INCREF(&SiteType);
+    Py_INCREF(&WrapperType);
+    if (PyModule_AddObject(module, "Call", (PyObject *)&CallType) < 0
+        || PyModule_AddObject(module, "SiteBase", (PyObject *)&SiteType) < 0
+        || PyModule_AddObject(module, "Wrapper", (PyObject *)&WrapperType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
