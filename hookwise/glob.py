@@ -17,8 +17,20 @@ def compile_pattern(pattern):
     """A predicate ``name -> bool`` for ``pattern`` (a plain equality test when it has no wildcards)."""
     if not has_wildcards(pattern):
         return pattern.__eq__
+    if pattern == "*":
+        return _anything
+    if pattern.endswith("*") and not has_wildcards(pattern[:-1]):  # 'myapp.*', 'Invoice.*': the usual cases
+        return _prefix(pattern[:-1])
     tokens = _tokens(pattern)
     return lambda name: _match(tokens, 0, name, 0)
+
+
+def _anything(name):
+    return True
+
+
+def _prefix(prefix):
+    return lambda name: name.startswith(prefix)
 
 
 def _tokens(pattern):

@@ -97,6 +97,7 @@ class TargetSet:
         self.targets = list(targets)
         self._by_module = {}
         self._wildcard_modules = []
+        self._candidates = {}  # module names -> the targets whose module side matches one of them
         for target in self.targets:
             if target.module_is_literal:
                 self._by_module.setdefault(target.module, []).append(target)
@@ -123,19 +124,23 @@ class TargetSet:
             and any(target.matches_module(name) for target in self._wildcard_modules)
         )
 
+    def _candidates_for(self, module_names):
+        found = self._candidates.get(module_names)
+        if found is None:
+            found = []
+            for name in module_names:
+                found.extend(target for target in self.for_module(name) if target not in found)
+            self._candidates[tuple(module_names)] = found
+        return found
+
     def selector(self, module_names):
         """A predicate on qualnames for a module known by ``module_names``, or None if nothing can match."""
-        candidates = []
-        for name in module_names:
-            candidates.extend(target for target in self.for_module(name) if target not in candidates)
+        candidates = self._candidates_for(tuple(module_names))
         if not candidates:
             return None
         return lambda qualname: any(target.matches_qualname(qualname) for target in candidates)
 
     def matching(self, module_names, qualname):
-        """Every target that names this function (under any of its module names)."""
-        return [
-            target
-            for target in self.targets
-            if target.matches_qualname(qualname) and any(target.matches_module(name) for name in module_names)
-        ]
+        """Every target that names this function (under any of its module names), in target order."""
+        candidates = self._candidates_for(tuple(module_names))
+        return [target for target in self.targets if target in candidates and target.matches_qualname(qualname)]

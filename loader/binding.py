@@ -49,6 +49,22 @@ def bind(code, sites):
     return code
 
 
+# co_flags that make a function a generator, a coroutine or an async generator
+_KIND_FLAGS = ((0x200, "async_generator"), (0x80, "coroutine"), (0x20, "generator"))
+
+
+def fill_kinds(site_table, code):
+    """The site table with each kind read from the compiled code (CPython's own verdict)."""
+    kinds = {}
+    for nested in walk(code):
+        for const in nested.co_consts:
+            index = names.site_index(const) if type(const) is str else None
+            if index is not None:
+                kinds[index] = next((kind for flag, kind in _KIND_FLAGS if nested.co_flags & flag), "function")
+    return [spec if spec[3] is not None else (spec[0], spec[1], spec[2], kinds.get(spec[0], "function"), spec[4])
+            for spec in site_table]
+
+
 def walk(code):
     """``code`` and every code object nested in it."""
     yield code

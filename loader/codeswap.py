@@ -72,10 +72,11 @@ def plan(module, select):
     functions = [function for function in functions if function.__code__.co_filename == filename]
     try:
         tree = rewriter.parse(source, filename)
-        site_table = rewriter.instrument(tree, select)
+        site_table = rewriter.instrument(tree, select, kinds=False)
         if not site_table:
             return SwapPlan(module, [], [], [])
         rewritten = _originals.compile(tree, filename, "exec", dont_inherit=True)
+        site_table = binding.fill_kinds(site_table, rewritten)
         plain = _originals.compile(source, filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
         return None

@@ -29,9 +29,9 @@ def build_code(source, path, module_names, targets, optimize=-1):
     """(site table, unbound code) for one module's source: the rewrite, in one place."""
     tree = rewriter.parse(source, path, optimize)
     select = targets.selector(module_names)
-    site_table = rewriter.instrument(tree, select) if select is not None else []
+    site_table = rewriter.instrument(tree, select, kinds=False) if select is not None else []
     code = _originals.compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
-    return site_table, code
+    return binding.fill_kinds(site_table, code), code
 
 
 def compile_natively(source, path, optimize=-1):

@@ -82,10 +82,31 @@ def make_wrapper(site, original, adjust=None):
         return wrapper
     wrapper = _python_wrapper(site, original, adjust)
     site.code = WRAPPER_CODE
+    if not hasattr(type(original), "__get__"):
+        wrapper = _standing_for_a_builtin(wrapper, original)
     wrapper.__hookwise_site__ = site
     wrapper.__hookwise_original__ = original
     _copy_metadata(wrapper, original)
     return wrapper
+
+
+def _standing_for_a_builtin(function, original):
+    """A callable that, like a C builtin, does not bind as a method when stored in a class.
+
+    Its calls still run ``function`` (the wrapper frame), which is what the
+    call record and the traceback cleanup look for.
+    """
+    kind = type(
+        "hookwise_builtin_wrapper",
+        (),
+        {
+            "__slots__": ("__dict__",),
+            "__call__": staticmethod(function),
+            "__repr__": lambda self: repr(original),
+            "__reduce__": lambda self: self.__qualname__,  # pickled by name, like the builtin
+        },
+    )
+    return kind()
 
 
 def _python_wrapper(site, original, adjust):

@@ -82,58 +82,100 @@ class SiteSpec(tuple):
         return f"SiteSpec(index={self[0]}, qualname={self[1]!r}, lineno={self[2]}, kind={self[3]!r})"
 
 
-def instrument(tree, select, first_index=0):
+def instrument(tree, select, first_index=0, kinds=True):
     """Rewrite, in place, every function of ``tree`` whose qualname ``select`` accepts.
 
     Returns the list of SiteSpec of the rewritten functions, numbered from
     ``first_index``. Functions that are not selected are not touched at all, so
     they compile to exactly the bytecode they had.
+
+    ``kinds=False`` leaves each spec's ``kind`` as None: finding yields means
+    walking every expression, and the loader reads the kind from the compiled
+    code's flags instead (see ``loader.binding.fill_kinds``).
     """
-    instrumenter = _Instrumenter(select, first_index)
-    instrumenter.visit(tree)
+    instrumenter = _Instrumenter(select, first_index, kinds)
+    instrumenter.statements(tree.body, None, None)
     return instrumenter.sites
 
 
-class _Instrumenter(ast.NodeTransformer):
-    def __init__(self, select, first_index):
+# Statement fields that hold statement lists. Definitions only ever appear in
+# statement lists, so the walk never needs to look inside expressions: this
+# keeps the rewrite of a large module fast.
+_BLOCKS = {
+    ast.If: ("body", "orelse"),
+    ast.For: ("body", "orelse"),
+    ast.AsyncFor: ("body", "orelse"),
+    ast.While: ("body", "orelse"),
+    ast.With: ("body",),
+    ast.AsyncWith: ("body",),
+    ast.Try: ("body", "orelse", "finalbody"),
+}
+if hasattr(ast, "TryStar"):  # 3.11+
+    _BLOCKS[ast.TryStar] = ("body", "orelse", "finalbody")
+
+
+def _child_blocks(statement):
+    """The statement lists nested directly in one statement (handlers and cases included)."""
+    kind = type(statement)
+    for field in _BLOCKS.get(kind, ()):
+        yield getattr(statement, field)
+    if kind is ast.Try or kind.__name__ == "TryStar":
+        for handler in statement.handlers:
+            yield handler.body
+    elif kind is ast.Match:
+        for case in statement.cases:
+            yield case.body
+
+
+class _Instrumenter:
+    def __init__(self, select, first_index, kinds):
         self.select = select
+        self.kinds = kinds
         self.next_index = first_index
         self.sites = []
-        # (scope node, qualname) of the enclosing classes and functions
-        self.scopes = []
+        self._globals = {}  # id(scope) -> names declared global directly in it
 
-    def qualname_of(self, node):
-        """The ``__qualname__`` CPython gives ``node`` (same rules as the compiler)."""
-        if not self.scopes:
-            return node.name
-        parent, parent_qualname = self.scopes[-1]
-        if isinstance(node, (*_FUNCTIONS, ast.ClassDef)) and node.name in _explicit_globals(parent):
-            return node.name
-        if isinstance(parent, _FUNCTIONS):
-            return f"{parent_qualname}.<locals>.{node.name}"
-        return f"{parent_qualname}.{node.name}"
+    def statements(self, body, scope, scope_qualname):
+        for statement in body:
+            kind = type(statement)
+            if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+                self.function(statement, scope, scope_qualname)
+            elif kind is ast.ClassDef:
+                self.statements(statement.body, statement, self.qualname_of(statement, scope, scope_qualname))
+            else:
+                for block in _child_blocks(statement):
+                    self.statements(block, scope, scope_qualname)
 
-    def visit_ClassDef(self, node):
-        self.scopes.append((node, self.qualname_of(node)))
-        self.generic_visit(node)
-        self.scopes.pop()
-        return node
-
-    def visit_FunctionDef(self, node):
-        qualname = self.qualname_of(node)
-        self.scopes.append((node, qualname))
-        self.generic_visit(node)  # nested functions first: they are their own sites
-        self.scopes.pop()
+    def function(self, node, scope, scope_qualname):
+        qualname = self.qualname_of(node, scope, scope_qualname)
+        self.statements(node.body, node, qualname)  # nested functions first: they are their own sites
         if self.select(qualname):
             self._wrap(node, qualname)
-        return node
 
-    visit_AsyncFunctionDef = visit_FunctionDef
+    def qualname_of(self, node, scope, scope_qualname):
+        """The ``__qualname__`` CPython gives ``node`` (same rules as the compiler)."""
+        if scope is None:
+            return node.name
+        if node.name in self._explicit_globals(scope):
+            return node.name
+        if isinstance(scope, _FUNCTIONS):
+            return f"{scope_qualname}.<locals>.{node.name}"
+        return f"{scope_qualname}.{node.name}"
+
+    def _explicit_globals(self, scope):
+        """Names declared ``global`` directly in ``scope`` (they get a plain qualname)."""
+        found = self._globals.get(id(scope))
+        if found is None:
+            found = self._globals[id(scope)] = set()
+            for statement in _own_statements(scope.body):
+                if type(statement) is ast.Global:
+                    found.update(statement.names)
+        return found
 
     def _wrap(self, node, qualname):
         index = self.next_index
         self.next_index += 1
-        kind = function_kind(node)
+        kind = function_kind(node) if self.kinds else None
         self.sites.append(SiteSpec(index, qualname, node.lineno, kind, signature_layout(node.args)))
         site = names.site_placeholder(index)
 
@@ -143,62 +185,72 @@ class _Instrumenter(ast.NodeTransformer):
             docstring, body = body[:1], body[1:]
         anchor = body[0] if body else docstring[0]
         if not body:
-            body = [_nowhere(ast.Pass())]
-        _ReturnCapture().visit_body(body)
-
+            body = [ast.Pass(**_NOWHERE)]
+        for statement in _own_statements(body):
+            if type(statement) is ast.Return:
+                _capture_return(statement)
+        # Positions are given at construction: walking the new nodes afterwards
+        # was a measurable share of rewriting a large module.
+        here = _location_of(anchor)
         prologue = ast.Assign(
-            targets=[_store(names.CALL)],
+            targets=[_store(names.CALL, here)],
             value=ast.IfExp(
-                test=_attribute(site, "on"),
-                body=_method_call(site, "start", [ast.Tuple(elts=_argument_loads(node.args), ctx=ast.Load())]),
-                orelse=ast.Constant(None),
+                test=_attribute(site, "on", here),
+                body=_method_call(site, "start", [ast.Tuple(elts=_argument_loads(node.args, here), ctx=_LOAD, **here)], here),
+                orelse=ast.Constant(None, **here),
+                **here,
             ),
+            **here,
         )
-        _place_like(prologue, anchor)
-
-        call_is_live = ast.Compare(left=_load(names.CALL), ops=[ast.IsNot()], comparators=[ast.Constant(None)])
+        call_is_live = ast.Compare(
+            left=_load(names.CALL, _NOWHERE), ops=[ast.IsNot()], comparators=[ast.Constant(None, **_NOWHERE)], **_NOWHERE
+        )
         on_error = ast.ExceptHandler(
-            type=ast.Constant(names.BASE_EXCEPTION_PLACEHOLDER),
+            type=ast.Constant(names.BASE_EXCEPTION_PLACEHOLDER, **_NOWHERE),
             name=None,
             body=[
                 ast.If(
                     test=call_is_live,
-                    body=[ast.Assign(targets=[_store(names.CALL)], value=_method_call(site, "error", [_load(names.CALL)]))],
+                    body=[ast.Assign(targets=[_store(names.CALL, _NOWHERE)],
+                                     value=_method_call(site, "error", [_load(names.CALL, _NOWHERE)], _NOWHERE), **_NOWHERE)],
                     orelse=[],
+                    **_NOWHERE,
                 ),
-                ast.Raise(exc=None, cause=None),
+                ast.Raise(exc=None, cause=None, **_NOWHERE),
             ],
+            **_NOWHERE,
         )
-        fell_off_end = ast.Assign(targets=[_store(names.RESULT)], value=ast.Constant(None))
+        fell_off_end = ast.Assign(targets=[_store(names.RESULT, _NOWHERE)], value=ast.Constant(None, **_NOWHERE), **_NOWHERE)
         on_exit = ast.If(
-            test=ast.Compare(left=_load(names.CALL), ops=[ast.IsNot()], comparators=[ast.Constant(None)]),
-            body=[ast.Expr(_method_call(site, "end", [_load(names.CALL), _load(names.RESULT)]))],
+            test=ast.Compare(left=_load(names.CALL, _NOWHERE), ops=[ast.IsNot()],
+                             comparators=[ast.Constant(None, **_NOWHERE)], **_NOWHERE),
+            body=[ast.Expr(_method_call(site, "end", [_load(names.CALL, _NOWHERE), _load(names.RESULT, _NOWHERE)], _NOWHERE),
+                           **_NOWHERE)],
             orelse=[],
+            **_NOWHERE,
         )
-        for part in (on_error, fell_off_end, on_exit):
-            _place_nowhere(part)
-        wrapper = ast.Try(body=body, handlers=[on_error], orelse=[fell_off_end], finalbody=[on_exit])
-        _place_like(wrapper, anchor, recursive=False)
+        wrapper = ast.Try(body=body, handlers=[on_error], orelse=[fell_off_end], finalbody=[on_exit], **here)
         node.body = docstring + [prologue, wrapper]
 
 
-class _ReturnCapture(ast.NodeTransformer):
-    """``return x`` -> ``return (_hw@result := x)`` in one function's own scope."""
+def _capture_return(node):
+    """``return x`` -> ``return (_hw@result := x)``, in place."""
+    value = node.value if node.value is not None else ast.Constant(None, **_location_of(node))
+    where = _location_of(value)
+    node.value = ast.NamedExpr(target=_store(names.RESULT, where), value=value, **where)
 
-    def visit_body(self, body):
-        for index, statement in enumerate(body):
-            body[index] = self.visit(statement)
 
-    def visit_Return(self, node):
-        value = node.value if node.value is not None else _place_like(ast.Constant(None), node)
-        node.value = ast.copy_location(ast.NamedExpr(target=_store(names.RESULT), value=value), value)
-        ast.copy_location(node.value.target, value)
-        return node
-
-    def _skip(self, node):
-        return node  # a nested scope: its returns belong to another function
-
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _skip
+def _own_statements(body):
+    """Every statement of a scope's body, nested blocks included, nested scopes excluded."""
+    stack = list(reversed(body))
+    while stack:
+        statement = stack.pop()
+        yield statement
+        kind = type(statement)
+        if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef or kind is ast.ClassDef:
+            continue
+        for block in _child_blocks(statement):
+            stack.extend(reversed(block))
 
 
 def function_kind(node):
@@ -239,14 +291,14 @@ def _add_literal(defaults, name, node):
         pass
 
 
-def _argument_loads(args):
+def _argument_loads(args, location):
     ordered = args.posonlyargs + args.args
     if args.vararg:
         ordered = ordered + [args.vararg]
     ordered = ordered + args.kwonlyargs
     if args.kwarg:
         ordered = ordered + [args.kwarg]
-    return [_load(arg.arg) for arg in ordered]
+    return [_load(arg.arg, location) for arg in ordered]
 
 
 def _own_scope_nodes(node):
@@ -260,15 +312,6 @@ def _own_scope_nodes(node):
         stack.extend(ast.iter_child_nodes(child))
 
 
-def _explicit_globals(scope):
-    """Names declared ``global`` directly in ``scope`` (they get a plain qualname)."""
-    found = set()
-    for child in _own_scope_nodes(scope):
-        if isinstance(child, ast.Global):
-            found.update(child.names)
-    return found
-
-
 def _is_docstring(statement):
     return (
         isinstance(statement, ast.Expr)
@@ -277,42 +320,28 @@ def _is_docstring(statement):
     )
 
 
-def _load(name):
-    return ast.Name(id=name, ctx=ast.Load())
+_LOAD = ast.Load()
+_STORE = ast.Store()
+# Line -1 makes the compiler attach no line of its own to these instructions.
+_NOWHERE = {"lineno": -1, "col_offset": -1, "end_lineno": -1, "end_col_offset": -1}
 
 
-def _store(name):
-    return ast.Name(id=name, ctx=ast.Store())
+def _location_of(node):
+    return {"lineno": node.lineno, "col_offset": node.col_offset,
+            "end_lineno": node.end_lineno, "end_col_offset": node.end_col_offset}
 
 
-def _attribute(site, attribute):
-    return ast.Attribute(value=ast.Constant(site), attr=attribute, ctx=ast.Load())
+def _load(name, location):
+    return ast.Name(id=name, ctx=_LOAD, **location)
 
 
-def _method_call(site, method, args):
-    return ast.Call(func=_attribute(site, method), args=args, keywords=[])
+def _store(name, location):
+    return ast.Name(id=name, ctx=_STORE, **location)
 
 
-def _place_like(node, anchor, recursive=True):
-    targets = ast.walk(node) if recursive else (node,)
-    for child in targets:
-        if "lineno" in child._attributes:
-            child.lineno = anchor.lineno
-            child.col_offset = anchor.col_offset
-            child.end_lineno = anchor.end_lineno
-            child.end_col_offset = anchor.end_col_offset
-    return node
+def _attribute(site, attribute, location):
+    return ast.Attribute(value=ast.Constant(site, **location), attr=attribute, ctx=_LOAD, **location)
 
 
-def _place_nowhere(node):
-    for child in ast.walk(node):
-        _nowhere(child)
-    return node
-
-
-def _nowhere(node):
-    # Line -1 makes the compiler attach no line of its own to these instructions.
-    if "lineno" in node._attributes:
-        node.lineno = node.end_lineno = -1
-        node.col_offset = node.end_col_offset = -1
-    return node
+def _method_call(site, method, args, location):
+    return ast.Call(func=_attribute(site, method, location), args=args, keywords=[], **location)

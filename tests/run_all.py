@@ -5,10 +5,12 @@
 For each of CPython 3.10, 3.11, 3.12 and 3.13 found (pyenv's versions, then
 ``python3.X`` on PATH), a virtual environment under ``.test-venvs/`` gets the
 pinned test requirements and this project (``pip install .``, which also checks
-the ``hookwise`` console script), then the suite runs in it. Two interpreters
-run at a time (the suites are mostly subprocess-bound). A version that is not
-installed is skipped with a note; finding none at all is a failure. The exit
-status is non-zero when any suite fails.
+the ``hookwise`` console script); the C accelerator is built in place, and the
+suite runs twice: with the accelerator, then with the pure-Python runtime
+(HOOKWISE_PURE_PYTHON=1). Two interpreters run at a time (the suites are mostly
+subprocess-bound). A version that is not installed is skipped with a note;
+finding none at all is a failure. The exit status is non-zero when any run
+fails.
 
 Set HOOKWISE_PYTHONS=3.11,3.12 to pick versions.
 """
@@ -26,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENVS = os.path.join(ROOT, ".test-venvs")
 REQUIREMENTS = os.path.join(ROOT, "tests", "requirements.txt")
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
+IMPLEMENTATIONS = ("c", "pure")  # the C accelerator, then the pure-Python runtime
 # pip builds the project in ./build: two installs at once would share it
 _INSTALL_LOCK = threading.Lock()
 
@@ -94,6 +97,8 @@ def prepare(version, interpreter, log):
     with _INSTALL_LOCK:
         _run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
               "--no-build-isolation", "--force-reinstall", ROOT], log)
+        # the accelerator beside the sources, for the tests that run the checkout
+        _run([python, "setup.py", "-q", "build_ext", "--inplace"], log)
         shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
     return python
 
@@ -113,16 +118,26 @@ def run_suite(version, interpreter, pytest_args):
             python = prepare(version, interpreter, log)
         except subprocess.CalledProcessError as exc:
             return version, False, f"setup failed ({exc})", log_path, time.monotonic() - began
-        env = dict(os.environ)
-        env.pop("PYTHONDONTWRITEBYTECODE", None)  # the tests decide this themselves
-        log.write(f"$ {python} -m pytest {' '.join(pytest_args)}\n")
-        log.flush()
-        result = subprocess.run([python, "-m", "pytest", *pytest_args], stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT, env=env)
-    with open(log_path) as handle:
-        tail = [line for line in handle.read().splitlines() if line.strip()]
-    summary = tail[-1] if tail else "(no output)"
-    return version, result.returncode == 0, summary, log_path, time.monotonic() - began
+        summaries, ok = [], True
+        for implementation in IMPLEMENTATIONS:
+            env = dict(os.environ)
+            env.pop("PYTHONDONTWRITEBYTECODE", None)  # the tests decide this themselves
+            env.pop("HOOKWISE_PURE_PYTHON", None)
+            env["HOOKWISE_TEST_IMPLEMENTATION"] = implementation
+            if implementation == "pure":
+                env["HOOKWISE_PURE_PYTHON"] = "1"
+            log.write(f"$ HOOKWISE_TEST_IMPLEMENTATION={implementation} {python} -m pytest {' '.join(pytest_args)}\n")
+            log.flush()
+            start = log.tell()
+            result = subprocess.run([python, "-m", "pytest", *pytest_args], stdout=log, stderr=subprocess.STDOUT,
+                                    cwd=ROOT, env=env)
+            log.flush()
+            with open(log_path) as handle:
+                handle.seek(start)
+                tail = [line for line in handle.read().splitlines() if line.strip()]
+            summaries.append(f"{implementation}: {tail[-1] if tail else '(no output)'}")
+            ok = ok and result.returncode == 0
+    return version, ok, " | ".join(summaries), log_path, time.monotonic() - began
 
 
 def main():

@@ -1,0 +1,92 @@
+"""The C accelerator and the pure-Python runtime: the one under test is the one in use.
+
+tests/run_all.py runs the whole suite twice per interpreter, with
+HOOKWISE_TEST_IMPLEMENTATION=c (accelerator built in place) and =pure
+(HOOKWISE_PURE_PYTHON=1); these tests make sure each run really exercised
+the implementation it claims, and cover what only the C types have.
+"""
+
+import gc
+import glob
+import os
+import pickle
+import sys
+import textwrap
+import time
+
+from helpers import ROOT, Recorder, clean_env, load_rewritten, read_jsonl, run_driver, run_python
+from hookwise import accel
+from hookwise.call import Call, PurePythonCall
+
+
+def test_the_implementation_under_test_is_the_one_in_use():
+    expected = os.environ.get("HOOKWISE_TEST_IMPLEMENTATION")
+    built = glob.glob(os.path.join(ROOT, "hookwise", f"_speedups{sys.implementation.cache_tag.replace('cpython-', '.cpython-')}*"))
+    if expected == "c" or (expected is None and built and not os.environ.get(accel.PURE_PYTHON)):
+        assert accel.ACTIVE, "the C accelerator was expected but is not in use"
+        assert Call is not PurePythonCall
+    elif expected == "pure" or os.environ.get(accel.PURE_PYTHON):
+        assert not accel.ACTIVE and Call is PurePythonCall
+    child = run_python(["-c", "import hookwise.accel as a; print(a.describe())"], cwd=ROOT, env=clean_env())
+    assert child.stdout.strip() == accel.describe()
+
+
+def test_durations_and_timestamps_agree_with_the_clocks():
+    recorder = Recorder()
+    namespace, _ = load_rewritten("import time\ndef nap(s):\n    time.sleep(s)\n", listeners=[recorder])
+    before = time.time_ns()
+    namespace["nap"](0.05)
+    after = time.time_ns()
+    call = recorder.calls[-1]
+    assert 45_000_000 <= call.duration_ns <= (after - before) + 1_000_000
+    assert before - 1_000_000 <= call.start_ns <= call.end_ns <= after + 1_000_000
+    assert call.end_ns - call.start_ns == call.duration_ns
+
+
+def test_calls_kept_by_a_listener_stay_intact_after_many_more_calls():
+    kept = []
+
+    class Keeper:
+        def end(self, call, result):
+            if len(kept) < 3:
+                kept.append(call)
+
+    namespace, _ = load_rewritten("def f(x):\n    return x * 2\n", listeners=[Keeper()])
+    for i in range(2000):
+        namespace["f"](i)
+    assert [(c.arguments, c.result, c.done) for c in kept] == [({"x": 0}, 0, True), ({"x": 1}, 2, True), ({"x": 2}, 4, True)]
+    assert len({c.call_id for c in kept}) == 3
+
+
+def test_cycles_through_a_call_are_collected():
+    class Holder:
+        pass
+
+    class Cyclic:
+        def end(self, call, result):
+            result.call = call  # result -> call -> result
+
+    namespace, _ = load_rewritten("def make(cls):\n    return cls()\n", listeners=[Cyclic()])
+    import weakref
+
+    made = namespace["make"](Holder)
+    probe = weakref.ref(made)
+    del made
+    gc.collect()
+    assert probe() is None
+
+
+def test_the_wrapper_of_a_builtin_looks_like_it(tmp_path):
+    program = textwrap.dedent("""
+        import os, pickle, inspect, posix
+        class Holder:
+            run = os.system   # a builtin in a class does not bind; the wrapper must not either
+        print(os.system.__name__, os.system.__qualname__, os.system.__module__, os.system.__doc__ == posix.system.__wrapped__.__doc__)
+        print(repr(os.system) == repr(os.system.__wrapped__), pickle.loads(pickle.dumps(os.system)) is os.system)
+        print(str(inspect.signature(os.system)), Holder().run("true"))
+    """)
+    (tmp_path / "program.py").write_text(program)
+    result = run_driver(["--hook", "os:system", "--listener", "jsonl=e.jsonl", "program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["system system posix True", "True True", "(command) 0"]
+    assert [e["event"] for e in read_jsonl(tmp_path / "e.jsonl")] == ["start", "end"]
