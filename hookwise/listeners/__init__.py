@@ -37,6 +37,7 @@ def refuse_arg(name, arg):
 BUILTIN = {
     "console": "hookwise.listeners.console",
     "jsonl": "hookwise.listeners.jsonl",
+    "stats": "hookwise.listeners.stats",
 }
 
 ENTRY_POINT_GROUP = "hookwise.listeners"

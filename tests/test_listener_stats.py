@@ -1,0 +1,143 @@
+"""``--listener stats``: the per-target table of call durations, end to end through the driver."""
+
+import os
+import re
+
+import pytest
+
+from helpers import FIXTURES, read_jsonl, run_driver
+from hookwise.listeners._stats import nearest_rank
+from hookwise.listeners.console import format_duration
+
+WORKLOAD = os.path.join(FIXTURES, "scripts", "report_workload.py")
+# what report_workload.py calls: target -> (calls, errors)
+EXPECTED = {
+    "__main__:main": (1, 0), "__main__:load": (2, 0), "__main__:parse": (8, 2), "__main__:checksum": (6, 0),
+    "__main__:numbers": (1, 0), "__main__:slow": (1, 0), "__main__:gather_all": (1, 0), "__main__:fetch": (2, 0),
+}
+DURATION = r"\d+(?:\.\d+)? (?:ns|us|ms|s)"
+ROW = re.compile(rf"^(\S+) +(\d+) +(\d+) +({DURATION}) +({DURATION}) +({DURATION}) +({DURATION}) +({DURATION})$")
+UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def run_workload(tmp_path, *listeners, mode="normal"):
+    args = ["--hook", "__main__:*"]
+    for spec in listeners:
+        args += ["--listener", spec]
+    return run_driver([*args, WORKLOAD, mode], cwd=tmp_path)
+
+
+def parse_table(text):
+    """(title, header cells, {target: cells}) of the table in ``text``; rows keep their order."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    start = next(index for index, line in enumerate(lines) if line.startswith("hookwise stats: "))
+    title, header = lines[start], lines[start + 1].split()
+    rows = {}
+    for line in lines[start + 2:]:
+        match = ROW.match(line)
+        if match is None:
+            break
+        rows[match.group(1)] = match.groups()[1:]
+    return title, header, rows
+
+
+def nanoseconds(text):
+    number, unit = text.split()
+    return float(number) * UNIT_NS[unit]
+
+
+def test_the_table_has_a_row_per_target_with_counts_errors_and_the_slowest_total_first(tmp_path):
+    result = run_workload(tmp_path, "stats=stats.txt", "jsonl=events.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "total 6 fetched [16, 161]\n"
+    text = (tmp_path / "stats.txt").read_text()
+    title, header, rows = parse_table(text)
+    assert title == "hookwise stats: 22 calls of 8 targets, 2 errors; slowest total first"
+    assert header == ["target", "calls", "errors", "total", "mean", "p50", "p95", "max"]
+    assert {target: (int(cells[0]), int(cells[1])) for target, cells in rows.items()} == EXPECTED
+    assert len(text.splitlines()) == 2 + len(EXPECTED)
+
+    # the same numbers, worked out from the events of the same run
+    durations = {}
+    for event in read_jsonl(tmp_path / "events.jsonl"):
+        if event["event"] in ("end", "error"):
+            durations.setdefault(event["target"], []).append(event["duration_ns"])
+    by_total = sorted(durations, key=lambda target: (-sum(durations[target]), target))
+    assert list(rows) == by_total
+    for target, cells in rows.items():
+        values = sorted(durations[target])
+        assert cells[2:] == (
+            format_duration(sum(values)), format_duration(sum(values) // len(values)),
+            format_duration(nearest_rank(values, 50)), format_duration(nearest_rank(values, 95)),
+            format_duration(values[-1]),
+        ), target
+    assert list(rows)[0] == "__main__:main"  # it encloses everything else on MainThread
+    assert nanoseconds(rows["__main__:slow"][2]) >= 50e6
+    totals = [nanoseconds(cells[2]) for cells in rows.values()]
+    assert totals == sorted(totals, reverse=True)
+
+
+def test_columns_are_aligned(tmp_path):
+    result = run_workload(tmp_path, "stats=stats.txt")
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "stats.txt").read_text().splitlines()[1:]
+    header = table[0]
+    # every number ends where its heading ends; the targets start where "target" starts
+    ends = [match.end() for match in re.finditer(r"\S+", header)][1:]
+    for line in table[1:]:
+        assert line.startswith("__main__:")
+        cell_ends = [match.end() for match in re.finditer(r"\d+(?:\.\d+)?(?: (?:ns|us|ms|s))?(?=\s|$)", line)]
+        assert cell_ends[-7:] == ends, line
+
+
+def test_without_a_path_the_table_goes_to_stderr_after_the_program(tmp_path):
+    result = run_workload(tmp_path, "stats")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "total 6 fetched [16, 161]\n"  # the program's own output is untouched
+    title, _, rows = parse_table(result.stderr)
+    assert title.startswith("hookwise stats: 22 calls of 8 targets")
+    assert {target: (int(cells[0]), int(cells[1])) for target, cells in rows.items()} == EXPECTED
+    assert result.stderr.startswith("hookwise stats: ")
+
+
+@pytest.mark.parametrize("mode, status, main_errors", [("exit", 3, 1), ("crash", 1, 1)])
+def test_the_table_is_written_when_the_program_exits_or_crashes(tmp_path, mode, status, main_errors):
+    result = run_workload(tmp_path, "stats=stats.txt", mode=mode)
+    assert result.returncode == status
+    if mode == "crash":
+        assert "RuntimeError: the program crashed" in result.stderr
+    _, _, rows = parse_table((tmp_path / "stats.txt").read_text())
+    assert rows["__main__:main"][:2] == ("1", str(main_errors))  # SystemExit and RuntimeError count as errors
+    assert rows["__main__:parse"][:2] == ("8", "2")
+
+
+def test_no_finished_call_says_so(tmp_path):
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    result = run_driver(["--hook", "__main__:nothing", "--listener", "stats", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0
+    assert "hookwise stats: no hooked call finished" in result.stderr
+
+
+def test_an_unwritable_path_stops_the_driver_before_the_program(tmp_path):
+    result = run_workload(tmp_path, f"stats={tmp_path / 'missing' / 'stats.txt'}")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("hookwise: error: listener 'stats': cannot write the output")
+    assert "No such file or directory" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_symlink_planted_at_the_path_is_not_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    os.symlink(victim, tmp_path / "stats.txt")
+    result = run_workload(tmp_path, "stats=stats.txt")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "listener 'stats': cannot write the output 'stats.txt'" in result.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_nearest_rank_percentiles():
+    values = list(range(1, 101))
+    assert [nearest_rank(values, p) for p in (50, 95, 100)] == [50, 95, 100]
+    assert nearest_rank([7], 50) == nearest_rank([7], 95) == 7
+    assert nearest_rank([1, 2], 50) == 1 and nearest_rank([1, 2], 95) == 2
+    assert nearest_rank([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 1000], 95) == 19
