@@ -38,6 +38,7 @@ BUILTIN = {
     "console": "hookwise.listeners.console",
     "jsonl": "hookwise.listeners.jsonl",
     "stats": "hookwise.listeners.stats",
+    "chrome": "hookwise.listeners.chrome",
 }
 
 ENTRY_POINT_GROUP = "hookwise.listeners"

@@ -1,0 +1,318 @@
+"""``--listener chrome=PATH``: a Trace Event Format file, end to end through the driver."""
+
+import json
+import os
+import textwrap
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpers import FIXTURES, read_jsonl, run_driver
+from hookwise.listeners import _output
+from hookwise.listeners._jsontext import dumps, for_script_element
+
+WORKLOAD = os.path.join(FIXTURES, "scripts", "report_workload.py")
+CALLS = {"main": 1, "load": 2, "parse": 8, "checksum": 6, "numbers": 1, "slow": 1, "gather_all": 1, "fetch": 2}
+
+
+def run_workload(tmp_path, *listeners, mode="normal"):
+    args = ["--hook", "__main__:*"]
+    for spec in listeners:
+        args += ["--listener", spec]
+    return run_driver([*args, WORKLOAD, mode], cwd=tmp_path)
+
+
+def load_trace(path):
+    with open(path) as handle:
+        trace = json.load(handle)
+    events = trace["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    slices = [e for e in events if e["ph"] == "X"]
+    return trace, events, names, slices
+
+
+def ns(microseconds):
+    return round(microseconds * 1000)
+
+
+def span(event):
+    return ns(event["ts"]), ns(event["ts"]) + ns(event["dur"])
+
+
+def enclosing(slice_, slices):
+    """The innermost other slice on the same tid whose time holds ``slice_``'s."""
+    start, end = span(slice_)
+    around = [other for other in slices if other is not slice_ and other["tid"] == slice_["tid"]
+              and span(other)[0] <= start and end <= span(other)[1]]
+    return min(around, key=lambda other: ns(other["dur"]), default=None)
+
+
+def assert_tracks_nest(names, slices):
+    for tid in names:
+        track = sorted((span(e) for e in slices if e["tid"] == tid), key=lambda s: (s[0], -s[1]))
+        stack = []
+        for start, end in track:
+            while stack and stack[-1] <= start:
+                stack.pop()
+            assert not stack or end <= stack[-1], f"a slice on {names[tid]} overlaps its neighbour"
+            stack.append(end)
+
+
+def test_every_call_is_one_slice_on_a_named_track_with_its_arguments_and_result(tmp_path):
+    result = run_workload(tmp_path, "chrome=trace.json", "jsonl=events.jsonl")
+    assert result.returncode == 0, result.stderr
+    trace, events, names, slices = load_trace(tmp_path / "trace.json")
+    assert set(trace) == {"traceEvents", "otherData"}
+    pid = events[0]["pid"]
+    assert events[0] == {"ph": "M", "pid": pid, "tid": pid, "name": "process_name",
+                         "args": {"name": "report_workload.py (hookwise)"}}
+    assert all(e["pid"] == pid for e in events)
+    assert sorted(names.values()) == ["MainThread", "MainThread / task Task-1", "MainThread / task Task-2",
+                                      "MainThread / task Task-3", "loader-1", "loader-2"]
+    assert all(0 < tid < 2**32 for tid in names)  # trace viewers read tids as 32-bit numbers
+
+    # one X slice per call, except the generator, which is one async b/e pair
+    jsonl = read_jsonl(tmp_path / "events.jsonl")
+    starts = {e["call_id"]: e for e in jsonl if e["event"] == "start"}
+    finished = {e["call_id"]: e for e in jsonl if e["event"] != "start"}
+    by_id = {e["args"]["call_id"]: e for e in slices}
+    assert len(by_id) == len(slices) == 21
+    begins = [e for e in events if e["ph"] == "b"]
+    ends = [e for e in events if e["ph"] == "e"]
+    assert set(by_id) | {e["id"] for e in begins} == set(starts)
+    assert {qualname: sum(e["name"] == f"__main__:{qualname}" for e in slices + begins) for qualname in CALLS} == CALLS
+
+    for call_id, event in by_id.items():
+        start, end = starts[call_id], finished[call_id]
+        assert event["name"] == start["target"]
+        assert names[event["tid"]].split(" / ")[0] == start["thread_name"]
+        assert event["args"]["duration_ns"] == end["duration_ns"]  # the runtime's own measure of the call
+        if "task" in start:
+            assert names[event["tid"]] == f"MainThread / task {start['task']}" == f"MainThread / task {event['args']['task']}"
+        assert event["cat"] == ("coroutine" if event["name"] in ("__main__:fetch", "__main__:gather_all") else "function")
+
+    parses = [e for e in slices if e["name"] == "__main__:parse"]
+    fine = [e for e in parses if "error" not in e["args"]]
+    assert sorted(e["args"]["arguments"]["record"] for e in fine) == ["'a'", "'a'", "'alpha'", "'beta'", "'c'", "'c'"]
+    for event in fine:
+        record = event["args"]["arguments"]["record"].strip("'")
+        assert event["args"]["result"] == str(sum(record.encode()) % 251)
+        assert "cname" not in event
+    checksums = [e for e in slices if e["name"] == "__main__:checksum"]
+    assert sorted(e["args"]["arguments"]["data"] for e in checksums) == ["b'a'", "b'a'", "b'alpha'", "b'beta'", "b'c'", "b'c'"]
+    for event in checksums:
+        data = event["args"]["arguments"]["data"][2:-1]
+        assert event["args"]["result"] == str(sum(data.encode()) % 251)
+        assert event["args"]["caller"] == f"{WORKLOAD}:35 in parse"
+
+    # the generator: an async slice that does not break MainThread's nesting
+    (begin,), (finish,) = begins, ends
+    assert begin["name"] == finish["name"] == "__main__:numbers" and begin["cat"] == finish["cat"] == "hookwise.generator"
+    assert begin["id"] == finish["id"] and finish["ts"] >= begin["ts"]
+    assert begin["args"]["arguments"] == {"count": "4"} and begin["args"]["result"] == "None"
+    assert trace["otherData"]["calls_not_recorded"] == 0
+
+
+def test_errors_are_marked_red_with_the_exception(tmp_path):
+    result = run_workload(tmp_path, "chrome=trace.json")
+    assert result.returncode == 0, result.stderr
+    _, _, names, slices = load_trace(tmp_path / "trace.json")
+    failed = [e for e in slices if "error" in e["args"]]
+    assert len(failed) == 2
+    for event in failed:
+        assert event["name"] == "__main__:parse" and event["cname"] == "terrible"
+        assert event["args"]["error"] == "ValueError: bad record 'bad'"
+        assert event["args"]["exception_type"] == "ValueError"
+        assert "result" not in event["args"]
+        assert event["args"]["arguments"] == {"record": "'bad'", "password": "***"}
+    assert sorted(names[e["tid"]] for e in failed) == ["loader-1", "loader-2"]
+    assert all("cname" not in e for e in slices if "error" not in e["args"])
+
+
+def test_slices_nest_under_their_callers_on_the_same_track(tmp_path):
+    result = run_workload(tmp_path, "chrome=trace.json")
+    assert result.returncode == 0, result.stderr
+    _, _, names, slices = load_trace(tmp_path / "trace.json")
+    # on every track, two slices are either disjoint or one holds the other
+    assert_tracks_nest(names, slices)
+    # and the slice that holds a call is its caller's
+    parents = {}
+    for event in slices:
+        parent = enclosing(event, slices)
+        parents.setdefault(event["name"], set()).add(None if parent is None else parent["name"])
+    assert parents["__main__:checksum"] == {"__main__:parse"}
+    assert parents["__main__:parse"] == {"__main__:load", "__main__:fetch"}
+    assert parents["__main__:load"] == {None}  # each thread's top call
+    assert parents["__main__:fetch"] == {None}  # the top of Task-2 and Task-3
+    assert parents["__main__:gather_all"] == {None}  # the top of Task-1
+    assert parents["__main__:slow"] == {"__main__:main"}
+    assert parents["__main__:main"] == {None}
+    for event in slices:
+        caller = event["args"]["caller"].rsplit(" in ", 1)[1]
+        parent = enclosing(event, slices)
+        if caller in CALLS:  # called by a hooked function: inside that function's slice
+            assert parent is not None and parent["name"] == f"__main__:{caller}"
+    # the tasks' slices lie within main's time, on tracks of their own
+    main = next(e for e in slices if e["name"] == "__main__:main")
+    for event in slices:
+        if names[event["tid"]].startswith("MainThread / task"):
+            assert span(main)[0] < span(event)[0] and span(event)[1] < span(main)[1]
+
+
+def test_thousands_of_quick_nested_calls_on_four_threads_all_nest(tmp_path):
+    # calls microseconds apart, for long enough that the runtime's clock is re-anchored on the way
+    (tmp_path / "app.py").write_text(textwrap.dedent(
+        """
+        import threading
+        def leaf(n):
+            return n
+        def inner(n):
+            return leaf(n) + leaf(n)
+        def outer(n):
+            return inner(n) + leaf(n)
+        def work():
+            for n in range(1500):
+                outer(n)
+        threads = [threading.Thread(target=work, name=f"w{i}") for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        """
+    ))
+    result = run_driver(["--hook", "__main__:*", "--listener", "chrome=trace.json", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _, _, names, slices = load_trace(tmp_path / "trace.json")
+    assert len(slices) == 4 * (1 + 1500 * 5)
+    assert sorted(names.values()) == ["w0", "w1", "w2", "w3"]
+    assert_tracks_nest(names, slices)
+
+
+@pytest.mark.parametrize("mode, status, exception", [("exit", 3, "SystemExit: 3"), ("crash", 1, "RuntimeError: the program crashed")])
+def test_the_file_is_complete_json_when_the_program_exits_or_crashes(tmp_path, mode, status, exception):
+    result = run_workload(tmp_path, "chrome=trace.json", mode=mode)
+    assert result.returncode == status
+    _, _, _, slices = load_trace(tmp_path / "trace.json")
+    assert len(slices) == 21
+    main = next(e for e in slices if e["name"] == "__main__:main")
+    assert main["args"]["error"] == exception and main["cname"] == "terrible"
+
+
+def test_a_call_still_running_at_exit_ends_at_exit_marked_unfinished(tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent(
+        """
+        import threading, time
+        def forever():
+            time.sleep(60)
+        def quick():
+            return 1
+        threading.Thread(target=forever, name="stuck", daemon=True).start()
+        time.sleep(0.05)
+        quick()
+        """
+    ))
+    result = run_driver(["--hook", "__main__:*", "--listener", "chrome=trace.json", "app.py"], cwd=tmp_path, timeout=50)
+    assert result.returncode == 0, result.stderr
+    _, _, names, slices = load_trace(tmp_path / "trace.json")
+    stuck = next(e for e in slices if e["name"] == "__main__:forever")
+    quick = next(e for e in slices if e["name"] == "__main__:quick")
+    assert names[stuck["tid"]] == "stuck" and stuck["args"]["unfinished"] is True
+    assert "result" not in stuck["args"] and "error" not in stuck["args"]
+    assert span(stuck)[1] >= span(quick)[1]
+
+
+def test_coroutines_driven_outside_a_task_are_async_slices(tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent(
+        """
+        async def step(n):
+            return n + 1
+        def outer():
+            coroutine = step(1)
+            try:
+                coroutine.send(None)
+            except StopIteration as stop:
+                return stop.value
+        outer()
+        """
+    ))
+    result = run_driver(["--hook", "__main__:*", "--listener", "chrome=trace.json", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _, events, _, slices = load_trace(tmp_path / "trace.json")
+    assert [e["name"] for e in slices] == ["__main__:outer"] and slices[0]["args"]["result"] == "2"
+    begin = next(e for e in events if e["ph"] == "b")
+    assert begin["name"] == "__main__:step" and begin["cat"] == "hookwise.coroutine"
+    assert begin["args"]["result"] == "2"
+
+
+def test_a_slice_that_cannot_nest_in_its_track_becomes_an_async_slice(tmp_path):
+    # two tasks with one name share a track, and their calls overlap without nesting
+    (tmp_path / "app.py").write_text(textwrap.dedent(
+        """
+        import asyncio
+        async def wait(delay):
+            await asyncio.sleep(delay)
+        async def main():
+            first = asyncio.create_task(wait(0.02), name="same")
+            await asyncio.sleep(0.005)
+            second = asyncio.create_task(wait(0.03), name="same")
+            await asyncio.gather(first, second)
+        asyncio.run(main())
+        """
+    ))
+    result = run_driver(["--hook", "__main__:wait", "--listener", "chrome=trace.json", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _, events, names, slices = load_trace(tmp_path / "trace.json")
+    (kept,) = slices
+    assert names[kept["tid"]] == "MainThread / task same" and kept["args"]["arguments"] == {"delay": "0.02"}
+    begin = next(e for e in events if e["ph"] == "b")
+    assert begin["args"]["arguments"] == {"delay": "0.03"} and begin["args"]["task"] == "same"
+    assert begin["cat"] == "hookwise.coroutine" and [e["id"] for e in events if e["ph"] == "e"] == [begin["id"]]
+
+
+def test_secrets_never_reach_the_file(tmp_path):
+    result = run_workload(tmp_path, "chrome=trace.json")
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "trace.json").read_text()
+    assert "hunter2" not in text and '"password":"***"' in text
+
+
+def test_an_unwritable_path_or_a_planted_symlink_stops_the_driver(tmp_path):
+    result = run_workload(tmp_path, "chrome=" + str(tmp_path / "no" / "trace.json"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("hookwise: error: listener 'chrome': cannot write the output")
+    victim = tmp_path / "victim.json"
+    victim.write_text("{}")
+    os.symlink(victim, tmp_path / "trace.json")
+    result = run_workload(tmp_path, "chrome=trace.json")
+    assert result.returncode == 2 and result.stdout == "" and victim.read_text() == "{}"
+    result = run_workload(tmp_path, "chrome")
+    assert result.returncode == 2 and "listener 'chrome' needs a path" in result.stderr
+
+
+def test_the_output_file_holds_exactly_one_report_even_if_someone_else_wrote_there(tmp_path):
+    path = tmp_path / "trace.json"
+    path.write_text("x" * 100)
+    output = _output.create(str(path))
+    assert path.read_text() == ""  # emptied when the run starts
+    with open(path, "w") as other:  # another process writes a longer text meanwhile
+        other.write("y" * 1000)
+    assert output.write('{"traceEvents":[]}') is True
+    assert path.read_text() == '{"traceEvents":[]}'
+    assert output.write("again") is False  # one report per run
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_the_hand_made_json_reads_back_the_same(value):
+    text = dumps(value)
+    assert text.isascii()
+    assert json.loads(text) == value
+    assert json.loads(for_script_element(text)) == value
+    assert "<" not in for_script_element(text) and ">" not in for_script_element(text)
