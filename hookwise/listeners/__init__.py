@@ -39,6 +39,7 @@ BUILTIN = {
     "jsonl": "hookwise.listeners.jsonl",
     "stats": "hookwise.listeners.stats",
     "chrome": "hookwise.listeners.chrome",
+    "html": "hookwise.listeners.html",
 }
 
 ENTRY_POINT_GROUP = "hookwise.listeners"

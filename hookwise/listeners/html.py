@@ -1,0 +1,134 @@
+"""``--listener html=PATH``: one self-contained HTML page with a timeline of the calls and their statistics.
+
+Written at exit (also after an uncaught exception or ``sys.exit``) to PATH,
+which is created when the listener is, before the program starts. The page has
+everything inline (style, script, data): it opens from a file with no network.
+
+- The timeline has a lane per thread, per asyncio task and per thread's
+  generators and coroutines, laid out as in the chrome trace (see
+  ``_timeline``): nested calls one row below their caller, errors red; hover
+  for a summary, click for the arguments and the result.
+- The table has the ``stats`` listener's rows (see ``_stats``), counting every
+  finished call.
+- The timeline draws the first ``CALL_LIMIT`` calls (an ancestor always starts
+  before its descendants, so none is drawn without its callers); the page says
+  how many more there were.
+
+Must never: put a URL or any outside reference into the page, put program
+text into the page unescaped, or keep the program's objects.
+"""
+
+from .. import __version__
+from . import _output, require_arg
+from ._html_page import PAGE
+from ._jsontext import dumps, for_script_element
+from ._stats import COLUMNS, Durations, count, plural
+from ._timeline import Timeline
+from .console import format_duration
+
+CALL_LIMIT = 20_000  # what a browser still draws and scrolls smoothly as separate elements
+
+
+def from_spec(arg, settings):
+    return HtmlReportListener(_output.create(require_arg("html", arg, "a path")), render=settings.render)
+
+
+class HtmlReportListener(Timeline):
+    """Records calls (``Timeline``) and every duration (``Durations``); writes the page in ``close()``."""
+
+    def __init__(self, output, render=None, limit=CALL_LIMIT):
+        super().__init__(render, limit=limit)
+        self._output = output
+        self._durations = Durations()
+
+    def end(self, call, result):
+        Timeline.end(self, call, result)
+        self._durations.add(call.target, call.duration_ns, False)
+
+    def error(self, call, exc):
+        Timeline.error(self, call, exc)
+        self._durations.add(call.target, call.duration_ns, True)
+
+    def close(self):
+        self._output.write(self.page())
+
+    def page(self):
+        layout = self.layout()
+        program = layout.program
+        rows = self._durations.summary()
+        calls, errors = count(rows)
+        threads = {(track.thread_id, track.thread_name) for track in layout.tracks}
+        drawn = sum(len(track.slices) for track in layout.tracks)
+        summary = (f"{plural(calls, 'call')} of {plural(len(rows), 'target')}, {plural(errors, 'error')}, "
+                   f"on {plural(len(threads), 'thread')}.")
+        note = ""
+        if layout.dropped:
+            note = (f'<p class="note">The timeline shows the first {drawn} calls; {layout.dropped} later calls are only '
+                    "counted in the table.</p>")
+        data = {
+            "program": program,
+            "pid": layout.pid,
+            "time_zero_wall_ms": layout.origin_wall_ns // 1_000_000,
+            "tracks": [_track_data(track) for track in layout.tracks],
+        }
+        slots = {
+            "TITLE": escape(f"hookwise report: {program} (pid {layout.pid})"),
+            "SUMMARY": escape(f"{summary} hookwise {__version__}."),
+            "TIMELINE_NOTE": note,
+            "STATS": _stats_table(rows),
+            "DATA": for_script_element(dumps(data)),
+        }
+        # one pass over the template: text put into one slot is never searched for another slot
+        pieces = PAGE.split("@@")
+        pieces[1::2] = [slots[name] for name in pieces[1::2]]
+        return "".join(pieces)
+
+
+def _track_data(track):
+    return {
+        "name": track.name,
+        "kind": track.kind,
+        "thread": track.thread_name,
+        "rows": track.rows,
+        "calls": [_call_data(piece) for piece in track.slices],
+    }
+
+
+def _call_data(piece):
+    return {
+        "id": piece.call_id,
+        "target": piece.target,
+        "kind": piece.kind,
+        "task": piece.task,
+        "start": piece.start_ns,
+        "duration": piece.duration_ns,
+        # the runtime's measure of the call, as in the table; the bar spans the listener's own clock reads
+        "duration_text": format_duration(piece.duration_ns if piece.unfinished else piece.call_duration_ns),
+        "depth": piece.depth,
+        "caller": piece.caller,
+        "arguments": [list(pair) for pair in piece.arguments],
+        "result": piece.result,
+        "error": piece.error,
+        "unfinished": piece.unfinished,
+    }
+
+
+def _stats_table(rows):
+    if not rows:
+        return '<p class="note">No hooked call finished.</p>'
+    head = "".join(f"<th>{escape(name)}</th>" for name in COLUMNS)
+    body = []
+    for row in rows:
+        cells = row.cells()
+        tds = [f"<td>{escape(cells[0])}</td>", f"<td>{cells[1]}</td>",
+               f'<td class="errors">{cells[2]}</td>' if row.errors else f"<td>{cells[2]}</td>"]
+        tds.extend(f"<td>{escape(cell)}</td>" for cell in cells[3:])
+        body.append(f"<tr>{''.join(tds)}</tr>")
+    return f'<table id="stats"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table>"
+
+
+def escape(text):
+    """Text for HTML content or a quoted attribute: the five special characters as entities."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#39;"))
+

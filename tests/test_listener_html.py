@@ -1,0 +1,168 @@
+"""``--listener html=PATH``: a self-contained report, drawn by a real headless chromium."""
+
+import json
+import os
+import re
+import textwrap
+
+import pytest
+
+import browser
+from helpers import FIXTURES, run_driver
+
+WORKLOAD = os.path.join(FIXTURES, "scripts", "report_workload.py")
+DATA = re.compile(r'<script type="application/json" id="hookwise-data">(.*?)</script>', re.S)
+
+
+def run_workload(tmp_path, mode="normal"):
+    return run_driver(["--hook", "__main__:*", "--listener", "html=report.html", WORKLOAD, mode], cwd=tmp_path)
+
+
+def page_data(path):
+    """The calls embedded in the page, as its script reads them."""
+    found = DATA.findall(open(path, encoding="utf-8").read())
+    assert len(found) == 1
+    return json.loads(found[0])
+
+
+def calls_of(data):
+    return [(track, call) for track in data["tracks"] for call in track["calls"]]
+
+
+def bar_count(dom):
+    match = re.search(r'<span id="bar-count" data-bars="(\d+)" data-error-bars="(\d+)">(\d+)</span>', dom)
+    assert match, "the page's script did not report the bars it drew"
+    drawn, errors, shown = map(int, match.groups())
+    assert drawn == shown
+    return drawn, errors
+
+
+def test_chromium_draws_a_bar_per_call_with_the_errors_and_the_stats_table(tmp_path):
+    result = run_workload(tmp_path)
+    assert result.returncode == 0, result.stderr
+    dom = browser.dump_dom(tmp_path / "report.html")
+    assert 'data-rendered="yes"' in dom
+    assert bar_count(dom) == (22, 2)
+    bars = re.findall(r'<div class="bar( [a-z ]+)?" id="call-\d+"', dom)
+    assert len(bars) == 22
+    assert sum("error" in classes for classes in bars) == 2
+    assert sum("suspending" in classes for classes in bars) == 4  # numbers, gather_all and the two fetches
+    labels = re.findall(r'<div class="label" title="([^"]*)">', dom)
+    assert labels == ["MainThread", "MainThread / task Task-1", "MainThread / task Task-2", "MainThread / task Task-3",
+                      "MainThread / generators, coroutines", "loader-1", "loader-2"]
+    rows = re.findall(r"<tr><td>(__main__:\w+)</td><td>(\d+)</td><td[^>]*>(\d+)</td>", dom)
+    assert dict((target, (int(calls), int(errors))) for target, calls, errors in rows) == {
+        "__main__:main": (1, 0), "__main__:load": (2, 0), "__main__:parse": (8, 2), "__main__:checksum": (6, 0),
+        "__main__:numbers": (1, 0), "__main__:slow": (1, 0), "__main__:gather_all": (1, 0), "__main__:fetch": (2, 0),
+    }
+    assert rows[0][0] == "__main__:main"
+
+
+def test_a_call_shows_its_arguments_and_result_when_picked(tmp_path):
+    result = run_workload(tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = page_data(tmp_path / "report.html")
+    failed = next(call for _, call in calls_of(data) if call["error"])
+    fine = next(call for _, call in calls_of(data) if call["target"] == "__main__:checksum")
+    dom = browser.dump_dom(tmp_path / "report.html", fragment=f"#call-{failed['id']}")
+    details = dom[dom.index('<aside id="details">'):dom.index("</aside>")]
+    assert "<h2>__main__:parse</h2>" in details
+    assert "<dt>record</dt><dd>'bad'</dd>" in details and "<dt>password</dt><dd>***</dd>" in details
+    assert '<dt>raised</dt><dd class="error">ValueError: bad record \'bad\'</dd>' in details
+    assert f'class="bar error selected" id="call-{failed["id"]}"' in dom
+    dom = browser.dump_dom(tmp_path / "report.html", fragment=f"#call-{fine['id']}")
+    details = dom[dom.index('<aside id="details">'):dom.index("</aside>")]
+    assert "<dt>data</dt><dd>b'" in details and f"<dt>returned</dt><dd>{fine['result']}</dd>" in details
+
+
+def test_nested_calls_are_drawn_one_row_below_their_caller(tmp_path):
+    result = run_workload(tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = page_data(tmp_path / "report.html")
+    for track in data["tracks"]:
+        if track["kind"] == "suspended":
+            continue
+        for call in track["calls"]:
+            inside = [other for other in track["calls"] if other is not call and other["start"] <= call["start"]
+                      and call["start"] + call["duration"] <= other["start"] + other["duration"]]
+            assert call["depth"] == len(inside), (track["name"], call["target"])
+            if inside:
+                caller = max(inside, key=lambda other: other["depth"])
+                assert call["caller"].endswith(" in " + caller["target"].split(":")[1])
+    loader = next(track for track in data["tracks"] if track["name"] == "loader-1")
+    assert [(call["target"], call["depth"]) for call in loader["calls"]] == [
+        ("__main__:load", 0), ("__main__:parse", 1), ("__main__:checksum", 2), ("__main__:parse", 1),
+        ("__main__:parse", 1), ("__main__:checksum", 2),
+    ]
+
+
+def test_the_screenshot_shows_a_drawn_page(tmp_path):
+    result = run_workload(tmp_path)
+    assert result.returncode == 0, result.stderr
+    png = browser.screenshot(tmp_path / "report.html", tmp_path / "report.png")
+    assert os.path.exists(png)
+    assert browser.png_size(png) == browser.WINDOW
+    assert os.path.getsize(png) > 30_000  # a blank 1400x900 page compresses to a few kB
+
+
+def test_the_page_references_nothing_outside_itself(tmp_path):
+    result = run_workload(tmp_path)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page
+    assert not re.search(r"\b(src|href|srcset|action)\s*=", page, re.I)
+    assert "url(" not in page and "@import" not in page and "<link" not in page and "<iframe" not in page
+    assert page.count("<script") == 2 and page.count("</script>") == 2
+
+
+def test_markup_in_arguments_stays_text(tmp_path):
+    # the script's name is shown too, and looks like one of the page's slots
+    (tmp_path / "app@@DATA@@.py").write_text(textwrap.dedent(
+        """
+        def show(text):
+            return text
+        show("</script><img id=injected src=x onerror=alert(1)><!--")
+        """
+    ))
+    result = run_driver(["--hook", "__main__:show", "--listener", "html=report.html", "app@@DATA@@.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("</script>") == 2 and "<img" not in page and "<!--" not in page
+    assert "<title>hookwise report: app@@DATA@@.py (pid " in page
+    assert page_data(tmp_path / "report.html")["tracks"][0]["calls"][0]["result"].startswith("'</script><img")
+    dom = browser.dump_dom(tmp_path / "report.html", fragment="#call-1")
+    assert bar_count(dom) == (1, 0)
+    assert 'id="injected"' not in dom
+    assert "<dt>text</dt><dd>'&lt;/script&gt;&lt;img id=injected" in dom
+
+
+@pytest.mark.parametrize("mode, status, exception", [("exit", 3, "SystemExit: 3"), ("crash", 1, "RuntimeError: the program crashed")])
+def test_the_report_is_written_when_the_program_exits_or_crashes(tmp_path, mode, status, exception):
+    result = run_workload(tmp_path, mode)
+    assert result.returncode == status
+    data = page_data(tmp_path / "report.html")
+    assert len(calls_of(data)) == 22
+    main = next(call for _, call in calls_of(data) if call["target"] == "__main__:main")
+    assert main["error"] == exception
+    assert (tmp_path / "report.html").read_text().rstrip().endswith("</html>")
+
+
+def test_past_the_limit_calls_are_counted_but_not_drawn(tmp_path):
+    (tmp_path / "app.py").write_text("def tick(n):\n    return n\nfor n in range(20_050):\n    tick(n)\n")
+    result = run_driver(["--hook", "__main__:tick", "--listener", "html=report.html", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert len(calls_of(page_data(tmp_path / "report.html"))) == 20_000
+    assert "The timeline shows the first 20000 calls; 50 later calls are only counted in the table." in page
+    assert re.search(r"<tr><td>__main__:tick</td><td>20050</td>", page)
+
+
+def test_an_unwritable_path_or_a_planted_symlink_stops_the_driver(tmp_path):
+    result = run_driver(["--hook", "__main__:*", "--listener", f"html={tmp_path}", WORKLOAD], cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("hookwise: error: listener 'html': cannot write the output")
+    victim = tmp_path / "victim.html"
+    victim.write_text("mine")
+    os.symlink(victim, tmp_path / "report.html")
+    result = run_workload(tmp_path)
+    assert result.returncode == 2 and result.stdout == "" and victim.read_text() == "mine"
