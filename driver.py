@@ -13,10 +13,10 @@ import sys
 # attribute replacement. Keep this list short.
 import loader.run
 from hookwise import __version__, report
-from hookwise.config import ConfigError, build_settings
-from hookwise.listeners import ListenerSpecError, resolve
-from hookwise.targets import OWN_PACKAGES
-from loader import Installation, PatchError
+from hookwise.config import ConfigError, build_settings, settings_from_text
+from hookwise.listeners import ListenerSpecError
+from loader import Installation, PatchError, children
+from loader.install import create_listeners, hide_own_top_level_modules
 
 EXIT_BAD_INPUT = 2
 
@@ -37,6 +37,8 @@ options:
                        (password, token, secret, ... are redacted already); repeatable
   --repr-limit N       cut every shown value at N characters (default 200)
   --no-cache           do not read or write hookwise's bytecode cache
+  --no-follow-children do not hook Python child processes (by default they run
+                       with the same hooks and listeners)
   --version            print hookwise's version and exit
   -h, --help           show this help and exit
 
@@ -57,6 +59,8 @@ class Options:
         self.redact = []
         self.repr_limit = None
         self.use_cache = True
+        self.follow_children = None  # None: as the config file says (default: follow)
+        self.from_parent = False
         self.module = None  # -m NAME
         self.script = None
         self.args = []
@@ -70,7 +74,11 @@ VALUE_OPTIONS = {
     "--redact": ("redact", "append"),
     "--repr-limit": ("repr_limit", "int"),
 }
-FLAG_OPTIONS = {"--no-cache": ("use_cache", False)}
+FLAG_OPTIONS = {
+    "--no-cache": ("use_cache", False),
+    "--no-follow-children": ("follow_children", False),
+    "--from-parent": ("from_parent", True),  # internal: a child re-run by loader/children.py
+}
 
 
 def parse_args(argv):
@@ -133,25 +141,6 @@ def _keep(options, name, value):
         setattr(options, attribute, value)
 
 
-def create_listeners(settings):
-    """(listeners for every target, {target: its own listeners}); same spec, same object."""
-    cache = {}
-    listeners = [resolve(spec, settings, cache) for spec in settings.listener_specs]
-    per_target = {}
-    for target in settings.targets:
-        if target.listeners:
-            per_target[target] = [resolve(spec, settings, cache) for spec in target.listeners]
-    return listeners, per_target
-
-
-def hide_own_top_level_modules():
-    """Let the program import its own ``loader`` or ``rewriter`` module: ours are only held, not named."""
-    for name in list(sys.modules):
-        top = name.partition(".")[0]
-        if top in OWN_PACKAGES and top != "hookwise":
-            del sys.modules[name]
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -160,16 +149,24 @@ def main(argv=None):
             missing = os.path.abspath(options.script)
             sys.stderr.write(f"{sys.executable}: can't open file {missing!r}: [Errno 2] No such file or directory\n")
             return loader.run.EXIT_USAGE
-        settings = build_settings(options.hooks, options.listeners, options.config,
-                                  cli_redact=options.redact, cli_repr_limit=options.repr_limit)
-        listeners, per_target = create_listeners(settings)
+        if options.from_parent:
+            settings = settings_from_text(os.environ[children.SETTINGS_VARIABLE])
+        else:
+            settings = build_settings(options.hooks, options.listeners, options.config,
+                                      cli_redact=options.redact, cli_repr_limit=options.repr_limit,
+                                      cli_follow_children=options.follow_children, cli_use_cache=options.use_cache)
+        listeners, per_target = create_listeners(settings, tolerate_failures=settings.in_child)
         report.open_stream()
-        installation = Installation(settings, use_cache=options.use_cache)
+        installation = Installation(settings, use_cache=settings.use_cache)
         installation.install(listeners, per_target)
     except (UsageError, ConfigError, ListenerSpecError, PatchError) as exc:
         sys.stderr.write(f"hookwise: error: {exc}\n")
         return EXIT_BAD_INPUT
     installation.register_exit()
+    if settings.in_child:
+        installation.report_unmatched = False  # the parent run reports its targets once
+    elif settings.follow_children:
+        children.prepare(settings)
     hide_own_top_level_modules()
     try:
         if options.module is not None:

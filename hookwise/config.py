@@ -34,15 +34,20 @@ KNOWN_KEYS = {
     "listeners": "a list of listener specs",
     "redact": "a list of words; arguments whose names contain one are shown as ***",
     "repr_limit": "a positive number of characters",
+    "follow_children": "true or false: Python child processes run with the same hooks",
 }
-_KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": int}
+_KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": int, "follow_children": bool}
+
+# Built-in listeners whose argument is an output path: children get it absolute.
+_PATH_LISTENERS = ("jsonl", "chrome", "html", "stats")
 
 
 class Settings:
     """Everything that decides what hookwise does in a run."""
 
     def __init__(self, targets, listener_specs, config_path=None, default_targets=False,
-                 redact=DEFAULT_REDACT, repr_limit=DEFAULT_REPR_LIMIT):
+                 redact=DEFAULT_REDACT, repr_limit=DEFAULT_REPR_LIMIT, follow_children=True,
+                 use_cache=True, in_child=False):
         self.targets = TargetSet(targets)
         self.listener_specs = list(listener_specs)
         self.config_path = config_path
@@ -50,6 +55,27 @@ class Settings:
         self.redact = tuple(redact)
         self.repr_limit = repr_limit
         self.render = Render(repr_limit, redact)  # how built-in listeners show values
+        self.follow_children = follow_children
+        self.use_cache = use_cache
+        self.in_child = in_child  # a child process of a hookwise run: outputs are shared, not restarted
+
+    def for_children(self):
+        """These settings as text for a child process's environment (read by ``settings_from_text``)."""
+        def spec(text):
+            name, has_arg, arg = text.partition("=")
+            if has_arg and arg and name in _PATH_LISTENERS:
+                return f"{name}={os.path.abspath(arg)}"
+            return text
+
+        return repr({
+            "format": 1,
+            "targets": [(t.text, [spec(s) for s in t.listeners], t.origin, t.quiet) for t in self.targets],
+            "listeners": [spec(text) for text in self.listener_specs],
+            "redact": list(self.redact),
+            "repr_limit": self.repr_limit,
+            "use_cache": self.use_cache,
+            "default_targets": self.default_targets,
+        })
 
     def code_key(self):
         """The settings that change generated code, as text for the bytecode cache key."""
@@ -59,7 +85,25 @@ class Settings:
         return f"Settings(targets={[t.text for t in self.targets]}, listeners={self.listener_specs})"
 
 
-def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, cli_redact=(), cli_repr_limit=None):
+def settings_from_text(text):
+    """Settings a parent hookwise process wrote with ``for_children``.
+
+    The text is parsed as a Python literal only (``ast.literal_eval``): nothing
+    in it is executed.
+    """
+    import ast
+
+    data = ast.literal_eval(text)
+    if not isinstance(data, dict) or data.get("format") != 1:
+        raise ConfigError("the settings passed by the parent hookwise process are not in a known format")
+    targets = [parse_target(target, listeners=listeners, origin=origin, quiet=quiet)
+               for target, listeners, origin, quiet in data["targets"]]
+    return Settings(targets, data["listeners"], None, data["default_targets"], data["redact"], data["repr_limit"],
+                    follow_children=True, use_cache=data["use_cache"], in_child=True)
+
+
+def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, cli_redact=(), cli_repr_limit=None,
+                   cli_follow_children=None, cli_use_cache=True):
     """Merge the config file (explicit or discovered) with command-line options."""
     path, table = load_config(config_path, cwd)
     targets = []
@@ -80,7 +124,8 @@ def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, c
     repr_limit = cli_repr_limit if cli_repr_limit is not None else table.get("repr_limit", DEFAULT_REPR_LIMIT)
     if not isinstance(repr_limit, int) or isinstance(repr_limit, bool) or repr_limit < 8:
         raise ConfigError(f"repr_limit must be a whole number of characters, at least 8 (got {repr_limit!r})")
-    return Settings(targets, listeners, path, used_defaults, redact, repr_limit)
+    follow = cli_follow_children if cli_follow_children is not None else table.get("follow_children", True)
+    return Settings(targets, listeners, path, used_defaults, redact, repr_limit, follow, cli_use_cache)
 
 
 def load_config(explicit_path=None, cwd=None):

@@ -14,10 +14,14 @@ are loaded, the import hook for the ones imported later.
 """
 
 import atexit
+import os
+import signal
 import sys
 
 from hookwise import report
+from hookwise.listeners import ListenerSpecError, resolve
 from hookwise.runtime import REGISTRY
+from hookwise.targets import OWN_PACKAGES
 
 from . import hook, patch
 
@@ -39,6 +43,8 @@ class Installation:
         self._main_candidates = ()
         self._undo = []
         self.installed = False
+        self.report_unmatched = True  # children leave it to their parent run
+        self._closed = False
         self.program_started = False  # set by the runner: unmatched targets only mean something then
         self.program_crashed = False  # an uncaught exception: its traceback stays the last word
 
@@ -90,14 +96,114 @@ class Installation:
 
     # -- exit -----------------------------------------------------------------
     def register_exit(self):
-        """At exit, after the program's own atexit handlers: flush listeners, report unmatched targets."""
+        """Let listeners finish their output however the process ends.
+
+        - at exit, after the program's own atexit handlers (normal end,
+          ``sys.exit``, an uncaught exception, SIGINT's KeyboardInterrupt);
+        - on SIGTERM, when its handler is the default one: the listeners finish,
+          then the default action ends the process as it would have;
+        - before ``os._exit`` (how multiprocessing's forked children end);
+        - after ``fork``, in the child: listeners drop what they hold for the
+          parent (``after_fork_in_child``), so nothing is written twice.
+        """
         atexit.register(self.at_exit)
+        _finish_on_sigterm(self.close_listeners)
+        _finish_before_os_exit(self.close_listeners, self._undo)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_listeners_after_fork)
+
+    def close_listeners(self):
+        if not self._closed:
+            self._closed = True
+            REGISTRY.close_listeners()
 
     def at_exit(self):
-        REGISTRY.close_listeners()
-        if not self.program_started or self.program_crashed:
+        self.close_listeners()
+        if not self.program_started or self.program_crashed or not self.report_unmatched:
             return
         for target in REGISTRY.unmatched_targets():
             module_state = "never imported" if target.module_is_literal and target.module not in sys.modules else None
             detail = f" (module {target.module!r} was never imported)" if module_state else ""
             report.warn(f"target {target.text!r} matched nothing{detail}")
+
+
+# -- listeners ------------------------------------------------------------------
+
+
+def create_listeners(settings, tolerate_failures=False):
+    """(listeners for every target, {target: its own listeners}); the same spec gives the same object.
+
+    A child process tolerates a listener it cannot create (reported once);
+    the driver stops with the error instead, before the program starts.
+    """
+    cache = {}
+
+    def make(spec):
+        try:
+            return [resolve(spec, settings, cache)]
+        except ListenerSpecError as exc:
+            if not tolerate_failures:
+                raise
+            report.warn_once(("listener", spec), f"listener {spec!r} left out in process {os.getpid()}: {exc}")
+            return []
+
+    listeners = [listener for spec in settings.listener_specs for listener in make(spec)]
+    per_target = {}
+    for target in settings.targets:
+        if target.listeners:
+            per_target[target] = [listener for spec in target.listeners for listener in make(spec)]
+    return listeners, per_target
+
+
+def hide_own_top_level_modules():
+    """Let the program import its own ``loader`` or ``rewriter``: hookwise's are only held, not named."""
+    for name in list(sys.modules):
+        top = name.partition(".")[0]
+        if top in OWN_PACKAGES and top != "hookwise":
+            del sys.modules[name]
+
+
+def _listeners_after_fork():
+    for listener in REGISTRY.all_listeners():
+        after_fork = getattr(listener, "after_fork_in_child", None)
+        if callable(after_fork):
+            try:
+                after_fork()
+            except Exception as exc:
+                report.warn(f"listener {type(listener).__name__} failed after fork: {type(exc).__name__}: {exc}")
+
+
+def _finish_on_sigterm(finish):
+    """Finish the listeners on SIGTERM when the program left its default action in place.
+
+    Known, documented cost: ``signal.getsignal(SIGTERM)`` shows this handler.
+    """
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum, frame):
+        finish()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # then die of it, as without hookwise
+
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: nothing to do from here
+        pass
+
+
+def _finish_before_os_exit(finish, undo):
+    """``os._exit`` skips atexit: finish the listeners first, wherever it is called from."""
+    import posix
+
+    original = posix._exit
+
+    def _exit(status):
+        finish()
+        original(status)
+
+    _exit.__wrapped__ = original
+    for module in (os, posix):
+        if module.__dict__.get("_exit") is original:
+            setattr(module, "_exit", _exit)
+            undo.append(lambda module=module: setattr(module, "_exit", original))

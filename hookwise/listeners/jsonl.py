@@ -9,13 +9,18 @@ clock, ns). A start adds ``args`` (list of reprs), ``kwargs`` (name -> repr),
 Reprs are bounded and never fail. Each start is followed, some lines later, by
 exactly one end or error with the same ``call_id`` and ``target``.
 
-Lines are built by hand (no ``json`` import: the user may be hooking it) and
-written under a lock in whole lines, buffered, and flushed at exit.
+Lines are built by hand (no ``json`` import: the user may be hooking it).
+Each line is written with one ``write`` to a file opened with O_APPEND, as it
+happens: lines from threads and processes never interleave or tear, and
+nothing is waiting in a buffer when the process ends by a signal, ``os._exit``,
+``exec`` or ``fork``. The first process truncates the file; hookwise's child
+processes append to it (every line carries ``pid``). The file is never opened
+through a symlink planted at its path.
 """
 
-from _thread import allocate_lock
+import os
 
-from .. import _originals
+from .. import _originals, report
 from ..render import Render, exception_type_name
 from . import require_arg
 
@@ -41,21 +46,18 @@ except ImportError:  # pragma: no cover - every CPython build has _json
         return "".join(out)
 
 
-BUFFER_BYTES = 64 * 1024
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def from_spec(arg, settings):
-    return JsonlListener(require_arg("jsonl", arg, "a path"), render=settings.render)
+    return JsonlListener(require_arg("jsonl", arg, "a path"), render=settings.render, append=settings.in_child)
 
 
 class JsonlListener:
-    def __init__(self, path, render=None):
+    def __init__(self, path, render=None, append=False):
         self.path = path
         self.render = render if render is not None else Render()
-        self._lock = allocate_lock()
-        self._buffer = []
-        self._buffered = 0
-        self._file = _originals.open(path, "w", encoding="utf-8", newline="\n")
+        self._fd = _originals.os_open(path, _FLAGS if append else _FLAGS | os.O_TRUNC, 0o666)
 
     # -- events -------------------------------------------------------------
     def start(self, call):
@@ -94,26 +96,16 @@ class JsonlListener:
 
     # -- output -------------------------------------------------------------
     def _write(self, line):
-        with self._lock:
-            self._buffer.append(line)
-            self._buffered += len(line)
-            if self._buffered >= BUFFER_BYTES:
-                self._flush_locked()
-
-    def _flush_locked(self):
-        if self._buffer:
-            self._file.write("".join(self._buffer))
-            self._file.flush()
-            self._buffer.clear()
-            self._buffered = 0
-
-    def flush(self):
-        with self._lock:
-            self._flush_locked()
+        data = line.encode("utf-8", "backslashreplace")
+        try:
+            written = _originals.os_write(self._fd, data)
+            while written < len(data):  # only on a full disk or an odd file system
+                written += _originals.os_write(self._fd, data[written:])
+        except OSError as exc:
+            report.warn_once(("jsonl", self.path), f"cannot write events to {self.path}: {exc.strerror or exc}")
 
     def close(self):
-        """Flush at exit; later events (from atexit handlers, finalizers) are still written."""
-        self.flush()
+        """Nothing is buffered; the file stays open for events after exit handlers ran."""
 
 
 def _int(value):
