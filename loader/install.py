@@ -21,7 +21,6 @@ import sys
 from hookwise import report
 from hookwise.listeners import ListenerSpecError, resolve
 from hookwise.runtime import REGISTRY
-from hookwise.targets import OWN_PACKAGES
 
 from . import hook, patch
 
@@ -157,10 +156,9 @@ def create_listeners(settings, tolerate_failures=False):
 
 def hide_own_top_level_modules():
     """Let the program import its own ``loader`` or ``rewriter``: hookwise's are only held, not named."""
-    for name in list(sys.modules):
-        top = name.partition(".")[0]
-        if top in OWN_PACKAGES and top != "hookwise":
-            del sys.modules[name]
+    from hookwise.engine import hide_engine
+
+    hide_engine()
 
 
 def _listeners_after_fork():

@@ -1,0 +1,124 @@
+"""hookwise for a pytest session: ``pytest -p hookwise.pytest_plugin --hookwise-hook TARGET``.
+
+The hooks are installed when pytest starts, before any conftest or test module
+(and so before the code under test) is imported, and removed when the session
+ends. Targets and listeners come from ``--hookwise-hook`` /
+``--hookwise-listener``, and from the hookwise config (``--hookwise-config``,
+else ``hookwise.toml`` or ``[tool.hookwise]`` in the directory pytest runs in),
+exactly as for the driver; with no hook named anywhere, the embedded defaults
+apply. No listener is added by default: the ``hookwise_calls`` fixture records
+what one test does::
+
+    def test_deploy_runs_git(hookwise_calls):
+        deploy("v1.2")
+        popen = hookwise_calls.of("subprocess:Popen.__init__")
+        assert popen[0].arguments["args"] == ["git", "push", "origin", "v1.2"]
+        assert hookwise_calls.count("myapp.billing:Invoice.total") == 3
+
+This module must not import the loader until pytest asks for hookwise: the
+plugin may be named in a session that does not use it.
+"""
+
+import pytest
+
+from .glob import compile_pattern
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("hookwise", "hookwise: hooks on the code under test")
+    group.addoption("--hookwise-hook", action="append", default=[], metavar="TARGET",
+                    help="hook TARGET (module:qualname, wildcards allowed) for the whole session; repeatable")
+    group.addoption("--hookwise-listener", action="append", default=[], metavar="SPEC",
+                    help="also send every event to SPEC (console, jsonl=PATH, ...); repeatable")
+    group.addoption("--hookwise-config", default=None, metavar="PATH",
+                    help="hookwise TOML config (default: ./hookwise.toml or [tool.hookwise] in ./pyproject.toml)")
+
+
+class Recording:
+    """The hooked calls made while one test ran, in the order they started."""
+
+    def __init__(self):
+        self.calls = []
+
+    def of(self, target):
+        """The calls whose target (``module:qualname``) matches ``target`` (wildcards allowed)."""
+        matches = compile_pattern(target)
+        return [call for call in self.calls if matches(call.target)]
+
+    def count(self, target):
+        return len(self.of(target))
+
+    def targets(self):
+        return [call.target for call in self.calls]
+
+    def __iter__(self):
+        return iter(self.calls)
+
+    def __len__(self):
+        return len(self.calls)
+
+    def __repr__(self):
+        return f"<hookwise Recording of {len(self.calls)} calls>"
+
+
+class _SessionRecorder:
+    """The listener behind the fixture: it keeps calls only while a test records."""
+
+    def __init__(self):
+        self.recording = None
+
+    def start(self, call):
+        recording = self.recording
+        if recording is not None:
+            call.caller  # read now: the caller is only known while the call is reported
+            call.task
+            recording.calls.append(call)
+
+
+_recorder = _SessionRecorder()
+_installation = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    global _installation
+    from hookwise import report
+    from hookwise.config import ConfigError, build_settings
+    from hookwise.engine import EngineUnavailable, hide_engine, import_engine
+    from hookwise.listeners import ListenerSpecError
+
+    options = early_config.known_args_namespace
+    try:
+        loader = import_engine()
+    except EngineUnavailable as exc:
+        raise pytest.UsageError(f"hookwise: {exc}") from None
+    try:
+        settings = build_settings(options.hookwise_hook, options.hookwise_listener, options.hookwise_config)
+        listeners, per_target = loader.install.create_listeners(settings)
+        report.open_stream()
+        _installation = loader.Installation(settings).install([_recorder, *listeners], per_target)
+    except (ConfigError, ListenerSpecError, loader.PatchError) as exc:
+        raise pytest.UsageError(f"hookwise: {exc}") from None
+    finally:
+        hide_engine()
+
+
+def pytest_unconfigure(config):
+    global _installation
+    if _installation is not None:
+        _installation.close_listeners()
+        _installation.uninstall()
+        _installation = None
+
+
+@pytest.fixture
+def hookwise_calls():
+    """A Recording of the hooked calls made during this test."""
+    if _installation is None:
+        pytest.fail("hookwise is not installed in this session: run pytest with -p hookwise.pytest_plugin")
+    recording = Recording()
+    _recorder.recording = recording
+    try:
+        yield recording
+    finally:
+        _recorder.recording = None
