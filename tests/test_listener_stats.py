@@ -111,6 +111,12 @@ def test_the_table_is_written_when_the_program_exits_or_crashes(tmp_path, mode, 
     assert rows["__main__:parse"][:2] == ("8", "2")
 
 
+def test_a_device_path_takes_the_table_silently(tmp_path):
+    result = run_workload(tmp_path, "stats=/dev/null")
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
 def test_no_finished_call_says_so(tmp_path):
     (tmp_path / "app.py").write_text("print('hi')\n")
     result = run_driver(["--hook", "__main__:nothing", "--listener", "stats", "app.py"], cwd=tmp_path)

@@ -52,7 +52,10 @@ class OutputFile:
             while view:
                 written = _originals.os_write(fd, view)
                 view = view[written:]
-            _ftruncate(fd, len(data))
+            try:
+                _ftruncate(fd, len(data))
+            except OSError:
+                pass  # a device or a pipe (/dev/null, /dev/stdout) has no old tail to cut
         except OSError as exc:
             report.warn(f"could not write {self.path}: {exc.strerror or exc}")
             return False
