@@ -39,13 +39,12 @@ def _run_shadowed_sitecustomize(here):
     import sys
     from importlib.machinery import PathFinder
 
-    sys.modules.pop("sitecustomize", None)
     path = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
     spec = PathFinder.find_spec("sitecustomize", path)
     if spec is None or spec.loader is None:
         return
     module = importlib.util.module_from_spec(spec)
-    sys.modules["sitecustomize"] = module
+    sys.modules["sitecustomize"] = module  # what `import sitecustomize` in site.py then returns
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # site.py's own wording for a failing sitecustomize

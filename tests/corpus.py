@@ -1,0 +1,297 @@
+"""Fidelity at scale: real test suites pass unchanged under full instrumentation.
+
+    python3 tests/corpus.py [--quick] [--python 3.12 ...] [--entry json --entry attrs ...] [--pure]
+
+For each entry and each Python, the entry's own test suite runs twice: plainly,
+and under driver.py with every function and method of the package under test
+hooked and a JSONL listener recording every call. The pass/fail/skip/error
+counts must be identical, and the event log must show calls of the package
+(a run that recorded none tested nothing). One table row per entry; the exit
+status is non-zero on any difference.
+
+Entries: CPython's own regression tests for pure-Python stdlib modules (already
+installed with every interpreter), and the test suites shipped in the sdists of
+pure-Python packages, downloaded with pip at pinned versions into
+``.corpus-cache/`` and installed with their test needs in a venv per Python.
+
+``--quick`` is the subset CI runs (a few stdlib suites and one package).
+"""
+
+import argparse
+import collections
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DRIVER = os.path.join(ROOT, "driver.py")
+CACHE = os.path.join(ROOT, ".corpus-cache")
+
+sys.path.insert(0, HERE)
+from run_all import find_interpreters  # noqa: E402
+
+
+class Entry:
+    def __init__(self, name, hooks, command, package=None, requirements=(), tests="tests", since=None, pytest_args=()):
+        self.name = name
+        self.hooks = hooks  # targets: every function of the package under test
+        self.command = command  # how its suite runs, after `python`
+        self.package = package  # "name==version" of an sdist, or None for the stdlib
+        self.requirements = requirements
+        self.tests = tests
+        self.since = since  # first Python that has this test suite
+        self.pytest_args = pytest_args
+
+
+def stdlib(name, modules, test=None, since=None):
+    hooks = []
+    for module in modules:
+        hooks += [f"{module}:*", f"{module}.*:*"]
+    return Entry(name, hooks, ["-m", "unittest", f"test.{test or 'test_' + name}"], since=since)
+
+
+def package(name, requirement, modules, requirements=(), tests="tests", pytest_args=()):
+    hooks = []
+    for module in modules:
+        hooks += [f"{module}:*", f"{module}.*:*"]
+    return Entry(name, hooks, None, requirement, requirements, tests, pytest_args=pytest_args)
+
+
+ENTRIES = [
+    stdlib("json", ["json"]),
+    stdlib("textwrap", ["textwrap"]),
+    stdlib("difflib", ["difflib"]),
+    stdlib("statistics", ["statistics"]),
+    stdlib("string", ["string"]),
+    stdlib("csv", ["csv"]),
+    stdlib("email", ["email"]),
+    stdlib("heapq", ["heapq"]),
+    stdlib("bisect", ["bisect"]),
+    stdlib("dataclasses", ["dataclasses"]),
+    stdlib("argparse", ["argparse"]),
+    stdlib("pathlib", ["pathlib"]),
+    stdlib("pprint", ["pprint"]),
+    stdlib("tomllib", ["tomllib"], since=(3, 11)),
+    stdlib("decimal", ["_pydecimal"]),
+    stdlib("copy", ["copy"]),
+    stdlib("calendar", ["calendar"]),
+    stdlib("base64", ["base64"]),
+    stdlib("fnmatch", ["fnmatch"]),
+    stdlib("urllib.parse", ["urllib.parse"], test="test_urlparse"),
+    stdlib("zoneinfo", ["zoneinfo"]),
+    stdlib("typing", ["typing"]),
+    package("more-itertools", "more-itertools==10.5.0", ["more_itertools"]),
+    package("attrs", "attrs==24.2.0", ["attr", "attrs"], ["hypothesis==6.155.2", "cloudpickle==3.1.0"]),
+    package("jinja2", "jinja2==3.1.4", ["jinja2"], ["markupsafe==3.0.2"]),
+    package("click", "click==8.1.7", ["click"]),
+    package("boltons", "boltons==24.0.0", ["boltons"]),
+    package("toolz", "toolz==1.0.0", ["toolz", "tlz"], tests="toolz/tests"),
+    package("pyparsing", "pyparsing==3.1.4", ["pyparsing"]),
+]
+QUICK = ("json", "textwrap", "bisect", "csv", "more-itertools")
+TEST_REQUIREMENTS = ["pytest==9.0.3"]
+
+
+# -------------------------------------------------------------- results of a run
+
+def unittest_counts(output):
+    """{'tests', 'failures', 'errors', 'skipped', ...} from unittest's summary."""
+    counts = collections.Counter()
+    ran = re.findall(r"^Ran (\d+) tests?", output, re.M)
+    if not ran:
+        return None
+    counts["tests"] = int(ran[-1])
+    status = re.findall(r"^(OK|FAILED)(?: \((.*)\))?$", output, re.M)
+    if status:
+        for part in (status[-1][1] or "").split(","):
+            if "=" in part:
+                key, value = part.strip().split("=")
+                counts[key.strip()] = int(value)
+    return dict(counts)
+
+
+def pytest_counts(output):
+    """{'passed', 'failed', 'skipped', 'error', 'xfailed', ...} from pytest's last line."""
+    lines = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|error|skipped)", line)]
+    if not lines:
+        return None
+    counts = {}
+    for number, word in re.findall(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|warnings?|deselected)", lines[-1]):
+        if word.startswith("warning"):
+            continue
+        counts[word.rstrip("s") if word.startswith("error") else word] = int(number)
+    return counts
+
+
+def scan_events(path, modules):
+    """(calls of the package's functions, unpaired starts) from a JSONL log, read as a stream."""
+    calls = 0
+    open_calls = set()
+    prefixes = tuple(f"{module}:" for module in modules) + tuple(f"{module}." for module in modules)
+    if not os.path.exists(path):
+        return 0, 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            event = json.loads(line)
+            key = (event["pid"], event["call_id"])
+            if event["event"] == "start":
+                open_calls.add(key)
+                if event["target"].startswith(prefixes):
+                    calls += 1
+            else:
+                open_calls.discard(key)
+    return calls, len(open_calls)
+
+
+# -------------------------------------------------------------- environments
+
+def run(command, cwd, env, timeout):
+    began = time.monotonic()
+    try:
+        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        output, code = result.stdout + result.stderr, result.returncode
+    except subprocess.TimeoutExpired as exc:
+        output, code = f"{exc.stdout or ''}{exc.stderr or ''}\nTIMEOUT after {timeout}s", -1
+    return output, code, time.monotonic() - began
+
+
+def base_env(pure):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HOOKWISE"))}
+    if pure:
+        env["HOOKWISE_PURE_PYTHON"] = "1"
+    return env
+
+
+def sdist_dir(entry, python, log):
+    """The unpacked sdist of an entry (downloaded once into the cache)."""
+    downloads = os.path.join(CACHE, "sdists")
+    os.makedirs(downloads, exist_ok=True)
+    name, _, version = entry.package.partition("==")
+    stem = f"{name.replace('-', '_')}-{version}"
+    unpacked = [path for path in (os.path.join(downloads, stem), os.path.join(downloads, f"{name}-{version}")) if os.path.isdir(path)]
+    if unpacked:
+        return unpacked[0]
+    subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", downloads,
+                    entry.package], check=True, stdout=log, stderr=subprocess.STDOUT)
+    for archive in os.listdir(downloads):
+        lowered = archive.lower()
+        if lowered.endswith(".tar.gz") and lowered.startswith((stem.lower(), f"{name.lower()}-{version}")):
+            with tarfile.open(os.path.join(downloads, archive)) as tar:
+                tar.extractall(downloads)
+            for candidate in (os.path.join(downloads, stem), os.path.join(downloads, f"{name}-{version}")):
+                if os.path.isdir(candidate):
+                    return candidate
+    raise RuntimeError(f"could not unpack the sdist of {entry.package}")
+
+
+def package_python(entry, version, interpreter, log):
+    """A venv for (entry, Python) with the package and its test needs installed."""
+    venv = os.path.join(CACHE, "venvs", f"{entry.name}-py{version}")
+    python = os.path.join(venv, "bin", "python")
+    source = sdist_dir(entry, interpreter, log)
+    if not os.path.exists(os.path.join(venv, ".ready")):
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([interpreter, "-m", "venv", venv], check=True, stdout=log, stderr=subprocess.STDOUT)
+        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", source,
+                        *TEST_REQUIREMENTS, *entry.requirements], check=True, stdout=log, stderr=subprocess.STDOUT)
+        open(os.path.join(venv, ".ready"), "w").close()
+    return python, source
+
+
+# -------------------------------------------------------------- one entry
+
+def check_entry(entry, version, interpreter, pure, timeout, keep_logs, log):
+    env = base_env(pure)
+    scratch = tempfile.mkdtemp(prefix=f"hookwise-corpus-{entry.name}-")
+    try:
+        if entry.package is None:
+            python, cwd, command, counts_of = interpreter, scratch, entry.command, unittest_counts
+        else:
+            python, cwd = package_python(entry, version, interpreter, log)
+            command = ["-m", "pytest", entry.tests, "-q", "-p", "no:cacheprovider", *entry.pytest_args]
+            counts_of = pytest_counts
+        events = os.path.join(scratch, "events.jsonl")
+        hooks = [arg for hook in entry.hooks for arg in ("--hook", hook)]
+        plain_out, plain_code, plain_time = run([python, *command], cwd, env, timeout)
+        hooked_out, hooked_code, hooked_time = run([python, DRIVER, *hooks, "--listener", f"jsonl={events}", *command],
+                                                   cwd, env, timeout * 4)
+        modules = sorted({hook.split(":")[0].rstrip(".*") for hook in entry.hooks})
+        calls, unpaired = scan_events(events, modules)
+        if keep_logs:
+            shutil.copy(events, os.path.join(CACHE, f"events-{entry.name}-py{version}.jsonl"))
+        plain, hooked = counts_of(plain_out), counts_of(hooked_out)
+        problems = []
+        if plain is None:
+            problems.append("the plain run gave no summary")
+        if plain != hooked:
+            problems.append(f"counts differ: plain {plain}, hooked {hooked}")
+        if plain_code != hooked_code:
+            problems.append(f"exit status {plain_code} plainly, {hooked_code} hooked")
+        if calls == 0:
+            problems.append("no call of the package was recorded")
+        if unpaired:
+            problems.append(f"{unpaired} starts without an end")
+        log.write(f"\n===== {entry.name} on {version}: plain ({plain_code}) =====\n{plain_out[-5000:]}\n")
+        log.write(f"===== {entry.name} on {version}: hooked ({hooked_code}) =====\n{hooked_out[-20000:]}\n")
+        log.flush()
+        return {"entry": entry.name, "python": version, "plain": plain, "hooked": hooked, "calls": calls,
+                "plain_s": plain_time, "hooked_s": hooked_time, "problems": problems}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def describe(counts):
+    if not counts:
+        return "-"
+    return " ".join(f"{key}={value}" for key, value in sorted(counts.items()))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)} (what CI runs)")
+    parser.add_argument("--entry", action="append", help="run only this entry (repeatable)")
+    parser.add_argument("--python", action="append", help="only this Python version, e.g. 3.12 (repeatable)")
+    parser.add_argument("--pure", action="store_true", help="use the pure-Python runtime")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds for a plain run (hooked runs get 4x)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the event logs in .corpus-cache/")
+    options = parser.parse_args(argv)
+    wanted = set(options.entry or (QUICK if options.quick else [entry.name for entry in ENTRIES]))
+    entries = [entry for entry in ENTRIES if entry.name in wanted]
+    if options.python:
+        os.environ["HOOKWISE_PYTHONS"] = ",".join(options.python)
+    interpreters = find_interpreters()
+    if not interpreters:
+        print("no supported CPython found")
+        return 1
+    os.makedirs(CACHE, exist_ok=True)
+    log_path = os.path.join(CACHE, "corpus.log")
+    failures = 0
+    print(f"{'entry':16s} {'python':6s} {'plain':42s} {'hooked':42s} {'calls':>9s} {'time':>13s}  verdict")
+    with open(log_path, "w") as log:
+        for version, interpreter in interpreters.items():
+            for entry in entries:
+                if entry.since and tuple(map(int, version.split("."))) < entry.since:
+                    continue
+                try:
+                    result = check_entry(entry, version, interpreter, options.pure, options.timeout, options.keep_logs, log)
+                except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
+                    result = {"entry": entry.name, "python": version, "plain": None, "hooked": None, "calls": 0,
+                              "plain_s": 0, "hooked_s": 0, "problems": [f"setup failed: {exc}"]}
+                verdict = "OK" if not result["problems"] else "DIFF: " + "; ".join(result["problems"])
+                failures += bool(result["problems"])
+                timing = f"{result['plain_s']:5.1f}s/{result['hooked_s']:5.1f}s"
+                print(f"{entry.name:16s} {version:6s} {describe(result['plain']):42s} {describe(result['hooked']):42s} "
+                      f"{result['calls']:9d} {timing:>13s}  {verdict}", flush=True)
+    print(f"\nfull output of every run: {log_path}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
