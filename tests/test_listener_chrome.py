@@ -270,6 +270,56 @@ def test_a_slice_that_cannot_nest_in_its_track_becomes_an_async_slice(tmp_path):
     assert begin["cat"] == "hookwise.coroutine" and [e["id"] for e in events if e["ph"] == "e"] == [begin["id"]]
 
 
+FAMILY = """
+import os, subprocess, sys
+def spawn():
+    return int(subprocess.run([sys.executable, "child.py"], capture_output=True, text=True).stdout)
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        work("in the fork")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+def work(what):
+    return what.upper()
+print(spawn(), fork())
+work("in the parent")
+"""
+CHILD = """
+import os
+def child_work(n):
+    return n * 2
+for n in range(3):
+    child_work(n)
+print(os.getpid())
+"""
+
+
+def test_every_process_of_the_run_writes_its_own_trace_beside_the_first(tmp_path):
+    (tmp_path / "family.py").write_text(FAMILY)
+    (tmp_path / "child.py").write_text(CHILD)
+    result = run_driver(["--hook", "__main__:*", "--listener", "chrome=trace.json", "family.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    spawned, forked = map(int, result.stdout.split())
+    assert sorted(path.name for path in tmp_path.glob("trace*.json")) == sorted(
+        ["trace.json", f"trace.{spawned}.json", f"trace.{forked}.json"])
+
+    def calls(name):
+        _, events, _, slices = load_trace(tmp_path / name)
+        return events[0]["pid"], sorted((e["name"].split(":")[1], e["args"].get("result")) for e in slices)
+
+    parent_pid, parent_calls = calls("trace.json")
+    assert parent_calls == [("fork", str(forked)), ("spawn", str(spawned)), ("work", "'IN THE PARENT'")]
+    assert calls(f"trace.{spawned}.json") == (spawned, [("child_work", "0"), ("child_work", "2"), ("child_work", "4")])
+    # the forked child reports its own calls, and the call it was forked in, unfinished there
+    pid, forked_calls = calls(f"trace.{forked}.json")
+    assert pid == forked and forked_calls == [("fork", None), ("work", "'IN THE FORK'")]
+    _, _, _, slices = load_trace(tmp_path / f"trace.{forked}.json")
+    assert next(e for e in slices if e["name"] == "__main__:fork")["args"]["unfinished"] is True
+    assert parent_pid not in (spawned, forked)
+
+
 def test_secrets_never_reach_the_file(tmp_path):
     result = run_workload(tmp_path, "chrome=trace.json")
     assert result.returncode == 0, result.stderr

@@ -136,6 +136,27 @@ def test_markup_in_arguments_stays_text(tmp_path):
     assert "<dt>text</dt><dd>'&lt;/script&gt;&lt;img id=injected" in dom
 
 
+def test_a_child_process_writes_its_own_page_beside_the_first(tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent(
+        """
+        import subprocess, sys
+        def spawn():
+            return subprocess.run([sys.executable, "child.py"], capture_output=True, text=True).stdout.strip()
+        print(spawn())
+        """
+    ))
+    (tmp_path / "child.py").write_text("import os\ndef child_work():\n    return 7\nchild_work()\nprint(os.getpid())\n")
+    result = run_driver(["--hook", "__main__:*", "--listener", "html=report.html", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    child = int(result.stdout)
+    parent_calls = [call["target"] for _, call in calls_of(page_data(tmp_path / "report.html"))]
+    child_data = page_data(tmp_path / f"report.{child}.html")
+    assert parent_calls == ["__main__:spawn"]
+    assert [call["target"] for _, call in calls_of(child_data)] == ["__main__:child_work"]
+    assert child_data["pid"] == child
+    assert f"<title>hookwise report: child.py (pid {child})</title>" in (tmp_path / f"report.{child}.html").read_text()
+
+
 @pytest.mark.parametrize("mode, status, exception", [("exit", 3, "SystemExit: 3"), ("crash", 1, "RuntimeError: the program crashed")])
 def test_the_report_is_written_when_the_program_exits_or_crashes(tmp_path, mode, status, exception):
     result = run_workload(tmp_path, mode)

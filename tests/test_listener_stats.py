@@ -30,7 +30,7 @@ def run_workload(tmp_path, *listeners, mode="normal"):
 def parse_table(text):
     """(title, header cells, {target: cells}) of the table in ``text``; rows keep their order."""
     lines = [line for line in text.splitlines() if line.strip()]
-    start = next(index for index, line in enumerate(lines) if line.startswith("hookwise stats: "))
+    start = next(index for index, line in enumerate(lines) if line.startswith("hookwise stats"))
     title, header = lines[start], lines[start + 1].split()
     rows = {}
     for line in lines[start + 2:]:
@@ -115,6 +115,35 @@ def test_a_device_path_takes_the_table_silently(tmp_path):
     result = run_workload(tmp_path, "stats=/dev/null")
     assert result.returncode == 0
     assert result.stderr == ""
+
+
+def test_a_forked_child_counts_its_own_calls_and_says_which_process_it_is(tmp_path):
+    (tmp_path / "app.py").write_text(
+        "import os\n"
+        "def work(n):\n    return n\n"
+        "def quiet():\n    pass\n"
+        "work(1)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n    work(2); work(3)\n    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "second = os.fork()\n"
+        "if second == 0:\n    os._exit(0)\n"  # calls nothing hooked: prints nothing
+        "os.waitpid(second, 0)\n"
+        "print(pid)\n"
+    )
+    result = run_driver(["--hook", "__main__:work", "--listener", "stats", "--listener", "stats=stats.txt", "app.py"],
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    child = int(result.stdout)
+    child_title, _, child_rows = parse_table(result.stderr)
+    assert child_title == f"hookwise stats for process {child}: 2 calls of 1 target, 0 errors; slowest total first"
+    assert child_rows["__main__:work"][:2] == ("2", "0")
+    parent_part = result.stderr[result.stderr.index("hookwise stats: "):]
+    title, _, rows = parse_table(parent_part)
+    assert title.startswith("hookwise stats: 1 call of 1 target") and rows["__main__:work"][:2] == ("1", "0")
+    assert result.stderr.count("hookwise stats") == 2
+    assert parse_table((tmp_path / "stats.txt").read_text())[2]["__main__:work"][:2] == ("1", "0")
+    assert parse_table((tmp_path / f"stats.{child}.txt").read_text())[2]["__main__:work"][:2] == ("2", "0")
 
 
 def test_no_finished_call_says_so(tmp_path):

@@ -7,45 +7,87 @@ the report at the end. Creation never follows a symlink planted at the path
 never reported as one of the program's calls. The report is written to the
 descriptor opened then: what sits at the path later does not matter.
 
-The file ends where the report ends (the descriptor is truncated after the
-write): if another process wrote to the same path meanwhile, a longer text of
-its own leaves no tail behind ours, and the file is one complete report.
+Every process of a run writes a report of its own calls: the run's first
+process to PATH, each child process (started under hookwise, or forked) to
+PATH with its pid before the extension (``trace.json`` -> ``trace.4242.json``),
+so no process overwrites another's. A device or a pipe (``/dev/null``) is
+shared as it is. The file ends where the report ends (the descriptor is
+truncated after the write), so it always holds one complete report.
 
-Must never: reopen the path at exit, write from a forked child (it inherited
-the descriptor and the parent's recorded calls; the parent writes the report),
-or raise at exit.
+Must never: reopen the path at exit, write from a process other than the one
+that created the file (a forked child inherits the descriptor: it gets its own
+file through ``for_forked_child``), or raise at exit.
 """
 
 import os
+import stat
 
 from .. import _originals, report
 
-# bound when the listener module is imported, which the driver does before any
-# hook is installed (``_originals`` has no ftruncate)
+# bound when the listener module is imported, which happens before any hook is
+# installed (``_originals`` has neither)
 _ftruncate = os.ftruncate
+_lstat = os.lstat
 
 CREATE_FLAGS = (
     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 )
 
 
-def create(path):
-    """Open ``path`` for a report now; OSError (with the reason) if it cannot be written."""
-    fd = _originals.os_open(path, CREATE_FLAGS, 0o666)
-    return OutputFile(fd, path)
+def create(path, in_child=False):
+    """Open the report file now; OSError (with the reason) if it cannot be written.
+
+    ``in_child``: this process is a child of the run, and writes beside PATH.
+    """
+    actual = path_for_child(path, _originals.os_getpid()) if in_child else path
+    fd = _originals.os_open(actual, CREATE_FLAGS, 0o666)
+    return OutputFile(fd, actual, path)
+
+
+def path_for_child(path, pid):
+    """Where child ``pid`` writes the report that the run's first process writes to ``path``."""
+    try:
+        mode = _lstat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+        return path  # /dev/null, a pipe: nothing to overwrite
+    root, extension = os.path.splitext(path)
+    return f"{root}.{pid}{extension}"
 
 
 class OutputFile:
-    def __init__(self, fd, path):
-        self.path = path
+    def __init__(self, fd, path, requested_path=None):
+        self.path = path  # where this process writes
+        self.requested_path = requested_path if requested_path is not None else path  # the PATH of the spec
         self._fd = fd
         self._pid = _originals.os_getpid()
 
+    @property
+    def ours(self):
+        """True while this process holds the file and has not written it yet."""
+        return self._fd is not None and _originals.os_getpid() == self._pid
+
+    def for_forked_child(self):
+        """In a forked child: let the parent's file go and open this process's own; None if that fails."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                _originals.os_close(fd)
+            except OSError:
+                pass
+        try:
+            return create(self.requested_path, in_child=True)
+        except OSError as exc:
+            report.warn(f"no report from process {_originals.os_getpid()}: "
+                        f"cannot write {path_for_child(self.requested_path, _originals.os_getpid())}: {exc.strerror or exc}")
+            return None
+
     def write(self, text):
         """Write the whole report and close; False when there is nothing to do or it failed."""
-        fd, self._fd = self._fd, None
-        if fd is None or _originals.os_getpid() != self._pid:
+        if not self.ours:
             return False
+        fd, self._fd = self._fd, None
         data = text.encode("utf-8", "backslashreplace")
         try:
             view = memoryview(data)

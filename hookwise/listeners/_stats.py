@@ -34,6 +34,11 @@ class Durations:
             if failed:
                 entry[1] += 1
 
+    def after_fork_in_child(self):
+        """A forked child counts its own calls: the parent's are in the parent's report."""
+        self._lock = allocate_lock()  # another thread may have held the parent's at the fork
+        self._by_target = {}
+
     def summary(self):
         """One ``Row`` per target, the largest total time first."""
         with self._lock:
@@ -88,10 +93,12 @@ def format_table(rows):
     return "\n".join(lines) + "\n"
 
 
-def describe(rows):
-    """The one-line title above the table."""
+def describe(rows, process=None):
+    """The one-line title above the table (naming the process, for a child of the run)."""
     calls, errors = count(rows)
-    return f"hookwise stats: {plural(calls, 'call')} of {plural(len(rows), 'target')}, {plural(errors, 'error')}; slowest total first"
+    who = "" if process is None else f" for process {process}"
+    return (f"hookwise stats{who}: {plural(calls, 'call')} of {plural(len(rows), 'target')}, "
+            f"{plural(errors, 'error')}; slowest total first")
 
 
 def count(rows):

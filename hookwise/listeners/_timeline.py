@@ -176,6 +176,19 @@ class Timeline:
             record.exception_type = exception_type
             self._finished.append(record)
 
+    def after_fork_in_child(self):
+        """A forked child reports its own calls: the parent's are in the parent's report.
+
+        The calls still open on the thread that forked go on in the child too,
+        and end there: they stay.
+        """
+        here = _originals.get_ident()
+        self._lock = allocate_lock()  # another thread may have held the parent's at the fork
+        self._running = {call_id: record for call_id, record in self._running.items() if record.thread_id == here}
+        self._finished = []
+        self._recorded = len(self._running)
+        self._dropped = 0
+
     def _arguments(self, call):
         render = self.render
         if call.site.params is None:  # a replaced builtin: positions, no parameter names

@@ -2,7 +2,9 @@
 
 The file is one JSON object, ``{"traceEvents": [...], "otherData": {...}}``,
 written at exit (also after an uncaught exception or ``sys.exit``). PATH is
-created when the listener is, before the program starts.
+created when the listener is, before the program starts; a child process of
+the run writes its own trace beside it, ``PATH`` with its pid before the
+extension (see ``_output``).
 
 - Metadata ("ph": "M"): ``process_name``, then ``thread_name`` and
   ``thread_sort_index`` for every track.
@@ -41,7 +43,8 @@ ERROR_COLOR = "terrible"  # a reserved color name of the trace viewers: red
 
 
 def from_spec(arg, settings):
-    return ChromeTraceListener(_output.create(require_arg("chrome", arg, "a path")), render=settings.render)
+    output = _output.create(require_arg("chrome", arg, "a path"), in_child=settings.in_child)
+    return ChromeTraceListener(output, render=settings.render)
 
 
 class ChromeTraceListener(Timeline):
@@ -51,9 +54,13 @@ class ChromeTraceListener(Timeline):
         super().__init__(render)
         self._output = output
 
+    def after_fork_in_child(self):
+        Timeline.after_fork_in_child(self)
+        self._output = self._output.for_forked_child() if self._output is not None else None
+
     def close(self):
-        layout = self.layout()
-        self._output.write(trace_text(layout))
+        if self._output is not None and self._output.ours:
+            self._output.write(trace_text(self.layout()))
 
 
 def trace_text(layout):

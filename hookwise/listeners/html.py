@@ -1,8 +1,10 @@
 """``--listener html=PATH``: one self-contained HTML page with a timeline of the calls and their statistics.
 
 Written at exit (also after an uncaught exception or ``sys.exit``) to PATH,
-which is created when the listener is, before the program starts. The page has
-everything inline (style, script, data): it opens from a file with no network.
+which is created when the listener is, before the program starts (a child
+process of the run writes its own page beside it, see ``_output``). The page
+has everything inline (style, script, data): it opens from a file with no
+network.
 
 - The timeline has a lane per thread, per asyncio task and per thread's
   generators and coroutines, laid out as in the chrome trace (see
@@ -30,7 +32,8 @@ CALL_LIMIT = 20_000  # what a browser still draws and scrolls smoothly as separa
 
 
 def from_spec(arg, settings):
-    return HtmlReportListener(_output.create(require_arg("html", arg, "a path")), render=settings.render)
+    output = _output.create(require_arg("html", arg, "a path"), in_child=settings.in_child)
+    return HtmlReportListener(output, render=settings.render)
 
 
 class HtmlReportListener(Timeline):
@@ -49,8 +52,14 @@ class HtmlReportListener(Timeline):
         Timeline.error(self, call, exc)
         self._durations.add(call.target, call.duration_ns, True)
 
+    def after_fork_in_child(self):
+        Timeline.after_fork_in_child(self)
+        self._durations.after_fork_in_child()
+        self._output = self._output.for_forked_child() if self._output is not None else None
+
     def close(self):
-        self._output.write(self.page())
+        if self._output is not None and self._output.ours:
+            self._output.write(self.page())
 
     def page(self):
         layout = self.layout()

@@ -9,8 +9,10 @@ One row per target that finished at least one call: how many calls, how many
 raised, and their total / mean / median / 95th percentile / longest duration
 (see ``_stats`` for the percentile rule). Calls still running at exit are not
 counted. The table goes to hookwise's stderr (see ``hookwise.report``), or to
-PATH, created when the listener is. A forked child that exits normally
-prints nothing: it inherited the parent's numbers, which the parent prints.
+PATH, created when the listener is. Every process of the run counts its own
+calls: a child process (started under hookwise, or forked) prints its own
+table titled with its pid, when it finished a hooked call, or writes it beside
+PATH (see ``_output``).
 
 Must never: show argument or result values, or cost a call more than an
 append (the numbers are worked out at exit).
@@ -24,15 +26,18 @@ from ._stats import Durations, describe, format_table
 def from_spec(arg, settings):
     if arg == "":
         arg = None  # ``stats=`` means the default, stderr
-    return StatsListener(_output.create(arg) if arg is not None else None)
+    output = _output.create(arg, in_child=settings.in_child) if arg is not None else None
+    return StatsListener(output, child=settings.in_child)
 
 
 class StatsListener:
-    def __init__(self, output=None):
+    def __init__(self, output=None, child=False):
         self._output = output  # an _output.OutputFile, or None for hookwise's stderr
+        self._to_stderr = output is None
         self._durations = Durations()
-        self._closed = False
         self._pid = _originals.os_getpid()
+        self._child = child  # a child process of the run: its table names it
+        self._closed = False
 
     def end(self, call, result):
         self._durations.add(call.target, call.duration_ns, False)
@@ -40,19 +45,29 @@ class StatsListener:
     def error(self, call, exc):
         self._durations.add(call.target, call.duration_ns, True)
 
+    def after_fork_in_child(self):
+        self._durations.after_fork_in_child()
+        self._pid = _originals.os_getpid()
+        self._child = True
+        if self._output is not None:
+            self._output = self._output.for_forked_child()
+
     def text(self):
         rows = self._durations.summary()
+        process = self._pid if self._child else None
         if not rows:
-            return "hookwise stats: no hooked call finished\n"
-        return describe(rows) + "\n" + format_table(rows)
+            who = "" if process is None else f" for process {process}"
+            return f"hookwise stats{who}: no hooked call finished\n"
+        return describe(rows, process) + "\n" + format_table(rows)
 
     def close(self):
-        # a forked child inherited the parent's durations: the parent prints them
+        # without the runtime's fork handler, a forked child would hold the parent's numbers
         if self._closed or _originals.os_getpid() != self._pid:
             return
         self._closed = True
-        text = self.text()
-        if self._output is not None:
-            self._output.write(text)
-        else:
-            report.write_line(text)
+        if self._to_stderr:
+            if self._child and not self._durations.summary():
+                return  # a child that called nothing hooked (a helper process) says nothing
+            report.write_line(self.text())
+        elif self._output is not None:
+            self._output.write(self.text())
