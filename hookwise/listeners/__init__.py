@@ -40,6 +40,7 @@ BUILTIN = {
     "stats": "hookwise.listeners.stats",
     "chrome": "hookwise.listeners.chrome",
     "html": "hookwise.listeners.html",
+    "otel": "hookwise.listeners.otel",
 }
 
 ENTRY_POINT_GROUP = "hookwise.listeners"

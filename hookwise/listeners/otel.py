@@ -1,0 +1,318 @@
+"""``--listener otel``: every hooked call as an OpenTelemetry span.
+
+A span is named after the call's target ("module:qualname") and carries
+``code.function`` (qualname), ``code.namespace`` (module), ``thread.id``,
+``thread.name``, the caller's ``code.filepath`` / ``code.lineno``, every
+argument as ``hookwise.arg.<name>`` (positional arguments of a replaced builtin
+as ``hookwise.arg.<index>``) and, on return, ``hookwise.result``; an exception
+is recorded as the span's ``exception`` event with status ERROR. Every value
+goes through ``settings.render``: secrets are redacted, reprs are bounded.
+
+Where spans go is read from the standard environment: ``OTEL_TRACES_EXPORTER``
+(``otlp``, the default, as OTLP over HTTP/protobuf; ``console``; ``none``; a
+comma-separated list), the ``OTEL_EXPORTER_OTLP_*`` variables, and the
+resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``. Spans are
+batched (``BatchSpanProcessor``) and flushed when hookwise closes its listeners
+at exit.
+
+Nesting. A plain function's span is attached to the OpenTelemetry context at
+start and detached at end (both happen in the function's own frame), so hooked
+calls made inside it are its children, and so are spans the program makes
+itself. A coroutine is attached the same way: it runs start to end inside one
+asyncio task, whose context belongs to it alone, so concurrent tasks nest
+independently; if it is finished from another context (closed by someone
+else), that context is left alone. A generator or async generator is only
+parented under the context current at its first resume and never attached:
+its body runs a piece at a time in its consumer's context, so an attached span
+would swallow the consumer's own calls and be detached in the wrong place.
+Calls made inside a generator's body are therefore its siblings, not its
+children. A new thread starts a new trace unless the program carries the
+context over.
+
+Feedback. The batch processor's worker thread runs exporter code (requests,
+urllib3, http.client, logging, the SDK) outside any listener callback, so a
+program that hooks those modules would see the exporter's own calls as hooked
+calls. This listener never turns calls made on the processors' worker threads,
+calls made while OpenTelemetry's suppress-instrumentation flag is set (the SDK
+sets it around every export), or calls made after ``close()`` into spans:
+other listeners still see them as ordinary calls, but nothing the exporter
+does can feed spans back into the exporter. One known exception, once and not
+a loop: cleanups that the exporter's libraries leave to ``weakref.finalize``
+(urllib3 closing its connection pool) run at exit on the main thread before
+hookwise closes its listeners, and are spans if their functions are hooked.
+
+Processes. A forked child forgets the spans its parent had open
+(``after_fork_in_child``), so it never ends or exports them a second time; it
+exports its own. A Python child process that hookwise follows creates its own
+listener from the same environment and starts its own traces.
+
+This listener must never: import OpenTelemetry before it is created (the
+runtime stays stdlib-only), raise into the program in normal use, end a span
+whose start it did not see, detach a context in a place other than where it
+was attached, or show a value that did not go through ``settings.render``.
+"""
+
+import os
+from _thread import get_ident
+
+from ..render import Render, exception_type_name
+from . import ListenerSpecError, refuse_arg
+
+NAME = "otel"
+INSTALL_HINT = "pip install 'hookwise[otel]'"
+
+# The standard variables this module reads itself (the SDK reads the others:
+# OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*, OTEL_EXPORTER_OTLP_*).
+TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
+"""Comma-separated exporter names: otlp (the default), console, none."""
+OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+"""Must be http/protobuf when set (the only OTLP transport this listener builds)."""
+OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+"""Fallback for OTEL_EXPORTER_OTLP_TRACES_PROTOCOL."""
+
+DEFAULT_EXPORTER = "otlp"
+EXPORTERS = ("otlp", "console", "none")
+HTTP_PROTOBUF = "http/protobuf"
+
+# Generator-like calls are parented but never attached (see the module docstring).
+_UNATTACHED_KINDS = frozenset(("generator", "async_generator"))
+
+
+def from_spec(arg, settings):
+    refuse_arg(NAME, arg)
+    _import_sdk()
+    exporters = exporters_from_env(os.environ)
+    try:
+        return OtelListener(exporters, render=settings.render)
+    except Exception as exc:
+        raise ListenerSpecError(f"listener {NAME!r} could not be created: {type(exc).__name__}: {exc}") from None
+
+
+def _missing_sdk(exc):
+    return ListenerSpecError(f"listener {NAME!r} needs the OpenTelemetry SDK: {INSTALL_HINT} ({exc})")
+
+
+def _import_sdk():
+    try:
+        import opentelemetry.context  # noqa: F401
+        import opentelemetry.sdk.resources  # noqa: F401
+        import opentelemetry.sdk.trace.export  # noqa: F401
+        import opentelemetry.trace  # noqa: F401
+    except ImportError as exc:
+        raise _missing_sdk(exc) from None
+
+
+def exporter_names(environ):
+    """The exporter names OTEL_TRACES_EXPORTER asks for; unset or empty means the default."""
+    text = environ.get(TRACES_EXPORTER, "").strip()
+    names = [name.strip().lower() for name in text.split(",") if name.strip()] or [DEFAULT_EXPORTER]
+    unknown = [name for name in names if name not in EXPORTERS]
+    if unknown:
+        raise ListenerSpecError(
+            f"listener {NAME!r}: {TRACES_EXPORTER}={text} names an exporter it does not know"
+            f" ({', '.join(unknown)}); use {', '.join(EXPORTERS)}"
+        )
+    chosen = []
+    for name in names:
+        if name != "none" and name not in chosen:
+            chosen.append(name)
+    return chosen
+
+
+def exporters_from_env(environ):
+    """The span exporters the environment asks for (an empty list for ``none``)."""
+    exporters = []
+    for name in exporter_names(environ):
+        if name == "console":
+            exporters.append(_console_exporter())
+        else:
+            exporters.append(_otlp_exporter(environ))
+    return exporters
+
+
+def _console_exporter():
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    from .. import report
+
+    # One span per line on hookwise's own stderr, never in the program's stdout.
+    return ConsoleSpanExporter(out=report.stream(), formatter=lambda span: span.to_json(indent=None) + "\n")
+
+
+def _otlp_exporter(environ):
+    protocol = (environ.get(OTLP_TRACES_PROTOCOL) or environ.get(OTLP_PROTOCOL) or HTTP_PROTOBUF).strip()
+    if protocol != HTTP_PROTOBUF:
+        raise ListenerSpecError(
+            f"listener {NAME!r} sends OTLP over {HTTP_PROTOBUF} only (the protocol asked for is {protocol!r})"
+        )
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError as exc:
+        raise _missing_sdk(exc) from None
+    try:
+        return OTLPSpanExporter()  # endpoint, headers, timeout, compression: from OTEL_EXPORTER_OTLP_*
+    except Exception as exc:
+        raise ListenerSpecError(f"listener {NAME!r}: the OTLP exporter could not be created: {type(exc).__name__}: {exc}") from None
+
+
+class OtelListener:
+    """Turns calls into spans of a private tracer provider and exports them in batches."""
+
+    def __init__(self, exporters, render=None, resource=None):
+        import threading
+
+        from opentelemetry import context, trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from .. import __version__
+
+        self.render = render if render is not None else Render()
+        self._context = context
+        self._set_span_in_context = trace.set_span_in_context
+        self._status_error = trace.StatusCode.ERROR
+        self._status = trace.Status
+        self._internal = trace.SpanKind.INTERNAL
+        # The flag the SDK sets around each export (and instrumentations honour);
+        # optional because it is an underscored name.
+        self._suppress_key = getattr(context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
+        self._open = {}  # call_id -> (span, token or None): only calls whose start was seen
+        self._closed = False
+        self._worker_ids = set()  # threads of the batch processors: their calls never become spans
+
+        # A private provider, never the global one: the program may set up its
+        # own, and it must not be refused. The shared thing is the context, so
+        # the program's spans and ours nest into each other.
+        self._provider = TracerProvider(
+            resource=resource if resource is not None else Resource.create(), shutdown_on_exit=False
+        )
+        before = {thread.ident for thread in threading.enumerate()}
+        for exporter in exporters:
+            self._provider.add_span_processor(BatchSpanProcessor(exporter))
+        # Each BatchSpanProcessor starts its worker thread in its constructor.
+        self._worker_ids.update(thread.ident for thread in threading.enumerate() if thread.ident not in before)
+        self._tracer = self._provider.get_tracer("hookwise", __version__)
+
+    # -- events -------------------------------------------------------------
+    def start(self, call):
+        if self._closed or call.thread_id in self._worker_ids:
+            return
+        parent = self._context.get_current()
+        if self._suppress_key is not None and parent.get(self._suppress_key):
+            return
+        span = self._tracer.start_span(
+            call.target, context=parent, kind=self._internal, attributes=self._start_attributes(call),
+            start_time=call.start_ns,
+        )
+        token = None
+        if call.kind not in _UNATTACHED_KINDS:
+            token = self._context.attach(self._set_span_in_context(span, parent))
+        self._open[call.call_id] = (span, token)
+
+    def end(self, call, result):
+        entry = self._open.pop(call.call_id, None)
+        if entry is None:  # its start was not seen (or not turned into a span)
+            return
+        span, token = entry
+        try:
+            if token is not None:
+                self._detach(token)
+            span.set_attribute("hookwise.result", self.render.value(result))
+        finally:
+            span.end(end_time=call.end_ns)
+
+    def error(self, call, exc):
+        entry = self._open.pop(call.call_id, None)
+        if entry is None:
+            return
+        span, token = entry
+        try:
+            if token is not None:
+                self._detach(token)
+            message = self.render.exception_text(exc)
+            self._record_exception(span, exc, message, call.end_ns)
+            span.set_status(self._status(self._status_error, f"{type(exc).__name__}: {message}"))
+        finally:
+            span.end(end_time=call.end_ns)
+
+    def close(self):
+        """Export what is batched and shut the exporters down; later calls make no spans."""
+        if self._closed:
+            return
+        self._closed = True
+        self._provider.shutdown()
+
+    def after_fork_in_child(self):
+        """The child did not see its parent's starts: it must not end (and export again) those spans."""
+        import threading
+
+        self._open.clear()
+        # Only the forking thread survived the fork; the batch processors' own
+        # fork handlers (registered when they were made, before hookwise's, so
+        # already run) have started new workers: they are the other threads now.
+        current = get_ident()
+        self._worker_ids = {thread.ident for thread in threading.enumerate() if thread.ident != current}
+
+    # -- helpers --------------------------------------------------------------
+    def _start_attributes(self, call):
+        attributes = {
+            "code.function": call.qualname,
+            "code.namespace": call.module,
+            "thread.id": call.thread_id,
+            "thread.name": call.thread_name,
+            "hookwise.call_id": call.call_id,
+            "hookwise.kind": call.kind,
+        }
+        caller = call.caller  # only valid inside the callback
+        if caller is not None:
+            attributes["code.filepath"] = caller.file
+            if isinstance(caller.line, int):
+                attributes["code.lineno"] = caller.line
+            attributes["hookwise.caller.function"] = caller.function
+        task = call.task
+        if task is not None:
+            attributes["hookwise.task"] = task
+        render = self.render
+        if call.site.params is None:  # a replaced builtin: positional arguments have no names
+            for index, text in enumerate(render.args(call)):
+                attributes[f"hookwise.arg.{index}"] = text
+            for name, text in render.kwargs(call).items():
+                attributes[f"hookwise.arg.{name}"] = text
+        else:
+            for name, text in render.arguments(call).items():
+                attributes[f"hookwise.arg.{name}"] = text
+        return attributes
+
+    def _record_exception(self, span, exc, message, timestamp):
+        # The SDK's default message and stack trace hold str(exc) unbounded
+        # (and its chained exceptions'): replace both with rendered text.
+        import traceback
+
+        try:
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+        except Exception:
+            frames = ""
+        attributes = {
+            "exception.type": exception_type_name(exc),
+            "exception.message": message,
+            "exception.stacktrace": f"Traceback (most recent call last):\n{frames}{exception_type_name(exc)}: {message}\n",
+        }
+        try:
+            span.record_exception(exc, attributes=attributes, timestamp=timestamp, escaped=True)
+        except Exception:  # str(exc) raised inside the SDK: record the same event by hand
+            attributes["exception.escaped"] = "True"
+            span.add_event("exception", attributes, timestamp=timestamp)
+
+    def _detach(self, token):
+        reset = getattr(getattr(token, "var", None), "reset", None)
+        if reset is None:  # a runtime context other than contextvars: its own detach
+            self._context.detach(token)
+            return
+        try:
+            reset(token)
+        except (ValueError, RuntimeError):
+            # A coroutine finished from another context than the one it started
+            # in (closed by a finalizer, driven by hand): that context is not
+            # ours to change, and the SDK's detach would log an error about it.
+            pass
