@@ -14,7 +14,6 @@ import http.server
 import json
 import logging
 import os
-import sys
 import textwrap
 import threading
 import time
