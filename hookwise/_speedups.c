@@ -551,6 +551,26 @@ typedef struct {
 
 static PyTypeObject SiteType;
 
+/* How many more Python frames this thread may push before RecursionError. */
+static int
+recursion_headroom(void)
+{
+    PyThreadState *state = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030C0000
+    return state->py_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030B0000
+    return state->recursion_remaining;
+#else
+    return Py_GetRecursionLimit() - state->recursion_depth;
+#endif
+}
+
+/* Listeners run on top of the hooked frame. A program that works right at
+ * the recursion limit (tomllib's tests parse input nested exactly that deep)
+ * must not fail because of them, and their events must not be lost: near the
+ * limit, the listeners get this many extra frames while they run. */
+#define LISTENER_HEADROOM 250
+
 /* Run `methods` with `call` (and `extra`); returns -1 if a BaseException
  * must propagate (set), 0 otherwise. `*blocked` collects a Blocked. */
 static int
@@ -561,6 +581,11 @@ dispatch(PyObject *methods, CallObject *call, PyObject *extra, PyObject **blocke
         return 0;
     }
     int status = 0;
+    int raised_limit = 0;
+    if (recursion_headroom() < LISTENER_HEADROOM) {
+        raised_limit = Py_GetRecursionLimit();
+        Py_SetRecursionLimit(raised_limit + LISTENER_HEADROOM);
+    }
     PyObject *previous = tls_busy;
     Py_INCREF(methods); /* a listener may reconfigure the site meanwhile */
     tls_busy = (PyObject *)call;
@@ -591,6 +616,9 @@ dispatch(PyObject *methods, CallObject *call, PyObject *extra, PyObject **blocke
     }
     tls_busy = previous;
     Py_DECREF(methods);
+    if (raised_limit) {
+        Py_SetRecursionLimit(raised_limit);
+    }
     return status;
 }
 
@@ -635,12 +663,13 @@ site_start_impl(SiteObject *site, PyObject *values, PyObject *frame)
         return NULL;
     }
     if (blocked != NULL) {
+        /* the caller gets it as if the call raised it: no listener frames */
+        PyException_SetTraceback(blocked, Py_None);
         if (site_report_error(site, call, blocked) < 0) {
             Py_DECREF(blocked);
             Py_DECREF(call);
             return NULL;
         }
-        PyException_SetTraceback(blocked, Py_None);
         Py_DECREF(call);
         restore_error(blocked);
         return NULL;
@@ -649,9 +678,13 @@ site_start_impl(SiteObject *site, PyObject *values, PyObject *frame)
 }
 
 static PyObject *
-site_start(SiteObject *self, PyObject *values)
+site_start(SiteObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return site_start_impl(self, values, NULL);
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "start(values)");
+        return NULL;
+    }
+    return site_start_impl(self, args[0], NULL);
 }
 
 static PyObject *
@@ -669,9 +702,10 @@ site_end(SiteObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* Called from the hooked function's `except` block: always returns None. */
 static PyObject *
-site_error(SiteObject *self, PyObject *call)
+site_error(SiteObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (Py_TYPE(call) != &CallType) {
+    PyObject *call = nargs == 1 ? args[0] : NULL;
+    if (call == NULL || Py_TYPE(call) != &CallType) {
         PyErr_SetString(PyExc_TypeError, "error(call)");
         return NULL;
     }
@@ -767,9 +801,12 @@ site_dealloc(SiteObject *self)
 }
 
 static PyMethodDef site_methods[] = {
-    {"start", (PyCFunction)site_start, METH_O, "start(values) -> Call or None"},
+    /* METH_FASTCALL, not METH_O: on 3.11 the interpreter counts a METH_O call
+       against the recursion limit, and hooked code must have the same depth
+       to spare as the original */
+    {"start", (PyCFunction)(void (*)(void))site_start, METH_FASTCALL, "start(values) -> Call or None"},
     {"end", (PyCFunction)(void (*)(void))site_end, METH_FASTCALL, "end(call, result)"},
-    {"error", (PyCFunction)site_error, METH_O, "error(call) -> None, from an except block"},
+    {"error", (PyCFunction)(void (*)(void))site_error, METH_FASTCALL, "error(call) -> None, from an except block"},
     {"_set_dispatch", (PyCFunction)site_set_dispatch, METH_VARARGS, NULL},
     {NULL}
 };
@@ -1056,6 +1093,17 @@ py_wall_offset_ns(PyObject *module, PyObject *unused)
     return PyLong_FromLongLong(wall_offset_ns);
 }
 
+/* Mark this thread as running hookwise's own code (so hooked calls made
+ * meanwhile report nothing) or unmark it; returns whether it was marked.
+ * The mark is the module object, which outlives any use of it. */
+static PyObject *
+py_set_quiet(PyObject *module, PyObject *flag)
+{
+    int was = tls_busy != NULL;
+    tls_busy = PyObject_IsTrue(flag) ? module : NULL;
+    return PyBool_FromLong(was);
+}
+
 static PyObject *
 py_dispatching(PyObject *module, PyObject *unused)
 {
@@ -1103,6 +1151,7 @@ static PyMethodDef module_methods[] = {
     {"clock_ns", py_clock_ns, METH_NOARGS, "the monotonic clock the runtime uses, in ns"},
     {"wall_offset_ns", py_wall_offset_ns, METH_NOARGS, "wall clock minus clock_ns(), at import"},
     {"dispatching", py_dispatching, METH_NOARGS, "the Call whose listeners run on this thread, or None"},
+    {"set_quiet", py_set_quiet, METH_O, "mark this thread as running hookwise's own code; returns the old mark"},
     {"install_methods", install_methods, METH_O, "give a SiteBase subclass its own start/end/error descriptors"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
     {NULL}

@@ -56,3 +56,30 @@ def current_task_name():
     except Exception:
         return None
     return task.get_name() if task is not None else None
+
+
+_QUIET = object()
+
+
+class quiet:
+    """``with quiet():`` hookwise's own code runs; hooked calls it makes report nothing."""
+
+    def __enter__(self):
+        from . import accel
+
+        if accel.ACTIVE:
+            self._was = accel.speedups.set_quiet(True)
+        else:
+            self._was = local.busy
+            if local.busy is None:
+                local.busy = _QUIET
+        return self
+
+    def __exit__(self, *exc_info):
+        from . import accel
+
+        if accel.ACTIVE:
+            accel.speedups.set_quiet(self._was)
+        else:
+            local.busy = self._was
+        return False

@@ -28,13 +28,19 @@ class Render:
     def __init__(self, repr_limit=DEFAULT_REPR_LIMIT, redact=DEFAULT_REDACT):
         self.repr_limit = repr_limit
         self.redact = tuple(word.lower() for word in redact)
+        self._verdicts = {}  # name -> is it a secret: names repeat on every call
 
     def is_secret(self, name):
         """Whether a parameter name or dict key names a secret (case-insensitive substring)."""
-        if not isinstance(name, str) or not self.redact:
-            return False
-        lowered = name.lower()
-        return any(word in lowered for word in self.redact)
+        verdict = self._verdicts.get(name) if type(name) is str else None
+        if verdict is None:
+            if not isinstance(name, str) or not self.redact:
+                return False
+            lowered = name.lower()
+            verdict = any(word in lowered for word in self.redact)
+            if len(self._verdicts) < 10_000:  # dict keys may be data: keep the cache bounded
+                self._verdicts[name] = verdict
+        return verdict
 
     def value(self, value):
         return saferepr(value, self.repr_limit, self.is_secret if self.redact else None)

@@ -66,8 +66,9 @@ class PurePythonSiteBase:
         finally:
             _local.busy = None
         if blocked is not None:
+            blocked.__traceback__ = None  # the caller gets it as if the call raised it: no listener frames
             self._report_error(call, blocked)
-            raise blocked.with_traceback(None)
+            raise blocked
         return call
 
     def end(self, call, result):
@@ -255,14 +256,19 @@ class Registry:
         return seen
 
     def close_listeners(self):
-        """Let every listener flush; called once at exit."""
-        for listener in self.all_listeners():
-            close = getattr(listener, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception as exc:
-                    _listener_failed(close, exc)
+        """Let every listener finish its output; called once at exit.
+
+        Hooked code that a closing listener calls reports nothing: the other
+        listeners may be closed already.
+        """
+        with _state.quiet():
+            for listener in self.all_listeners():
+                close = getattr(listener, "close", None)
+                if callable(close):
+                    try:
+                        close()
+                    except Exception as exc:
+                        _listener_failed(close, exc)
 
     def unmatched_targets(self):
         if self.targets is None:
