@@ -30,7 +30,8 @@ options:
   --hook TARGET        hook TARGET ('module:qualname', shell wildcards allowed,
                        e.g. 'os:system', 'myapp.*:*', '__main__:main'); repeatable
   --listener SPEC      send events to SPEC: 'console' (default), 'jsonl=PATH',
-                       or 'package.module:attr'; repeatable
+                       'stats[=PATH]', 'chrome=PATH', 'html=PATH', 'otel', an
+                       installed plugin's name, or 'package.module:attr'; repeatable
   --config PATH        read settings from this TOML file (default: ./hookwise.toml,
                        else [tool.hookwise] in ./pyproject.toml)
   --redact WORD        also show arguments whose name contains WORD as ***

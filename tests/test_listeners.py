@@ -241,3 +241,56 @@ def test_the_redaction_list_is_configurable(tmp_path):
     start, end = read_jsonl(tmp_path / "e.jsonl")
     assert start["args"] == ["***", "'visibl..."]
     assert end["result"] == "'xxxxxx..." and len(end["result"]) == 10
+
+
+def test_a_listener_plugin_is_found_through_its_entry_point(tmp_path):
+    site = tmp_path / "site"
+    (site / "tally_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "tally_plugin-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: tally-plugin\nVersion: 1.0\n")
+    (site / "tally_plugin-1.0.dist-info" / "entry_points.txt").write_text("[hookwise.listeners]\ntally = tally_plugin:Tally\n")
+    write(site / "tally_plugin.py", """
+        class Tally:
+            def __init__(self, path="tally.txt"):
+                self.path, self.count = path, 0
+            def end(self, call, result):
+                self.count += 1
+            def close(self):
+                with open(self.path, "w") as handle:
+                    handle.write(str(self.count))
+    """)
+    write(tmp_path / "app.py", "def f(): pass\nfor _ in range(4): f()\n")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    result = run_driver(["--hook", "__main__:f", "--listener", "tally=counted.txt", "app.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "counted.txt").read_text() == "4"
+    result = run_driver(["--hook", "__main__:f", "--listener", "nosuchplugin", "app.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 2 and "unknown listener 'nosuchplugin'" in result.stderr
+
+
+def test_per_target_listeners_from_the_config_file(tmp_path):
+    write(tmp_path / "hookwise.toml", """
+        hooks = [
+            "__main__:work",
+            { target = "os:system", listeners = ["examples.guard:CommandGuard", "jsonl=guarded.jsonl"] },
+        ]
+        listeners = ["jsonl=all.jsonl"]
+    """)
+    write(tmp_path / "app.py", """
+        import os
+        def work():
+            return os.system("true")
+        work()
+        try:
+            os.system("true && echo pwned")
+        except PermissionError:
+            print("blocked")
+    """)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = run_driver(["app.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "blocked"
+    guarded = read_jsonl(tmp_path / "guarded.jsonl")
+    assert {e["target"] for e in guarded} == {"posix:system"} and len(guarded) == 4
+    everything = read_jsonl(tmp_path / "all.jsonl")
+    assert {e["target"] for e in everything} == {"posix:system", "__main__:work"}
