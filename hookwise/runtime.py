@@ -75,16 +75,7 @@ class PurePythonSiteBase:
         call.duration_ns = _perf_counter_ns() - call.perf_ns
         call.result = result
         if self._ends:
-            previous = _local.busy
-            _local.busy = call
-            try:
-                for listener_end in self._ends:
-                    try:
-                        listener_end(call, result)
-                    except Exception as exc:
-                        _listener_failed(listener_end, exc)
-            finally:
-                _local.busy = previous
+            _dispatch(self._ends, call, result)
 
     def error(self, call):
         """Called from the hooked function's ``except`` block; always returns None."""
@@ -99,16 +90,21 @@ class PurePythonSiteBase:
         call.duration_ns = _perf_counter_ns() - call.perf_ns
         call.exception = exc
         if self._errors:
-            previous = _local.busy
-            _local.busy = call
+            _dispatch(self._errors, call, exc)
+
+
+def _dispatch(methods, call, outcome):
+    """Run ``method(call, outcome)`` for each end/error listener; failures are reported, not raised."""
+    previous = _local.busy
+    _local.busy = call
+    try:
+        for method in methods:
             try:
-                for listener_error in self._errors:
-                    try:
-                        listener_error(call, exc)
-                    except Exception as failure:
-                        _listener_failed(listener_error, failure)
-            finally:
-                _local.busy = previous
+                method(call, outcome)
+            except Exception as exc:
+                _listener_failed(method, exc)
+    finally:
+        _local.busy = previous
 
 
 class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):
