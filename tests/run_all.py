@@ -12,6 +12,12 @@ subprocess-bound). A version that is not installed is skipped with a note;
 finding none at all is a failure. The exit status is non-zero when any run
 fails.
 
+Before that, what the tests need from outside Python: Debian's chromium (the
+html report is checked in a real headless browser) is installed with apt-get
+when it is missing and this runs as root. After the suites, the quick subset of
+the fidelity corpus runs (``tests/corpus.py --quick``: a few stdlib suites and
+one package, plainly and fully hooked); ``--no-corpus`` skips it.
+
 Set HOOKWISE_PYTHONS=3.11,3.12 to pick versions.
 """
 
@@ -140,8 +146,22 @@ def run_suite(version, interpreter, pytest_args):
     return version, ok, " | ".join(summaries), log_path, time.monotonic() - began
 
 
+def ensure_chromium():
+    """Install Debian's chromium for the browser tests when it is missing and we may."""
+    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    print("installing Debian's chromium for the html report's browser tests ...", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main():
-    pytest_args = sys.argv[1:] or ["-q", "-p", "no:cacheprovider"]
+    arguments = sys.argv[1:]
+    run_corpus = "--no-corpus" not in arguments
+    arguments = [argument for argument in arguments if argument != "--no-corpus"]
+    pytest_args = arguments or ["-q", "-p", "no:cacheprovider"]
+    ensure_chromium()
     interpreters = find_interpreters()
     for version in SUPPORTED:
         if version not in interpreters:
@@ -159,6 +179,10 @@ def main():
             print(f"---- {log_path} (last 60 lines) ----")
             with open(log_path) as handle:
                 print("".join(handle.readlines()[-60:]))
+    if run_corpus:
+        print("\nfidelity corpus, quick subset (python3 tests/corpus.py --quick):", flush=True)
+        corpus = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "corpus.py"), "--quick"], cwd=ROOT)
+        failed = failed or corpus.returncode != 0
     return 1 if failed else 0
 
 
