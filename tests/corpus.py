@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -130,24 +131,61 @@ def pytest_counts(output):
     return counts
 
 
-def scan_events(path, modules):
-    """(calls of the package's functions, unpaired starts) from a JSONL log, read as a stream."""
-    calls = 0
-    open_calls = set()
-    prefixes = tuple(f"{module}:" for module in modules) + tuple(f"{module}." for module in modules)
-    if not os.path.exists(path):
-        return 0, 0
-    with open(path, "rb") as handle:
-        for line in handle:
+class EventCounter(threading.Thread):
+    """Reads a JSONL event stream from a named pipe while the hooked run writes it.
+
+    A fully hooked test suite records millions of calls: the events are
+    checked as they come (calls of the package, starts without an end) and
+    never stored. Every line must parse, which also proves none was torn.
+    """
+
+    def __init__(self, path, modules, keep=None):
+        super().__init__(daemon=True)
+        self.path = path
+        self.prefixes = tuple(f"{module}:" for module in modules) + tuple(f"{module}." for module in modules)
+        self.keep = keep
+        self.calls = 0
+        self.events = 0
+        self.open_calls = set()
+        self.bad_lines = 0
+
+    def run(self):
+        kept = open(self.keep, "wb") if self.keep else None
+        # reopened until the writers are gone for good: child processes open it too
+        while True:
+            with open(self.path, "rb") as stream:
+                for line in stream:
+                    if kept:
+                        kept.write(line)
+                    self.count(line)
+            if self.done:
+                break
+        if kept:
+            kept.close()
+
+    done = False
+
+    def count(self, line):
+        try:
             event = json.loads(line)
-            key = (event["pid"], event["call_id"])
-            if event["event"] == "start":
-                open_calls.add(key)
-                if event["target"].startswith(prefixes):
-                    calls += 1
-            else:
-                open_calls.discard(key)
-    return calls, len(open_calls)
+        except ValueError:
+            self.bad_lines += 1
+            return
+        self.events += 1
+        key = (event["pid"], event["call_id"])
+        if event["event"] == "start":
+            self.open_calls.add(key)
+            if event["target"].startswith(self.prefixes):
+                self.calls += 1
+        else:
+            self.open_calls.discard(key)
+
+    def finish(self):
+        self.done = True
+        # wake the reader if it waits for a writer that never came
+        with open(self.path, "wb"):
+            pass
+        self.join(timeout=60)
 
 
 # -------------------------------------------------------------- environments
@@ -218,14 +256,16 @@ def check_entry(entry, version, interpreter, pure, timeout, keep_logs, log):
             command = ["-m", "pytest", entry.tests, "-q", "-p", "no:cacheprovider", *entry.pytest_args]
             counts_of = pytest_counts
         events = os.path.join(scratch, "events.jsonl")
+        os.mkfifo(events)
+        modules = sorted({hook.split(":")[0].rstrip(".*") for hook in entry.hooks})
+        counter = EventCounter(events, modules, os.path.join(CACHE, f"events-{entry.name}-py{version}.jsonl") if keep_logs else None)
+        counter.start()
         hooks = [arg for hook in entry.hooks for arg in ("--hook", hook)]
         plain_out, plain_code, plain_time = run([python, *command], cwd, env, timeout)
         hooked_out, hooked_code, hooked_time = run([python, DRIVER, *hooks, "--listener", f"jsonl={events}", *command],
                                                    cwd, env, timeout * 4)
-        modules = sorted({hook.split(":")[0].rstrip(".*") for hook in entry.hooks})
-        calls, unpaired = scan_events(events, modules)
-        if keep_logs:
-            shutil.copy(events, os.path.join(CACHE, f"events-{entry.name}-py{version}.jsonl"))
+        counter.finish()
+        calls, unpaired = counter.calls, len(counter.open_calls)
         plain, hooked = counts_of(plain_out), counts_of(hooked_out)
         problems = []
         if plain is None:
@@ -238,6 +278,8 @@ def check_entry(entry, version, interpreter, pure, timeout, keep_logs, log):
             problems.append("no call of the package was recorded")
         if unpaired:
             problems.append(f"{unpaired} starts without an end")
+        if counter.bad_lines:
+            problems.append(f"{counter.bad_lines} event lines did not parse")
         log.write(f"\n===== {entry.name} on {version}: plain ({plain_code}) =====\n{plain_out[-5000:]}\n")
         log.write(f"===== {entry.name} on {version}: hooked ({hooked_code}) =====\n{hooked_out[-20000:]}\n")
         log.flush()
