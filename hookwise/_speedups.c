@@ -29,8 +29,14 @@
 
 /* ---------------------------------------------------------------- state */
 
-/* The Call whose listeners run on this thread (borrowed; NULL otherwise). */
+/* The Call whose listeners run on this thread (borrowed; NULL otherwise).
+ * initial-exec: a plain thread-pointer load instead of a __tls_get_addr call
+ * on every hooked call (one pointer fits the static TLS kept for dlopen). */
+#if defined(__GNUC__) && !defined(__APPLE__)
+static _Thread_local PyObject *tls_busy __attribute__((tls_model("initial-exec"))) = NULL;
+#else
 static _Thread_local PyObject *tls_busy = NULL;
+#endif
 
 static long long next_call_id = 0;
 static long current_pid = 0;
@@ -555,7 +561,11 @@ static PyTypeObject SiteType;
 static int
 recursion_headroom(void)
 {
-    PyThreadState *state = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030D0000
+    PyThreadState *state = PyThreadState_GetUnchecked();
+#else
+    PyThreadState *state = _PyThreadState_UncheckedGet();
+#endif
 #if PY_VERSION_HEX >= 0x030C0000
     return state->py_recursion_remaining;
 #elif PY_VERSION_HEX >= 0x030B0000
