@@ -25,10 +25,9 @@ from . import codeswap, wrappers
 
 # Py_TPFLAGS_IMMUTABLETYPE (3.10+): attributes of such types cannot be set.
 _IMMUTABLE_TYPE = 1 << 8
-_HEAP_TYPE = 1 << 9
 
-# Modules whose namespaces never receive a wrapper in place of an alias.
-_ALIAS_EXCLUDED = ("hookwise", "loader", "rewriter", "driver", "importlib._bootstrap", "_frozen_importlib")
+# The import system keeps the originals: its own work is not the program's.
+_IMPORT_SYSTEM = ("importlib._bootstrap", "importlib._bootstrap_external", "_frozen_importlib", "_frozen_importlib_external")
 
 
 class PatchError(Exception):
@@ -97,7 +96,7 @@ def _loaded_modules():
         if not isinstance(module, types.ModuleType) or is_own_module(name):
             continue
         # __main__ is the driver until the program runs; the runner serves __main__ targets
-        if name == "__main__" or name.startswith(("importlib._bootstrap", "_frozen_importlib")):
+        if name == "__main__" or name in _IMPORT_SYSTEM:
             continue
         entry = by_id.setdefault(id(module), (module, []))
         entry[1].append(name)
@@ -276,9 +275,7 @@ def _replace_aliases(undo):
     if not _wrapped:
         return
     for name, module in list(sys.modules.items()):
-        if not isinstance(module, types.ModuleType) or name.startswith(_ALIAS_EXCLUDED):
-            continue
-        if name == "hookwise._originals":
+        if not isinstance(module, types.ModuleType) or is_own_module(name) or name in _IMPORT_SYSTEM:
             continue
         namespace = _namespace(module)
         for key, value in list(namespace.items()):
