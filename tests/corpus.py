@@ -55,7 +55,8 @@ def stdlib(name, modules, test=None, since=None):
     hooks = []
     for module in modules:
         hooks += [f"{module}:*", f"{module}.*:*"]
-    return Entry(name, hooks, ["-m", "unittest", f"test.{test or 'test_' + name}"], since=since)
+    # regrtest, as CPython runs its own suites: some (test_decimal) set themselves up only there
+    return Entry(name, hooks, ["-m", "test", "-v", test or f"test_{name}"], since=since)
 
 
 def package(name, requirement, modules, requirements=(), tests="tests", pytest_args=()):
