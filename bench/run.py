@@ -519,18 +519,24 @@ def main(argv=None):
     parser.add_argument("--json", help="where to write the numbers (default bench/results/latest.json)")
     parser.add_argument("--pure", action="store_true", help="measure the pure-Python runtime")
     parser.add_argument("--no-imports", action="store_true", help="skip the import benchmark")
+    parser.add_argument("--only-imports", action="store_true", help="only the import benchmark")
     options = parser.parse_args(argv)
     ensure_accelerator(options.pure)
     sys.path.insert(0, ROOT)
     from hookwise import accel
 
     n, rounds = (20_000, 5) if options.quick else (200_000, 15)
+    imports = None if options.no_imports else measure_imports(3 if options.quick else 7)
+    if options.only_imports:
+        for key in ("plain_warm", "plain_cold", "hookwise_warm", "hookwise_cold"):
+            print(f"{key:14s} {imports[key] / 1e6:8.2f} ms  to plain_warm {imports[key] / imports['plain_warm']:5.2f}"
+                  f"  to plain_cold {imports[key] / imports['plain_cold']:5.2f}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="hookwise-bench-") as tmpdir:
         variants, jsonl_listener = build_variants(tmpdir)
         calls = measure_calls(variants, n, rounds)
         jsonl_listener.close()
         jsonl_baseline = measure_jsonl_baseline(n // 2, rounds, tmpdir)
-    imports = None if options.no_imports else measure_imports(3 if options.quick else 7)
     checks = budgets(calls, jsonl_baseline, imports)
     print_report(variants, calls, jsonl_baseline, imports, checks, accel.describe())
     record = {
