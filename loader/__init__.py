@@ -4,7 +4,7 @@ attribute replacement, and the runner that executes the program as __main__.
 Dependencies point one way: ``driver`` -> ``loader`` -> ``rewriter`` -> ``hookwise``.
 """
 
-from .install import Installation, engine_for
+from .install import Installation
 from .patch import PatchError
 
-__all__ = ["Installation", "PatchError", "engine_for"]
+__all__ = ["Installation", "PatchError"]

@@ -1,11 +1,12 @@
-"""Install hookwise into this process: the one place that picks an engine per target.
+"""Install hookwise into this process; ``Installation.install`` is the one place
+that decides which engine serves a target:
 
-- A target whose module is not imported yet is served by the import hook: the
-  module is rewritten when the program imports it.
-- A target whose module is already imported (by the interpreter's start-up, by
-  ``ast``, by the driver) is served at once by attribute replacement, which
-  rewrites Python functions in place when their source is at hand and wraps
-  everything else.
+- a target whose module is not imported yet is served by the import hook: the
+  module is rewritten when the program imports it;
+- a target whose module is already imported (by the interpreter's start-up, by
+  ``ast``, by the driver, by a listener) is served at once by attribute
+  replacement (``loader.patch``), which rewrites Python functions in place when
+  their source is at hand and wraps everything else;
 - ``__main__`` targets are served by the runner, which compiles the program
   through the same loader.
 
@@ -23,11 +24,6 @@ from hookwise.listeners import ListenerSpecError, resolve
 from hookwise.runtime import REGISTRY
 
 from . import hook, patch
-
-
-def engine_for(module_name):
-    """'rewrite' for a module still to be imported, 'patch' for a loaded one."""
-    return "patch" if module_name in sys.modules else "rewrite"
 
 
 class Installation:
@@ -70,6 +66,7 @@ class Installation:
         if self.installed:
             return self
         REGISTRY.configure(self.targets, listeners, target_listeners)
+        # modules imported from now on: the import hook; those loaded already: replacement
         sys.meta_path.insert(0, self.finder)
         self._undo.append(self._remove_finder)
         patch.patch_loaded_modules(self.targets, REGISTRY, self._undo)
@@ -121,8 +118,8 @@ class Installation:
         if not self.program_started or self.program_crashed or not self.report_unmatched:
             return
         for target in REGISTRY.unmatched_targets():
-            module_state = "never imported" if target.module_is_literal and target.module not in sys.modules else None
-            detail = f" (module {target.module!r} was never imported)" if module_state else ""
+            never_imported = target.module_is_literal and target.module not in sys.modules
+            detail = f" (module {target.module!r} was never imported)" if never_imported else ""
             report.warn(f"target {target.text!r} matched nothing{detail}")
 
 
