@@ -23,6 +23,7 @@ EXIT_BAD_INPUT = 2
 USAGE = """\
 usage: python driver.py [options] script.py [args...]
        python driver.py [options] -m module [args...]
+       python driver.py [options] -c command [args...]
 
 Run a Python program with hooks on the functions you name.
 
@@ -63,6 +64,7 @@ class Options:
         self.follow_children = None  # None: as the config file says (default: follow)
         self.from_parent = False
         self.module = None  # -m NAME
+        self.command = None  # -c CODE
         self.script = None
         self.args = []
 
@@ -109,11 +111,14 @@ def parse_args(argv):
             _keep(options, name, value)
             index += 1
             continue
-        if arg == "-m" or (arg.startswith("-m") and len(arg) > 2):
-            module = arg[2:] if len(arg) > 2 else (argv[index + 1] if index + 1 < len(argv) else None)
-            if not module:
-                raise UsageError("option -m needs a module name")
-            options.module = module
+        if arg[:2] in ("-m", "-c"):  # -m NAME, -mNAME, -c CODE, -cCODE: the program starts here
+            value = arg[2:] if len(arg) > 2 else (argv[index + 1] if index + 1 < len(argv) else None)
+            if value is None or (arg[:2] == "-m" and not value):
+                raise UsageError(f"option {arg[:2]} needs {'a module name' if arg[:2] == '-m' else 'a command'}")
+            if arg[:2] == "-m":
+                options.module = value
+            else:
+                options.command = value
             options.args = argv[index + (1 if len(arg) > 2 else 2) :]
             return options
         if arg == "--":
@@ -172,6 +177,8 @@ def main(argv=None):
     try:
         if options.module is not None:
             loader.run.run_module(options.module, options.args, installation)
+        elif options.command is not None:
+            loader.run.run_command(options.command, options.args, installation)
         else:
             loader.run.run_path(options.script, options.args, installation)
     except loader.run.ProgramNotFound as exc:

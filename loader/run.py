@@ -66,6 +66,19 @@ def run_path(path, args, installation):
     _execute(loader, source, absolute, main, installation)
 
 
+def run_command(code, args, installation):
+    """Run ``python -c CODE``: ``__main__`` without a file, ``sys.path[0]`` the working directory."""
+    from importlib.machinery import BuiltinImporter  # what python leaves in __main__.__loader__ for -c
+
+    sys.argv[:] = ["-c", *args]
+    _set_path0("")
+    main = _fresh_main()
+    main.__dict__["__loader__"] = BuiltinImporter
+    rewriting = installation.targets.selector(("__main__",)) is not None
+    loader = HookwiseLoader("__main__", "<string>", installation, ("__main__",)) if rewriting else None
+    _execute(loader, code, "<string>", main, installation)
+
+
 def run_module(name, args, installation):
     """Run ``python -m name`` through runpy, as the interpreter itself does."""
     import runpy

@@ -242,3 +242,20 @@ def test_the_console_script_installed_by_pip(tmp_path):
     hooked = subprocess.run([command, *QUIET, script, "x"], capture_output=True, text=True, env=clean_env(), cwd=tmp_path)
     assert hooked.returncode == 1
     assert hooked.stderr == plain.stderr  # no console-script frame in the traceback
+
+
+@pytest.mark.parametrize("hooks", [[], ["--hook", "__main__:*"]])
+def test_dash_c_runs_like_python(hooks, tmp_path):
+    code = (
+        "import sys, json\n"
+        "def half(x):\n    return x / 2\n"
+        "print(json.dumps([sys.argv, sys.path[0], sorted(globals()), type(__loader__).__name__, __spec__, half(3)]))\n"
+        "half(len(sys.argv[1:]) - 2)\n"
+        "1 / 0 if sys.argv[1:] == ['boom', 'x'] else None\n"
+    )
+    plain = run_python(["-c", code, "boom", "x"], cwd=tmp_path)
+    hooked = run_driver([*hooks, *QUIET, "-c", code, "boom", "x"], cwd=tmp_path)
+    assert plain.returncode == hooked.returncode == 1
+    assert hooked.stdout == plain.stdout
+    assert hooked.stderr == plain.stderr
+    assert '"<string>"' in hooked.stderr or "<string>" in hooked.stderr
