@@ -230,7 +230,8 @@ def sdist_dir(entry, python, log):
     unpacked = [path for path in (os.path.join(downloads, stem), os.path.join(downloads, f"{name}-{version}")) if os.path.isdir(path)]
     if unpacked:
         return unpacked[0]
-    subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", downloads,
+    # only this distribution as an sdist: its build backend may come as a wheel
+    subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", name, "-d", downloads,
                     entry.package], check=True, stdout=log, stderr=subprocess.STDOUT)
     for archive in os.listdir(downloads):
         lowered = archive.lower()
