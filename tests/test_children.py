@@ -302,3 +302,14 @@ def test_outputs_never_follow_a_planted_symlink_and_respect_the_umask(tmp_path):
              "'--hook', '__main__:f', '--listener', 'jsonl=events.jsonl', 'app.py']))"
     assert subprocess.call([sys.executable, "-c", script], cwd=tmp_path, env=clean_env()) == 0
     assert os.stat(tmp_path / "events.jsonl").st_mode & 0o777 == 0o600
+
+
+def test_a_child_run_with_dash_m_has_its_main_module_hooked(tmp_path):
+    write(tmp_path / "childmod.py", "def child_main_work():\n    return 7\nif __name__ == '__main__':\n    print(child_main_work())\n")
+    write(tmp_path / "app.py", "import subprocess, sys\nsubprocess.run([sys.executable, '-m', 'childmod'], check=True)\n")
+    result = run_driver(["--hook", "__main__:child_main_work", "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "7"  # (the parent says its own __main__ had no such function)
+    events = read_jsonl(tmp_path / "events.jsonl")
+    assert [(e["event"], e["target"]) for e in events] == [("start", "__main__:child_main_work"), ("end", "__main__:child_main_work")]
+    assert events[0]["pid"] != os.getpid()
