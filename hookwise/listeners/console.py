@@ -31,6 +31,10 @@ class ConsoleListener:
         self._lock = allocate_lock()
         self._cwd = os.getcwd()
 
+    def after_fork_in_child(self):
+        # a thread of the parent may have held the lock at the fork: it never lets go in the child
+        self._lock = allocate_lock()
+
     def _write(self, text):
         stream = self.stream if self.stream is not None else report.stream()
         with self._lock:
