@@ -19,6 +19,7 @@ Guarantees, each kept here and nowhere else:
 """
 
 import itertools
+import types
 
 from . import _originals, _state, accel, report
 from .call import PurePythonCall, args_of, arguments_of, caller_of, changed_arguments_of, kwargs_of, task_of
@@ -159,6 +160,15 @@ class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):
 
     def __repr__(self):
         return f"<Site {self.target} ({self.kind}){' on' if self.on else ''}>"
+
+    def __reduce__(self):
+        """Pickled (inside a function pickled by value, as cloudpickle does) as a site that is off.
+
+        The unpickled function runs unhooked, in any process, with or without
+        hookwise (a standard-library object stands for the site): its injected
+        code reads ``on`` and, finding it False, calls nothing.
+        """
+        return (types.SimpleNamespace, (), {"on": False})
 
 
 def _methods(listeners, name):

@@ -565,3 +565,17 @@ def test_recursion_and_reentrancy(both):
     assert hooked["fact"](5) == plain["fact"](5) == 120
     assert [event[0] for event in recorder.events] == ["start"] * 5 + ["end"] * 5
     assert [event[2] for event in recorder.events if event[0] == "end"] == [1, 2, 6, 24, 120]
+
+
+def test_hooked_code_pickled_by_value_unpickles_anywhere(both):
+    """cloudpickle and friends pickle a function's code with its constants: the site goes along, switched off."""
+    import types
+
+    _, hooked, recorder = both("def f(x):\n    return x + 1\n")
+    code = hooked["f"].__code__
+    consts = pickle.loads(pickle.dumps(code.co_consts))
+    clone = types.FunctionType(code.replace(co_consts=consts), {"__builtins__": __builtins__})
+    assert clone(1) == 2
+    assert type(consts[[type(c).__name__ for c in code.co_consts].index("Site")]) is types.SimpleNamespace
+    assert recorder.events == []  # the clone reports nothing
+    assert hooked["f"](1) == 2 and recorder.events[-1] == ("end", "f", 2)
