@@ -38,6 +38,9 @@ options:
   --redact WORD        also show arguments whose name contains WORD as ***
                        (password, token, secret, ... are redacted already); repeatable
   --repr-limit N       cut every shown value at N characters (default 200)
+  --user-reprs         show values with their own __repr__ even when it is not
+                       from the standard library (by default such objects show as
+                       <module.Class object at 0x...>: a __repr__ can change the program)
   --no-cache           do not read or write hookwise's bytecode cache
   --no-follow-children do not hook Python child processes (by default they run
                        with the same hooks and listeners)
@@ -62,6 +65,7 @@ class Options:
         self.repr_limit = None
         self.use_cache = True
         self.follow_children = None  # None: as the config file says (default: follow)
+        self.user_reprs = None  # None: as the config file says (default: standard-library reprs only)
         self.from_parent = False
         self.module = None  # -m NAME
         self.command = None  # -c CODE
@@ -80,6 +84,7 @@ VALUE_OPTIONS = {
 FLAG_OPTIONS = {
     "--no-cache": ("use_cache", False),
     "--no-follow-children": ("follow_children", False),
+    "--user-reprs": ("user_reprs", True),
     "--from-parent": ("from_parent", True),  # internal: a child re-run by loader/children.py
 }
 
@@ -160,7 +165,8 @@ def main(argv=None):
         else:
             settings = build_settings(options.hooks, options.listeners, options.config,
                                       cli_redact=options.redact, cli_repr_limit=options.repr_limit,
-                                      cli_follow_children=options.follow_children, cli_use_cache=options.use_cache)
+                                      cli_follow_children=options.follow_children, cli_use_cache=options.use_cache,
+                                      cli_user_reprs=options.user_reprs)
         listeners, per_target = create_listeners(settings, tolerate_failures=settings.in_child)
         report.open_stream()
         installation = Installation(settings, use_cache=settings.use_cache)

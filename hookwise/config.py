@@ -35,8 +35,10 @@ KNOWN_KEYS = {
     "redact": "a list of words; arguments whose names contain one are shown as ***",
     "repr_limit": "a positive number of characters",
     "follow_children": "true or false: Python child processes run with the same hooks",
+    "user_reprs": "true or false: show values with __repr__ methods from outside the standard library",
 }
-_KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": int, "follow_children": bool}
+_KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": int, "follow_children": bool,
+              "user_reprs": bool}
 
 # Built-in listeners whose argument is an output path: children get it absolute.
 _PATH_LISTENERS = ("jsonl", "chrome", "html", "stats")
@@ -47,14 +49,15 @@ class Settings:
 
     def __init__(self, targets, listener_specs, config_path=None, default_targets=False,
                  redact=DEFAULT_REDACT, repr_limit=DEFAULT_REPR_LIMIT, follow_children=True,
-                 use_cache=True, in_child=False):
+                 use_cache=True, in_child=False, user_reprs=False):
         self.targets = TargetSet(targets)
         self.listener_specs = list(listener_specs)
         self.config_path = config_path
         self.default_targets = default_targets  # True when the embedded set is in use
         self.redact = tuple(redact)
         self.repr_limit = repr_limit
-        self.render = Render(repr_limit, redact)  # how built-in listeners show values
+        self.user_reprs = user_reprs
+        self.render = Render(repr_limit, redact, user_reprs)  # how built-in listeners show values
         self.follow_children = follow_children
         self.use_cache = use_cache
         self.in_child = in_child  # a child process of a hookwise run: outputs are shared, not restarted
@@ -75,6 +78,7 @@ class Settings:
             "repr_limit": self.repr_limit,
             "use_cache": self.use_cache,
             "default_targets": self.default_targets,
+            "user_reprs": self.user_reprs,
         })
 
     def code_key(self):
@@ -99,11 +103,11 @@ def settings_from_text(text):
     targets = [parse_target(target, listeners=listeners, origin=origin, quiet=quiet)
                for target, listeners, origin, quiet in data["targets"]]
     return Settings(targets, data["listeners"], None, data["default_targets"], data["redact"], data["repr_limit"],
-                    follow_children=True, use_cache=data["use_cache"], in_child=True)
+                    follow_children=True, use_cache=data["use_cache"], in_child=True, user_reprs=data["user_reprs"])
 
 
 def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, cli_redact=(), cli_repr_limit=None,
-                   cli_follow_children=None, cli_use_cache=True):
+                   cli_follow_children=None, cli_use_cache=True, cli_user_reprs=None):
     """Merge the config file (explicit or discovered) with command-line options."""
     path, table = load_config(config_path, cwd)
     targets = []
@@ -125,7 +129,9 @@ def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, c
     if not isinstance(repr_limit, int) or isinstance(repr_limit, bool) or repr_limit < 8:
         raise ConfigError(f"repr_limit must be a whole number of characters, at least 8 (got {repr_limit!r})")
     follow = cli_follow_children if cli_follow_children is not None else table.get("follow_children", True)
-    return Settings(targets, listeners, path, used_defaults, redact, repr_limit, follow, cli_use_cache)
+    user_reprs = cli_user_reprs if cli_user_reprs is not None else table.get("user_reprs", False)
+    return Settings(targets, listeners, path, used_defaults, redact, repr_limit, follow, cli_use_cache,
+                    user_reprs=user_reprs)
 
 
 def load_config(explicit_path=None, cwd=None):

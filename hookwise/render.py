@@ -3,10 +3,12 @@
 Every built-in output goes through one ``Render``: argument values whose
 parameter name (or dict key, at any depth) contains one of the redacted words
 are written as ``***``; every repr is cut at ``repr_limit`` characters; a repr
-that raises or meets a huge object never fails the call nor floods the output.
+that raises or meets a huge object never fails the call nor floods the output;
+and only built-in and standard-library reprs run unless ``user_reprs`` is set
+(see ``hookwise.saferepr``).
 """
 
-from .saferepr import saferepr
+from .saferepr import saferepr, safestr
 
 DEFAULT_REDACT = (
     "password",
@@ -25,9 +27,10 @@ REDACTED = "***"
 
 
 class Render:
-    def __init__(self, repr_limit=DEFAULT_REPR_LIMIT, redact=DEFAULT_REDACT):
+    def __init__(self, repr_limit=DEFAULT_REPR_LIMIT, redact=DEFAULT_REDACT, user_reprs=False):
         self.repr_limit = repr_limit
         self.redact = tuple(word.lower() for word in redact)
+        self.user_reprs = user_reprs  # call __repr__ methods from outside the standard library too
         self._verdicts = {}  # name -> is it a secret: names repeat on every call
 
     def is_secret(self, name):
@@ -43,7 +46,7 @@ class Render:
         return verdict
 
     def value(self, value):
-        return saferepr(value, self.repr_limit, self.is_secret if self.redact else None)
+        return saferepr(value, self.repr_limit, self.is_secret if self.redact else None, self.user_reprs)
 
     def named(self, name, value):
         return REDACTED if self.is_secret(name) else self.value(value)
@@ -70,13 +73,8 @@ class Render:
         return {str(name): self.named(name, value) for name, value in arguments.items()}
 
     def exception_text(self, exc):
-        """``str(exc)``, bounded; its repr if even that fails."""
-        try:
-            text = str(exc)
-        except Exception:
-            return self.value(exc)
-        limit = self.repr_limit
-        return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+        """``str(exc)``, bounded; its safe repr if that would run the program's code or fails."""
+        return safestr(exc, self.repr_limit, self.user_reprs)
 
 
 def exception_type_name(exc):

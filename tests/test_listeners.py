@@ -66,7 +66,8 @@ def test_jsonl_reprs_are_bounded_and_never_fail(tmp_path):
         take(Hostile(), "x" * 100_000)
         """,
     )
-    result = run_driver(["--hook", "__main__:take", "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path)
+    result = run_driver(["--hook", "__main__:take", "--listener", "jsonl=events.jsonl", "--user-reprs", "app.py"],
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     start, end = read_jsonl(tmp_path / "events.jsonl")
     assert start["args"][0] == "<Hostile object; repr() raised RuntimeError>"
@@ -294,3 +295,46 @@ def test_per_target_listeners_from_the_config_file(tmp_path):
     assert {e["target"] for e in guarded} == {"posix:system"} and len(guarded) == 4
     everything = read_jsonl(tmp_path / "all.jsonl")
     assert {e["target"] for e in everything} == {"posix:system", "__main__:work"}
+
+
+def test_showing_a_value_never_runs_the_programs_repr_by_default(tmp_path):
+    write(
+        tmp_path / "app.py",
+        """
+        import dataclasses, collections, enum, pathlib
+        effects = []
+
+        class Lazy:
+            def __repr__(self):
+                effects.append("repr ran")  # an ORM would run a query here
+                return "Lazy()"
+
+        @dataclasses.dataclass
+        class Point:
+            x: int
+            secret_token: str
+            tag: Lazy
+
+        Pair = collections.namedtuple("Pair", "left right")
+        Color = enum.Enum("Color", "RED")
+
+        def take(*values):
+            return values
+
+        take(Lazy(), Point(1, "hidden", Lazy()), Pair(1, Lazy()), Color.RED, pathlib.PurePosixPath("/tmp"))
+        print(effects)
+        """,
+    )
+    result = run_driver(["--hook", "__main__:take", "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"  # no repr of the program's ran
+    start = read_jsonl(tmp_path / "events.jsonl")[0]
+    lazy, point, pair, color, path = start["args"]
+    assert lazy.startswith("<__main__.Lazy object at 0x")
+    assert point.startswith("Point(x=1, secret_token='***', tag=<__main__.Lazy object at 0x")
+    assert pair.startswith("Pair(left=1, right=<__main__.Lazy object at 0x")
+    assert color == "<Color.RED: 1>" and path == "PurePosixPath('/tmp')"  # standard-library reprs run
+    result = run_driver(["--hook", "__main__:take", "--listener", "jsonl=events.jsonl", "--user-reprs", "app.py"],
+                        cwd=tmp_path)
+    assert result.stdout.strip() == str(['repr ran'] * 6)  # three values, in the start's args and the end's result
+    assert read_jsonl(tmp_path / "events.jsonl")[0]["args"][0] == "Lazy()"
