@@ -2,12 +2,15 @@
 
 Every line has ``event`` ("start", "end" or "error"), ``call_id``, ``target``
 ("module:qualname"), ``thread_id``, ``thread_name``, ``pid`` and ``ts_ns`` (wall
-clock, ns). A start adds ``args`` (list of reprs), ``kwargs`` (name -> repr),
+clock, ns). A start adds ``kind`` ("function", "generator", "coroutine",
+"async_generator" or "builtin"), ``args`` (list of reprs), ``kwargs`` (name -> repr),
 ``caller`` ({"file", "line", "function"} or null) and, inside an asyncio task,
 ``task``; an end adds ``duration_ns`` and ``result`` (repr); an error adds
 ``duration_ns``, ``exception`` (repr) and ``exception_type`` (qualified name).
 Reprs are bounded and never fail. Each start is followed, some lines later, by
-exactly one end or error with the same ``call_id`` and ``target``.
+exactly one end or error with the same ``call_id`` and ``target`` (except calls
+that never finish: a generator abandoned while suspended, a call running in a
+daemon thread at exit, ``exec`` and ``os._exit``).
 
 Lines are built by hand (no ``json`` import: the user may be hooking it).
 Each line is written with one ``write`` to a file opened with O_APPEND, as it
@@ -72,8 +75,8 @@ class JsonlListener:
         task = call.task
         extra = "" if task is None else f',"task":{_quote(task)}'
         self._write(
-            f'{{"event":"start",{self._common(call, call.start_ns)},"args":[{args}],"kwargs":{{{kwargs}}},'
-            f'"caller":{where}{extra}}}\n'
+            f'{{"event":"start",{self._common(call, call.start_ns)},"kind":"{call.kind}","args":[{args}],'
+            f'"kwargs":{{{kwargs}}},"caller":{where}{extra}}}\n'
         )
 
     def end(self, call, result):
