@@ -54,17 +54,24 @@ class Render:
     def args(self, call):
         """Reprs of the positional arguments, redacted by their parameter's name."""
         layout = call.site.params
-        values = call.args
-        if layout is None:
-            return [self.value(value) for value in values]
+        values = call.values
+        limit, secret, user_reprs = self.repr_limit, self.is_secret, self.user_reprs
+        keys = secret if self.redact else None
+        if layout is None:  # a replaced builtin: values are (args, kwargs), no names
+            return [saferepr(value, limit, keys, user_reprs) for value in values[0]]
         positional, vararg = layout[0], layout[2]
-        shown = []
-        for index, value in enumerate(values):
-            name = positional[index] if index < len(positional) else vararg
-            shown.append(self.named(name, value))
+        shown = [REDACTED if secret(name) else saferepr(value, limit, keys, user_reprs)
+                 for name, value in zip(positional, values)]
+        if vararg is not None:
+            hidden = secret(vararg)
+            shown.extend(REDACTED if hidden else saferepr(value, limit, keys, user_reprs)
+                         for value in values[len(positional)])
         return shown
 
     def kwargs(self, call):
+        layout = call.site.params
+        if layout is not None and not layout[3] and layout[4] is None:
+            return {}  # no keyword-only parameters and no **kwargs: nothing to show, nothing to compute
         return {str(name): self.named(name, value) for name, value in call.kwargs.items()}
 
     def arguments(self, call, changed_only=False):

@@ -24,6 +24,7 @@ _SECRET = "'***'"
 _MAX_DEPTH = 4
 
 _SEQUENCES = {list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}"), frozenset: ("frozenset({", "})")}
+_PLAIN = frozenset((int, float, bool, type(None), complex))  # reprs that are short, safe and built in
 _C_METHODS = (types.WrapperDescriptorType, types.MethodDescriptorType, types.BuiltinFunctionType,
               types.MethodWrapperType)
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
@@ -37,7 +38,9 @@ def saferepr(value, limit=DEFAULT_LIMIT, secret=None, user_reprs=False):
     accepts, at any depth: ``{'password': '***'}``.
     """
     try:
-        text = _repr(value, limit, 0, secret, user_reprs)
+        kind = type(value)
+        # the common arguments first: a few hundred nanoseconds count on every call
+        text = repr(value) if kind in _PLAIN else _repr(value, limit, 0, secret, user_reprs)
     except Exception as exc:  # a broken __repr__ is the program's business, not ours
         text = f"<{_type_name(value)} object; repr() raised {_type_name(exc)}>"
     if len(text) > limit:
@@ -110,9 +113,16 @@ def _repr(value, limit, depth, secret=None, user_reprs=False):
         return "{" + _join(pairs, limit) + "}"
     if user_reprs:
         return repr(value)
+    way = _ways.get(kind)
+    if way is None:
+        way = _way_to_show(value, kind)
+    if way == "repr":
+        return repr(value)
+    if way == "object":
+        return f"<{kind.__module__}.{kind.__qualname__} object at {id(value):#x}>"
     # Containers are shown item by item, so that what they hold is shown by the
     # same rules: a standard-library repr would call each item's own __repr__.
-    fields = _fields_of(value, kind)
+    fields = _fields_of(value, kind) if way == "fields" else None
     if fields is not None:
         if depth >= _MAX_DEPTH:
             return f"{kind.__qualname__}({_ELLIPSIS})"
@@ -121,12 +131,29 @@ def _repr(value, limit, depth, secret=None, user_reprs=False):
             for name, item in fields
         )
         return f"{kind.__qualname__}({_join(shown, limit)})"
-    inside = _contents(value)
+    inside = _contents(value) if way == "contents" else None
     if inside is not None:
         return f"{kind.__qualname__}({_repr(inside, limit, depth, secret, user_reprs)})"
     if may_run(kind, "__repr__"):
         return repr(value)
     return f"<{kind.__module__}.{kind.__qualname__} object at {id(value):#x}>"
+
+
+_ways = {}  # type -> how its values are shown: decided once per type, it is asked for every argument
+
+
+def _way_to_show(value, kind):
+    if _fields_of(value, kind) is not None:
+        way = "fields"
+    elif _contents(value) is not None:
+        way = "contents"
+    elif may_run(kind, "__repr__"):
+        way = "repr"
+    else:
+        way = "object"
+    if len(_ways) < 10_000:
+        _ways[kind] = way
+    return way
 
 
 def _contents(value):
