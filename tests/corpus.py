@@ -158,13 +158,18 @@ class EventCounter(threading.Thread):
                 for line in stream:
                     if kept:
                         kept.write(line)
-                    self.count(line)
+                    try:
+                        self.count(line)
+                    except Exception as exc:  # keep draining: a dead reader would block the writers
+                        self.bad_lines += 1
+                        self.failure = f"{type(exc).__name__}: {exc}"
             if self.done:
                 break
         if kept:
             kept.close()
 
     done = False
+    failure = None
 
     # the JSONL listener writes its fields in this order: reading them off the
     # front of the line is much faster than json.loads, which only every
@@ -198,8 +203,10 @@ class EventCounter(threading.Thread):
 
     def finish(self):
         self.done = True
-        # wake the reader if it waits for a writer that never came
-        with open(self.path, "wb"):
+        # wake the reader if it waits in open() for a writer; without a reader, do not wait
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
             pass
         self.join(timeout=60)
 
@@ -296,7 +303,7 @@ def check_entry(entry, version, interpreter, pure, timeout, keep_logs, log):
         if unpaired:
             problems.append(f"{unpaired} starts without an end")
         if counter.bad_lines:
-            problems.append(f"{counter.bad_lines} event lines did not parse")
+            problems.append(f"{counter.bad_lines} event lines did not parse" + (f" ({counter.failure})" if counter.failure else ""))
         log.write(f"\n===== {entry.name} on {version}: plain ({plain_code}) =====\n{plain_out[-5000:]}\n")
         log.write(f"===== {entry.name} on {version}: hooked ({hooked_code}) =====\n{hooked_out[-20000:]}\n")
         log.flush()
