@@ -3,16 +3,26 @@
 A listener must be able to show any value without changing the program:
 
 - a ``__repr__`` that raises, a list of ten million items or a megabyte string
-  must neither fail the call nor flood the output: built-in containers and
-  strings are cut while they are written, other reprs are cut afterwards;
+  must neither fail the call nor flood the output: containers and strings are
+  cut while they are written, other reprs are cut afterwards;
 - showing a value must not run the program's code. A ``__repr__`` can do
   anything: jinja2's loop context creates a coroutine that is never awaited
-  (the warning fails its test suite), an ORM's query set runs a query. So the
-  reprs that run are those of built-in types and of the standard library;
-  objects whose class defines its own ``__repr__`` elsewhere are shown as
-  ``<module.Class object at 0x...>``, except dataclasses, named tuples and
-  attrs classes, which are shown field by field without running their code.
-  ``user_reprs=True`` (``--user-reprs``) calls every ``__repr__``.
+  (the warning fails its tests), an ORM's query set runs a query. And a
+  built-in repr may call the reprs of what it holds: a bound method shows its
+  ``self``, an exception its arguments, a ``partial`` its function and
+  arguments. So only three kinds of values are shown by their own repr:
+
+  * leaves: numbers, strings, bytes, None, ranges, functions, classes, modules,
+    code and other built-in values whose repr shows nothing they contain;
+  * values whose class takes its ``__repr__`` from the standard library
+    (enum members, paths, UUIDs, fractions, threads ...);
+  * with ``user_reprs=True`` (``--user-reprs``): everything.
+
+  Containers and wrappers are shown item by item under the same rules
+  (lists, tuples, sets, dicts and their subclasses, deques, dict views,
+  dataclasses, named tuples, attrs classes, ``SimpleNamespace``, bound
+  methods, ``functools.partial``, exceptions, slices); anything else is
+  ``<module.Class object at 0x...>``.
 """
 
 import sys
@@ -25,10 +35,18 @@ _MAX_DEPTH = 4
 
 _SEQUENCES = {list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}"), frozenset: ("frozenset({", "})")}
 _PLAIN = frozenset((int, float, bool, type(None), complex))  # reprs that are short, safe and built in
-_C_METHODS = (types.WrapperDescriptorType, types.MethodDescriptorType, types.BuiltinFunctionType,
-              types.MethodWrapperType)
+# Built-in types whose repr shows no value they hold (only names, numbers, addresses).
+_LEAVES = frozenset((
+    int, float, bool, type(None), complex, str, bytes, bytearray, range, memoryview, type(Ellipsis),
+    type(NotImplemented), types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
+    types.WrapperDescriptorType, types.MethodWrapperType, types.ClassMethodDescriptorType,
+    types.GetSetDescriptorType, types.MemberDescriptorType, types.CodeType, types.ModuleType,
+    types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, types.FrameType, types.TracebackType,
+    types.CellType, object,
+))
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
 _verdicts = {}  # (type, method name) -> may that method run
+_ways = {}  # type -> how its values are shown: decided once per type, it is asked for every argument
 
 
 def saferepr(value, limit=DEFAULT_LIMIT, secret=None, user_reprs=False):
@@ -51,10 +69,15 @@ def saferepr(value, limit=DEFAULT_LIMIT, secret=None, user_reprs=False):
 def safestr(value, limit=DEFAULT_LIMIT, user_reprs=False):
     """``str(value)`` (an exception's message), with the same rules as ``saferepr``."""
     try:
-        if user_reprs or may_run(type(value), "__str__"):
-            text = str(value)
+        if isinstance(value, BaseException) and not user_reprs:
+            if not may_run(type(value), "__str__"):
+                return saferepr(value, limit, None, user_reprs)
+            if all(type(arg) in _LEAVES for arg in value.args):  # its own str(): it only shows those
+                text = str(value)
+            else:
+                text = ", ".join(saferepr(arg, limit, None, user_reprs) for arg in value.args)
         else:
-            return saferepr(value, limit, None, user_reprs)
+            text = str(value) if user_reprs or type(value) in _LEAVES else saferepr(value, limit, None, user_reprs)
     except Exception:
         return saferepr(value, limit, None, user_reprs)
     return text if len(text) <= limit else text[: max(limit - len(_ELLIPSIS), 0)] + _ELLIPSIS
@@ -65,13 +88,11 @@ def may_run(kind, name):
     key = (kind, name)
     verdict = _verdicts.get(key)
     if verdict is None:
-        method = None
-        for klass in getattr(kind, "__mro__", (kind,)):  # without running a metaclass's __getattr__
-            if name in vars(klass):
-                method = vars(klass)[name]
-                break
+        method = _inherited(kind, name)
         module = getattr(method, "__module__", None) or ""
-        verdict = isinstance(method, _C_METHODS) or module.partition(".")[0] in _STDLIB
+        verdict = isinstance(method, (types.WrapperDescriptorType, types.MethodDescriptorType)) or (
+            module.partition(".")[0] in _STDLIB
+        )
         if len(_verdicts) < 10_000:
             _verdicts[key] = verdict
     return verdict
@@ -119,35 +140,40 @@ def _repr(value, limit, depth, secret=None, user_reprs=False):
     if way == "repr":
         return repr(value)
     if way == "object":
-        return f"<{kind.__module__}.{kind.__qualname__} object at {id(value):#x}>"
-    # Containers are shown item by item, so that what they hold is shown by the
-    # same rules: a standard-library repr would call each item's own __repr__.
-    fields = _fields_of(value, kind) if way == "fields" else None
-    if fields is not None:
-        if depth >= _MAX_DEPTH:
-            return f"{kind.__qualname__}({_ELLIPSIS})"
-        shown = (
-            f"{name}={_SECRET if secret is not None and secret(name) else '?' if item is _UNREAD else _repr(item, limit, depth + 1, secret, user_reprs)}"
-            for name, item in fields
-        )
+        return _object(value)
+    if depth >= _MAX_DEPTH:
+        return f"{kind.__qualname__}({_ELLIPSIS})"
+    inner = lambda item: _repr(item, limit, depth + 1, secret, user_reprs)  # noqa: E731
+    if way == "fields":
+        fields = _fields_of(value, kind)
+        shown = (f"{name}={_SECRET if secret is not None and secret(name) else '?' if item is _UNREAD else inner(item)}"
+                 for name, item in fields)
         return f"{kind.__qualname__}({_join(shown, limit)})"
-    inside = _contents(value) if way == "contents" else None
-    if inside is not None:
-        return f"{kind.__qualname__}({_repr(inside, limit, depth, secret, user_reprs)})"
-    if may_run(kind, "__repr__"):
-        return repr(value)
+    if way == "contents":
+        return f"{kind.__qualname__}({_repr(_contents(value), limit, depth, secret, user_reprs)})"
+    return _WRAPPERS[way](value, kind, inner, limit)
+
+
+def _object(value):
+    kind = type(value)
     return f"<{kind.__module__}.{kind.__qualname__} object at {id(value):#x}>"
 
 
-_ways = {}  # type -> how its values are shown: decided once per type, it is asked for every argument
-
-
 def _way_to_show(value, kind):
-    if _fields_of(value, kind) is not None:
+    if kind in _LEAVES:
+        way = "repr"
+    elif _fields_of(value, kind) is not None:
         way = "fields"
     elif _contents(value) is not None:
         way = "contents"
-    elif may_run(kind, "__repr__"):
+    elif kind in _WRAPPER_KINDS:
+        way = _WRAPPER_KINDS[kind]
+    elif _is_argparse_namespace(kind):
+        way = "namespace"
+    elif isinstance(value, BaseException):
+        # the built-in repr shows each argument's own repr: show the arguments ourselves
+        way = "exception" if _inherited(kind, "__repr__") is BaseException.__repr__ else "object"
+    elif _repr_is_trusted(kind):
         way = "repr"
     else:
         way = "object"
@@ -156,8 +182,26 @@ def _way_to_show(value, kind):
     return way
 
 
+def _is_argparse_namespace(kind):
+    namespace = getattr(sys.modules.get("argparse"), "Namespace", None)
+    return namespace is not None and issubclass(kind, namespace) and _inherited(kind, "__repr__") is _inherited(namespace, "__repr__")
+
+
+def _repr_is_trusted(kind):
+    """A repr written in the standard library, or a built-in repr of a standard-library type.
+
+    (A built-in repr of a third-party extension type may show what it holds.)
+    """
+    method = _inherited(kind, "__repr__")
+    if method is object.__repr__:
+        return True  # <module.Class object at 0x...>
+    if isinstance(method, (types.WrapperDescriptorType, types.MethodDescriptorType)):
+        return (getattr(kind, "__module__", None) or "").partition(".")[0] in _STDLIB
+    return may_run(kind, "__repr__")
+
+
 def _contents(value):
-    """What a subclass of a built-in container, or a deque, holds, as the built-in container."""
+    """What a subclass of a built-in container, a deque or a dict view holds, as a built-in container."""
     if isinstance(value, dict):
         return dict(dict.items(value))
     for base in (list, tuple, set, frozenset):
@@ -166,7 +210,58 @@ def _contents(value):
     deque = getattr(sys.modules.get("collections"), "deque", None)
     if deque is not None and isinstance(value, deque):
         return list(deque.__iter__(value))
+    if type(value) in _DICT_VIEWS:
+        return list(value)
+    if isinstance(value, types.MappingProxyType):
+        return dict(value.items())
     return None
+
+
+_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+# -- wrappers: built-in values whose repr shows what they hold ---------------------
+
+
+def _bound_method(value, kind, inner, limit):
+    function = value.__func__
+    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", "?")
+    return f"<bound method {name} of {inner(value.__self__)}>"
+
+
+def _partial(value, kind, inner, limit):
+    parts = [inner(value.func)] + [inner(arg) for arg in value.args]
+    parts += [f"{key}={inner(item)}" for key, item in value.keywords.items()]
+    return f"{kind.__module__}.{kind.__qualname__}({_join(parts, limit)})"
+
+
+def _namespace(value, kind, inner, limit):
+    """SimpleNamespace and argparse's Namespace: their reprs show each attribute's repr."""
+    items = vars(value).items()
+    name = "namespace" if kind is types.SimpleNamespace else kind.__qualname__
+    return f"{name}({_join((f'{key}={inner(item)}' for key, item in items), limit)})"
+
+
+def _exception(value, kind, inner, limit):
+    return f"{kind.__qualname__}({_join((inner(arg) for arg in value.args), limit)})"
+
+
+def _slice(value, kind, inner, limit):
+    return f"slice({inner(value.start)}, {inner(value.stop)}, {inner(value.step)})"
+
+
+_WRAPPERS = {"method": _bound_method, "partial": _partial, "namespace": _namespace, "exception": _exception,
+             "slice": _slice}
+_WRAPPER_KINDS = {types.MethodType: "method", types.SimpleNamespace: "namespace", slice: "slice"}
+try:
+    from functools import partial as _partial_type  # functools is loaded with ast, before any hook
+
+    _WRAPPER_KINDS[_partial_type] = "partial"
+except ImportError:  # pragma: no cover
+    pass
+
+
+# -- records: dataclasses, named tuples, attrs -------------------------------------
 
 
 def _fields_of(value, kind):
@@ -174,7 +269,7 @@ def _fields_of(value, kind):
     try:
         if isinstance(value, tuple) and isinstance(getattr(kind, "_fields", None), tuple):
             return list(zip(kind._fields, tuple.__iter__(value)))
-        declared = vars(kind).get("__dataclass_fields__") or _inherited(kind, "__dataclass_fields__")
+        declared = _inherited(kind, "__dataclass_fields__")
         if isinstance(declared, dict):  # only real fields: not ClassVar or InitVar pseudo-fields
             names = [name for name, field in declared.items() if getattr(field, "repr", True)
                      and getattr(getattr(field, "_field_type", None), "name", "_FIELD") == "_FIELD"]
@@ -189,9 +284,14 @@ def _fields_of(value, kind):
 
 
 def _inherited(kind, name):
-    for klass in kind.__mro__:
-        if name in vars(klass):
-            return vars(klass)[name]
+    """``name`` from the class dicts along the MRO, without running a metaclass's __getattr__."""
+    for klass in getattr(kind, "__mro__", (kind,)):
+        try:
+            namespace = vars(klass)
+        except TypeError:
+            continue
+        if name in namespace:
+            return namespace[name]
     return None
 
 

@@ -308,3 +308,50 @@ def test_changed_arguments_leave_out_literal_defaults():
     call = recorder.calls[-1]
     assert call.changed_arguments == {"args": "ls", "shell": True, "text": False, "env": {"A": "1"}}
     assert call.arguments["bufsize"] == -1 and call.arguments["cwd"] is None
+
+
+def test_showing_values_runs_none_of_the_programs_reprs():
+    import argparse
+    import collections
+    import datetime
+    import enum
+    import functools
+    import pathlib
+    import types
+
+    from hookwise.saferepr import safestr
+
+    ran = []
+
+    class Loud:
+        def __repr__(self):
+            ran.append("repr")
+            return "Loud()"
+
+        def method(self):
+            pass
+
+    loud = Loud()
+    shown = {
+        "bound method": (loud.method, "<bound method"),
+        "partial": (functools.partial(print, loud, k=loud), "functools.partial(<built-in function print>, <"),
+        "exception": (ValueError(loud, 1), "ValueError(<"),
+        "namespace": (types.SimpleNamespace(a=loud), "namespace(a=<"),
+        "argparse namespace": (argparse.Namespace(a=loud), "Namespace(a=<"),
+        "slice": (slice(1, loud), "slice(1, <"),
+        "dict view": ({1: loud}.values(), "dict_values([<"),
+        "mapping proxy": (types.MappingProxyType({"a": loud}), "mappingproxy({'a': <"),
+        "ordered dict": (collections.OrderedDict(a=loud), "OrderedDict({'a': <"),
+        "deque": (collections.deque([loud]), "deque([<"),
+    }
+    for label, (value, start) in shown.items():
+        text = saferepr(value)
+        assert text.startswith(start), (label, text)
+        assert "test_runtime" in text and "Loud object at 0x" in text, (label, text)
+    assert ran == []
+    # values whose repr shows nothing of the program's are shown as python shows them
+    for value in (datetime.datetime(2020, 1, 2), pathlib.PurePosixPath("/x"), enum.Enum("E", "A").A, len, Loud, 1.5):
+        assert saferepr(value) == repr(value)
+    assert (safestr(KeyError("k")), safestr(ValueError("message")), safestr(FileNotFoundError(2, "gone", "f"))) == (
+        "'k'", "message", "[Errno 2] gone: 'f'")
+    assert saferepr(loud, user_reprs=True) == "Loud()" and ran == ["repr"]
