@@ -25,6 +25,7 @@ os_replace = os.replace
 os_unlink = os.unlink
 os_fdopen = os.fdopen
 os_dup = os.dup
+os_isatty = os.isatty
 os_getpid = os.getpid
 os_mkdir = os.mkdir
 os_fstat = os.fstat

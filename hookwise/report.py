@@ -3,6 +3,9 @@
 Messages go to a private duplicate of file descriptor 2 taken when hookwise is
 installed, so they neither mix into a ``sys.stderr`` the program replaced (a
 test capturing its own output) nor vanish when the program redirects fd 2.
+The duplicate is written with plain ``os.write`` rather than wrapped in a file
+object: a file object left open at exit makes Python print a ResourceWarning
+into the program's output, and closing it early would lose the last messages.
 """
 
 import sys
@@ -15,13 +18,39 @@ _stream = None
 _said = set()
 
 
+class FdWriter:
+    """The little of a text file hookwise needs, on a raw file descriptor.
+
+    Each ``write`` is one ``os.write`` of the whole text, so a line written in
+    one call is never interleaved with another thread's or process's line.
+    """
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def write(self, text):
+        data = text.encode("utf-8", "backslashreplace")
+        while data:
+            written = _originals.os_write(self.fd, data)
+            data = data[written:]
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def fileno(self):
+        return self.fd
+
+    def isatty(self):
+        return _originals.os_isatty(self.fd)
+
+
 def open_stream():
     """Take the private duplicate of stderr now (call this before the program runs)."""
     global _stream
     if _stream is None:
         try:
-            fd = _originals.os_dup(2)
-            _stream = _originals.os_fdopen(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+            _stream = FdWriter(_originals.os_dup(2))
         except OSError:
             _stream = sys.__stderr__ or sys.stderr
     return _stream

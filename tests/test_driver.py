@@ -222,6 +222,20 @@ def test_unmatched_targets_are_reported_at_exit(tmp_path):
     assert not any("__main__:here" in line for line in lines)
 
 
+def test_hookwise_leaves_nothing_for_python_to_warn_about_at_exit(tmp_path):
+    # a program run with warnings on (-X dev, as pytest and CI often do) sees every
+    # unclosed file at exit; hookwise's own stderr and logs must not be among them
+    (tmp_path / "x.py").write_text("def f(): return 1\nf()\nprint('done')\n")
+    log = tmp_path / "events.jsonl"
+    result = run_driver(["--hook", "__main__:f", "--hook", "__main__:missing", "--listener", "console",
+                         "--listener", f"jsonl={log}", "--listener", f"stats={tmp_path / 'stats.txt'}", "x.py"],
+                        cwd=tmp_path, env=clean_env(PYTHONDEVMODE="1"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "done\n"
+    assert "hookwise: target '__main__:missing' matched nothing" in result.stderr
+    assert "Warning" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+
+
 def test_the_console_script_installed_by_pip(tmp_path):
     """`pip install .` gives a `hookwise` command that behaves like driver.py."""
     command = os.path.join(os.path.dirname(sys.executable), "hookwise")
