@@ -93,7 +93,8 @@ ENTRIES = [
     package("attrs", "attrs==24.2.0", ["attr", "attrs"], ["hypothesis==6.155.2", "cloudpickle==3.1.0"]),
     package("jinja2", "jinja2==3.1.4", ["jinja2"], ["markupsafe==3.0.2"]),
     package("click", "click==8.1.7", ["click"]),
-    package("boltons", "boltons==23.1.1", ["boltons"]),  # 24.0.0's sdist ships no tests
+    # 24.0.0's sdist ships no tests; 23.1.1's conftest uses a hook argument pytest 9 removed
+    package("boltons", "boltons==23.1.1", ["boltons"], ["pytest==8.3.5"]),
     package("toolz", "toolz==1.0.0", ["toolz", "tlz"], tests="toolz/tests"),
     package("pyparsing", "pyparsing==3.1.4", ["pyparsing"], ["railroad-diagrams==3.0.1", "jinja2==3.1.4"]),
 ]
@@ -258,12 +259,18 @@ def package_python(entry, version, interpreter, log):
     venv = os.path.join(CACHE, "venvs", f"{entry.name}-py{version}")
     python = os.path.join(venv, "bin", "python")
     source = sdist_dir(entry, interpreter, log)
-    if not os.path.exists(os.path.join(venv, ".ready")):
+    # an entry's own pin of a test requirement (an old pytest) wins over the default
+    pinned = {requirement.split("=")[0].lower() for requirement in entry.requirements}
+    requirements = [r for r in TEST_REQUIREMENTS if r.split("=")[0].lower() not in pinned] + list(entry.requirements)
+    stamp = os.path.join(venv, ".ready")
+    wanted = " ".join([entry.package, *requirements])
+    if not os.path.exists(stamp) or open(stamp).read() != wanted:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([interpreter, "-m", "venv", venv], check=True, stdout=log, stderr=subprocess.STDOUT)
         subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", source,
-                        *TEST_REQUIREMENTS, *entry.requirements], check=True, stdout=log, stderr=subprocess.STDOUT)
-        open(os.path.join(venv, ".ready"), "w").close()
+                        *requirements], check=True, stdout=log, stderr=subprocess.STDOUT)
+        with open(stamp, "w") as out:
+            out.write(wanted)
     return python, source
 
 
