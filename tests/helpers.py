@@ -1,6 +1,7 @@
 """Shared test helpers: compile code with and without the rewrite, run the driver."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -68,10 +69,16 @@ def clean_env(**extra):
     return env
 
 
+def _as_from_a_terminal():
+    # a suite started in the background (``cmd &``, some CI runners) hands its children
+    # SIGINT ignored, and then Python installs no KeyboardInterrupt handler at all
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_python(args, cwd=None, env=None, input=None, timeout=120):
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env if env is not None else clean_env(), input=input,
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, preexec_fn=_as_from_a_terminal,
     )
 
 
