@@ -74,9 +74,18 @@ def run_command(code, args, installation):
     _set_path0("")
     main = _fresh_main()
     main.__dict__["__loader__"] = BuiltinImporter
+    if sys.version_info >= (3, 13):
+        _show_command_lines_in_tracebacks(code)
     rewriting = installation.targets.selector(("__main__",)) is not None
     loader = HookwiseLoader("__main__", "<string>", installation, ("__main__",)) if rewriting else None
     _execute(loader, code, "<string>", main, installation)
+
+
+def _show_command_lines_in_tracebacks(code):
+    """Python 3.13 keeps the text of ``-c`` in linecache, so its tracebacks quote the lines."""
+    import linecache
+
+    linecache.cache["<string>"] = (len(code), None, [line + "\n" for line in code.splitlines()], "<string>")
 
 
 def run_module(name, args, installation):
