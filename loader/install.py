@@ -103,10 +103,10 @@ class Installation:
           parent (``after_fork_in_child``), so nothing is written twice.
         """
         atexit.register(self.at_exit)
-        _finish_on_sigterm(self.close_listeners)
         _finish_before_os_exit(self.close_listeners, self._undo)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_listeners_after_fork)
+        _finish_on_sigterm(self.close_listeners)  # after the fork hook above: see _hold_sigterm_across_fork
 
     def close_listeners(self):
         if not self._closed:
@@ -184,7 +184,34 @@ def _finish_on_sigterm(finish):
     try:
         signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread: nothing to do from here
-        pass
+        return
+    _hold_sigterm_across_fork()
+
+
+def _hold_sigterm_across_fork():
+    """Keep a SIGTERM sent to a just-forked child from being lost.
+
+    Python clears the signals it has noted but not yet handled in a new child
+    (so they are not handled twice), so a SIGTERM that reaches the child
+    before that is dropped. With the default action the child would have died
+    of it; with our handler it lives on, and ``Pool.terminate()`` then waits
+    forever for a worker it has just forked. So the forking thread blocks
+    SIGTERM around ``fork``: the child gets it once Python is ready, and our
+    child hook, registered after the listeners' own, runs it on a child whose
+    listeners are already reset.
+    """
+    if not (hasattr(os, "register_at_fork") and hasattr(signal, "pthread_sigmask")):
+        return
+    saved = []
+
+    def before():
+        saved.append(signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}))
+
+    def after():
+        if saved:  # forks are serialised by the import lock: one saved mask at a time
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved.pop())
+
+    os.register_at_fork(before=before, after_in_parent=after, after_in_child=after)
 
 
 def _finish_before_os_exit(finish, undo):

@@ -181,6 +181,42 @@ def test_events_survive_every_way_of_ending(tmp_path, ending):
     assert_paired(events)
 
 
+def test_a_sigterm_sent_right_after_fork_still_ends_the_child(tmp_path):
+    # Pool.terminate() can signal a worker it forked a moment ago; python drops
+    # signals that reach a child before it is ready, so a child relying on a
+    # Python-level handler would live on and the parent would wait forever
+    write(tmp_path / "app.py", """
+        import os, signal, time
+        def step(n):
+            return n
+        outcomes = []
+        for n in range(20):
+            step(n)
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(5)
+                os._exit(0)
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    outcomes.append(os.waitstatus_to_exitcode(status))
+                    break
+                time.sleep(0.005)
+            else:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                outcomes.append("still running")
+        print(sorted(set(outcomes)))
+    """)
+    result = run_driver(["--hook", "__main__:step", "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path,
+                        timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"[{-signal.SIGTERM}]\n"
+    assert len([e for e in read_jsonl(tmp_path / "events.jsonl") if e["event"] == "start"]) == 20
+
+
 def test_eight_threads_twenty_thousand_calls_each(tmp_path):
     write(tmp_path / "app.py", """
         import threading
