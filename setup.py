@@ -1,9 +1,12 @@
-"""Build script for the optional C accelerator; everything else is in pyproject.toml.
+"""Build script for the optional C extensions; everything else is in pyproject.toml.
 
-The extension is optional: where no compiler is available (or on a platform
-other than POSIX CPython), pip installs hookwise without it and the pure-Python
-runtime is used. HOOKWISE_PURE_PYTHON=1 selects the pure-Python runtime even
-when the extension is built.
+hookwise._speedups is the accelerator of the hot path; hookwise._sigterm_guard
+is the watchdog without which listeners are not finished on SIGTERM.
+
+Both are optional: where no compiler is available (or on a platform other
+than POSIX CPython), pip installs hookwise without them; the pure-Python
+runtime is used and SIGTERM keeps its default action. HOOKWISE_PURE_PYTHON=1
+selects the pure-Python runtime even when the accelerator is built.
 """
 
 import os
@@ -14,5 +17,7 @@ from setuptools import Extension, setup
 extensions = []
 if os.name == "posix" and platform.python_implementation() == "CPython" and not os.environ.get("HOOKWISE_NO_EXTENSION"):
     extensions.append(Extension("hookwise._speedups", ["hookwise/_speedups.c"], optional=True))
+    # the watchdog that lets listeners finish on SIGTERM safely (loader/install.py)
+    extensions.append(Extension("hookwise._sigterm_guard", ["hookwise/_sigterm_guard.c"], optional=True))
 
 setup(ext_modules=extensions)

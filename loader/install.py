@@ -168,15 +168,30 @@ def _listeners_after_fork():
                 report.warn(f"listener {type(listener).__name__} failed after fork: {type(exc).__name__}: {exc}")
 
 
+SIGTERM_START_MS = 200
+"""How long the Python SIGTERM handler may take to start before the watchdog ends the process."""
+SIGTERM_FINISH_MS = 5000
+"""How long, once started, it may take to finish the listeners."""
+
+
 def _finish_on_sigterm(finish):
     """Finish the listeners on SIGTERM when the program left its default action in place.
 
+    Only with the watchdog of ``hookwise._sigterm_guard``: without it, a
+    SIGTERM that CPython cannot hand to the Python handler in time leaves a
+    process alive that the default action would have ended (see that module).
+    Where the guard is not built, SIGTERM keeps its default action and only the
+    listeners that write as they go (jsonl, console) have the whole run.
     Known, documented cost: ``signal.getsignal(SIGTERM)`` shows this handler.
     """
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return
+    guard = _sigterm_guard()
+    if guard is None:
+        return
 
     def on_sigterm(signum, frame):
+        guard.mark_handler_started()
         finish()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)  # then die of it, as without hookwise
@@ -185,20 +200,32 @@ def _finish_on_sigterm(finish):
         signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread: nothing to do from here
         return
-    _hold_sigterm_across_fork()
+    try:
+        guard.install(SIGTERM_START_MS, SIGTERM_FINISH_MS)
+    except OSError as exc:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        report.warn_once("sigterm-guard", f"listeners will not finish on SIGTERM: {exc}")
+        return
+    _hold_sigterm_across_fork(guard)
 
 
-def _hold_sigterm_across_fork():
+def _sigterm_guard():
+    try:
+        from hookwise import _sigterm_guard
+    except ImportError:  # not built here (no compiler)
+        return None
+    return _sigterm_guard if _sigterm_guard.AVAILABLE else None
+
+
+def _hold_sigterm_across_fork(guard):
     """Keep a SIGTERM sent to a just-forked child from being lost.
 
-    Python clears the signals it has noted but not yet handled in a new child
-    (so they are not handled twice), so a SIGTERM that reaches the child
-    before that is dropped. With the default action the child would have died
-    of it; with our handler it lives on, and ``Pool.terminate()`` then waits
-    forever for a worker it has just forked. So the forking thread blocks
-    SIGTERM around ``fork``: the child gets it once Python is ready, and our
-    child hook, registered after the listeners' own, runs it on a child whose
-    listeners are already reset.
+    Python drops the signals a new child received before it was ready (so
+    they are not handled twice), and the child has no watchdog thread until
+    it starts its own. So the forking thread blocks SIGTERM around ``fork``:
+    the child gets it once its watchdog runs, and this child hook, registered
+    after the listeners' own, lets the handler see a child whose listeners
+    are already reset.
     """
     if not (hasattr(os, "register_at_fork") and hasattr(signal, "pthread_sigmask")):
         return
@@ -207,11 +234,19 @@ def _hold_sigterm_across_fork():
     def before():
         saved.append(signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}))
 
-    def after():
+    def after_in_parent():
         if saved:  # forks are serialised by the import lock: one saved mask at a time
             signal.pthread_sigmask(signal.SIG_SETMASK, saved.pop())
 
-    os.register_at_fork(before=before, after_in_parent=after, after_in_child=after)
+    def after_in_child():
+        try:
+            guard.after_fork_in_child()
+        except OSError as exc:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            report.warn_once("sigterm-guard", f"listeners will not finish on SIGTERM in process {os.getpid()}: {exc}")
+        after_in_parent()
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
 
 
 def _finish_before_os_exit(finish, undo):

@@ -3,12 +3,13 @@
 import collections
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from helpers import clean_env, read_jsonl, run_driver
+from helpers import DRIVER, clean_env, read_jsonl, run_driver
 
 CHILD = """
 import os, sys
@@ -173,12 +174,15 @@ def test_events_survive_every_way_of_ending(tmp_path, ending):
             work(i)
         {end}
     """)
-    result = run_driver(["--hook", "__main__:work", "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path)
+    result = run_driver(["--hook", "__main__:work", "--listener", "jsonl=events.jsonl", "--listener", "stats=stats.txt",
+                         "app.py"], cwd=tmp_path)
     expected = {"sigterm": -signal.SIGTERM, "sigint": -signal.SIGINT, "os._exit": 7, "uncaught": 1, "sys.exit": 4}[ending]
     assert result.returncode == expected
     events = read_jsonl(tmp_path / "events.jsonl")
     assert len(events) == 100
     assert_paired(events)
+    # a listener that writes only when it is closed was closed too
+    assert (tmp_path / "stats.txt").read_text().startswith("hookwise stats: 50 calls of 1 target")
 
 
 def test_a_sigterm_sent_right_after_fork_still_ends_the_child(tmp_path):
@@ -215,6 +219,48 @@ def test_a_sigterm_sent_right_after_fork_still_ends_the_child(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"[{-signal.SIGTERM}]\n"
     assert len([e for e in read_jsonl(tmp_path / "events.jsonl") if e["event"] == "start"]) == 20
+
+
+# The main thread waits on a lock only EINTR could wake, with SIGTERM blocked, so the
+# signal reaches another thread: CPython notes it but never runs a Python handler.
+STUCK_MAIN_THREAD = """
+    import multiprocessing, signal, sys, threading
+    def step(n):
+        return n
+    step(1)
+    never = multiprocessing.get_context("fork").Lock()
+    never.acquire()
+    ready = threading.Event()
+    threading.Thread(target=lambda: (ready.set(), threading.Event().wait()), daemon=True).start()
+    ready.wait()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    print("waiting", flush=True)
+    never.acquire()
+"""
+
+
+@pytest.mark.parametrize("guard", ["built", "missing"])
+def test_sigterm_ends_a_process_whose_main_thread_cannot_run_handlers(tmp_path, guard):
+    write(tmp_path / "app.py", STUCK_MAIN_THREAD)
+    args = ["--hook", "__main__:step", "--listener", "jsonl=events.jsonl", "--listener", "stats=stats.txt", "app.py"]
+    if guard == "missing":  # as where no compiler built the watchdog
+        args = ["-c", "import runpy, sys; sys.modules['hookwise._sigterm_guard'] = None; "
+                f"sys.argv = sys.argv[1:]; sys.path[0] = {os.path.dirname(DRIVER)!r}; "
+                f"runpy.run_path({DRIVER!r}, run_name='__main__')", DRIVER, *args]
+    else:
+        args = [DRIVER, *args]
+    for command in ([sys.executable, "app.py"], [sys.executable, *args]):
+        process = subprocess.Popen(command, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout.readline() == "waiting\n"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == -signal.SIGTERM
+        finally:
+            process.kill()
+            process.stdout.close()
+    assert len(read_jsonl(tmp_path / "events.jsonl")) == 2
+    # with the watchdog, the handler had its chance (and missed it): the stats are not written
+    assert not (tmp_path / "stats.txt").exists() or "1 calls" not in (tmp_path / "stats.txt").read_text()
 
 
 def test_eight_threads_twenty_thousand_calls_each(tmp_path):
