@@ -352,12 +352,8 @@ def test_an_async_generator_is_parented_but_never_attached():
     assert {span["attributes"]["hookwise.task"] for span in spans} == {consume["attributes"]["hookwise.task"]}
 
 
-CONCURRENT = """
-import asyncio
-
-def leaf(task):
-    return task
-
+# five tasks, each awaiting ``step`` twice with interleaved sleeps; ``leaf`` comes from the program
+TASKS = """
 async def step(task, delay):
     await asyncio.sleep(delay)
     return leaf(task)
@@ -372,7 +368,15 @@ async def serve():
     for task in range(5):
         handlers.append(handler(task))
     return await asyncio.gather(*handlers)
+"""
 
+CONCURRENT = """
+import asyncio
+
+def leaf(task):
+    return task
+
+""" + TASKS + """
 asyncio.run(serve())
 """
 
@@ -629,23 +633,7 @@ def consume():
     return total
 
 
-async def step(task, delay):
-    await asyncio.sleep(delay)
-    return leaf(task)
-
-
-async def handler(task):
-    first = await step(task, 0.004 * (5 - task))
-    await asyncio.sleep(0.001)
-    return first + await step(task, 0.001 * task)
-
-
-async def serve():
-    handlers = []
-    for task in range(5):
-        handlers.append(handler(task))
-    return await asyncio.gather(*handlers)
-
+""" + TASKS + """
 
 print("branch", branch(3))
 threads = []
