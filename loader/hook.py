@@ -35,14 +35,21 @@ def build_code(source, path, module_names, targets, optimize=-1):
     if collecting:
         gc.disable()
     try:
-        tree = rewriter.parse(source, path, optimize)
+        tree = rewriter.parse(source, path, optimize)  # a SyntaxError here is the program's own
         select = targets.selector(module_names)
         site_table = rewriter.instrument(tree, select, kinds=False) if select is not None else []
-        code = _originals.compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
+        try:
+            code = _originals.compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
+        except SyntaxError as exc:  # the source parsed: the rewrite is at fault
+            raise RewriteError(f"the rewritten code does not compile: {exc}") from None
     finally:
         if collecting:
             gc.enable()
     return binding.fill_kinds(site_table, code), code
+
+
+class RewriteError(Exception):
+    """The rewrite of a module that compiles as it is produced code that does not."""
 
 
 def compile_natively(source, path, optimize=-1):
@@ -75,9 +82,18 @@ class HookwiseFinder:
         return spec
 
     def _spec_from_other_finders(self, fullname, path, target):
-        for finder in sys.meta_path:
-            if finder is self:
-                continue
+        """The spec the import system would have found without us.
+
+        Only the finders after this one are asked: those before it have
+        already declined, and one of them may be an import hook that asks the
+        others in turn, which would then ask it again, without end.
+        """
+        finders = sys.meta_path
+        try:
+            finders = finders[finders.index(self) + 1 :]
+        except ValueError:  # taken out of sys.meta_path, yet still called by someone
+            finders = [finder for finder in finders if finder is not self]
+        for finder in finders:
             find_spec = getattr(finder, "find_spec", None)
             if find_spec is None:
                 continue

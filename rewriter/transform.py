@@ -186,9 +186,7 @@ class _Instrumenter:
         anchor = body[0] if body else docstring[0]
         if not body:
             body = [ast.Pass(**_NOWHERE)]
-        for statement in _own_statements(body):
-            if type(statement) is ast.Return:
-                _capture_return(statement)
+        _capture_returns(body, type(node) is ast.AsyncFunctionDef)
         # Positions are given at construction: walking the new nodes afterwards
         # was a measurable share of rewriting a large module.
         here = _location_of(anchor)
@@ -233,11 +231,46 @@ class _Instrumenter:
         node.body = docstring + [prologue, wrapper]
 
 
+def _capture_returns(body, is_async):
+    """Make every ``return`` of the function store what it returns, in place.
+
+    ``return x`` becomes ``return (_hw@result := x)``. A bare ``return`` in an
+    ``async def`` becomes ``_hw@result = None`` followed by the same bare
+    ``return``: an async generator may not return a value, not even None, and
+    telling it from a coroutine would mean walking every expression.
+    """
+    for block in _own_blocks(body):
+        position = 0
+        while position < len(block):
+            statement = block[position]
+            if type(statement) is ast.Return:
+                if statement.value is None and is_async:
+                    block.insert(position, ast.Assign(targets=[_store(names.RESULT, _NOWHERE)],
+                                                      value=ast.Constant(None, **_NOWHERE), **_NOWHERE))
+                    position += 1
+                else:
+                    _capture_return(statement)
+            position += 1
+
+
 def _capture_return(node):
     """``return x`` -> ``return (_hw@result := x)``, in place."""
     value = node.value if node.value is not None else ast.Constant(None, **_location_of(node))
     where = _location_of(value)
     node.value = ast.NamedExpr(target=_store(names.RESULT, where), value=value, **where)
+
+
+def _own_blocks(body):
+    """The statement lists of a scope's body, nested blocks included, nested scopes excluded."""
+    stack = [body]
+    while stack:
+        block = stack.pop()
+        yield block
+        for statement in block:
+            kind = type(statement)
+            if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef or kind is ast.ClassDef:
+                continue
+            stack.extend(_child_blocks(statement))
 
 
 def _own_statements(body):

@@ -224,7 +224,18 @@ def test_a_syntax_error_in_an_imported_module_is_reported_like_python(project):
         assert result.stderr.splitlines()[-4:] == expected.splitlines()[-4:]
 
 
-def test_a_module_that_cannot_be_rewritten_loads_unchanged_with_one_warning(project, monkeypatch):
+BROKEN_REWRITES = {
+    "raises": "def broken(tree, *a, **k):\n    raise RuntimeError('simulated rewrite bug')\n",
+    # code the compiler refuses though the source was fine: hookwise's fault, not a SyntaxError of the program
+    "does not compile": "import ast\n"
+                        "def broken(tree, *a, **k):\n"
+                        "    tree.body.append(ast.Return(ast.Constant(1, lineno=1, col_offset=7), lineno=1, col_offset=0))\n"
+                        "    return []\n",
+}
+
+
+@pytest.mark.parametrize("how", sorted(BROKEN_REWRITES))
+def test_a_module_that_cannot_be_rewritten_loads_unchanged_with_one_warning(project, how):
     (project / "weird.py").write_text("def f():\n    return 'works'\n")
     program = """
     import rewriter, weird, sys
@@ -232,8 +243,7 @@ def test_a_module_that_cannot_be_rewritten_loads_unchanged_with_one_warning(proj
     """
     # Make the rewrite fail from inside the child: a sitecustomize that breaks rewriter.instrument.
     (project / "sitecustomize.py").write_text(
-        "import rewriter\n"
-        "def broken(*a, **k):\n    raise RuntimeError('simulated rewrite bug')\n"
+        "import rewriter\n" + BROKEN_REWRITES[how] +
         "rewriter.instrument = broken\n"
         "import loader.hook\nloader.hook.rewriter.instrument = broken\n"
     )
@@ -242,8 +252,35 @@ def test_a_module_that_cannot_be_rewritten_loads_unchanged_with_one_warning(proj
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "works"
     warnings = [line for line in result.stderr.splitlines() if "could not rewrite" in line]
-    assert len(warnings) == 1 and "simulated rewrite bug" in warnings[0] and "'weird'" in warnings[0]
+    assert len(warnings) == 1 and "'weird'" in warnings[0]
+    assert ("simulated rewrite bug" if how == "raises" else "does not compile") in warnings[0]
     assert events == []
+
+
+def test_an_import_hook_placed_before_hookwise_is_asked_once(project):
+    # a common pattern: a finder at sys.meta_path[0] that asks the other finders
+    (project / "mymod.py").write_text("def g():\n    return 1\n")
+    program = """
+    import sys
+    asked = []
+    class Delegating:
+        def find_spec(self, name, path=None, target=None):
+            if name != "mymod":
+                return None
+            asked.append(name)
+            for finder in sys.meta_path:
+                if finder is not self and hasattr(finder, "find_spec"):
+                    spec = finder.find_spec(name, path, target)
+                    if spec is not None:
+                        return spec
+    sys.meta_path.insert(0, Delegating())
+    import mymod
+    print(mymod.g(), asked)
+    """
+    result, events = run_program(project, program, ["mymod:g"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1 ['mymod']"
+    assert [event["event"] for event in events] == ["start", "end"]
 
 
 def test_modules_imported_through_other_finders_are_left_alone(project):

@@ -339,6 +339,14 @@ def test_coroutines_and_async_generators(both):
         for i in range(n):
             await asyncio.sleep(0)
             yield i
+        if n:
+            return  # the only return an async generator may have
+        yield -1
+
+    async def maybe(flag):
+        if flag:
+            return
+        return "value"
 
     async def failing():
         await asyncio.sleep(0)
@@ -346,6 +354,7 @@ def test_coroutines_and_async_generators(both):
 
     async def main():
         total = [await double(i) async for i in ticks(3)]
+        total.append((await maybe(True), await maybe(False)))
         try:
             await failing()
         except RuntimeError as exc:
@@ -353,10 +362,12 @@ def test_coroutines_and_async_generators(both):
         return total
     """
     plain, hooked, recorder = both(source)
-    assert asyncio.run(hooked["main"]()) == asyncio.run(plain["main"]()) == [0, 2, 4, "async failure"]
+    expected = [0, 2, 4, (None, "value"), "async failure"]
+    assert asyncio.run(hooked["main"]()) == asyncio.run(plain["main"]()) == expected
     assert ("end", "ticks", None) in recorder.events
+    assert ("end", "maybe", None) in recorder.events and ("end", "maybe", "value") in recorder.events
     assert ("error", "failing", "RuntimeError") in recorder.events
-    assert recorder.events[-1] == ("end", "main", [0, 2, 4, "async failure"])
+    assert recorder.events[-1] == ("end", "main", expected)
     assert inspect.iscoroutinefunction(hooked["double"]) and inspect.isasyncgenfunction(hooked["ticks"])
 
 
