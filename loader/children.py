@@ -33,7 +33,8 @@ def prepare(settings):
     os.environ[SETTINGS_VARIABLE] = settings.for_children()
     os.environ[ROOT_VARIABLE] = PACKAGES_ROOT
     current = os.environ.get("PYTHONPATH")
-    entries = [entry for entry in (current or "").split(os.pathsep) if entry and entry != BOOTSTRAP_DIRECTORY]
+    # empty entries stay: in PYTHONPATH an empty entry is the working directory
+    entries = [entry for entry in current.split(os.pathsep) if entry != BOOTSTRAP_DIRECTORY] if current else []
     os.environ["PYTHONPATH"] = os.pathsep.join([BOOTSTRAP_DIRECTORY, *entries])
 
 
@@ -57,7 +58,10 @@ def start_in_child(settings_text):
         settings = settings_from_text(settings_text)
         mode, main = how_this_process_runs()
         if mode == "script" and settings.targets.selector(("__main__",)) is not None:
-            _rerun_under_driver()
+            try:
+                _rerun_under_driver()
+            except OSError as exc:  # then the child runs with the other hooks, not those of __main__
+                report.warn(f"could not hook __main__ in child process {os.getpid()}: {exc}")
         listeners, per_target = create_listeners(settings, tolerate_failures=True)
         installation = Installation(settings, use_cache=settings.use_cache)
         if mode == "module":
@@ -90,5 +94,7 @@ def _rerun_under_driver():
     original = sys.orig_argv
     options = original[1 : len(original) - len(sys.argv)]
     driver = os.path.join(PACKAGES_ROOT, "driver.py")
+    # orig_argv[0] is often a bare "python" found on PATH; execv does not search PATH
+    executable = sys.executable or original[0]
     os.environ[RERUN_VARIABLE] = str(os.getpid())
-    os.execv(original[0], [original[0], *options, driver, "--from-parent", *sys.argv])
+    os.execv(executable, [original[0], *options, driver, "--from-parent", *sys.argv])

@@ -1,6 +1,7 @@
 """Processes: Python children inherit the hooks; fork, exits and signals lose nothing."""
 
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -37,12 +38,15 @@ def assert_paired(events):
     assert starts == ends and set(starts.values()) == {1}
 
 
-@pytest.mark.parametrize("how", ["subprocess", "os.system"])
+@pytest.mark.parametrize("how", ["subprocess", "os.system", "by name on PATH"])
 def test_python_children_run_with_the_same_hooks(tmp_path, how):
     write(tmp_path / "child.py", CHILD)
     launch = {
         "subprocess": "import subprocess; subprocess.run([sys.executable, 'child.py'], check=True)",
         "os.system": "import shlex; assert os.system(shlex.quote(sys.executable) + ' child.py') == 0",
+        # as a shebang line or a plain "python child.py" does: argv[0] is a bare name
+        "by name on PATH": "import subprocess; subprocess.run([os.path.basename(sys.executable), 'child.py'], "
+                           "check=True, env=dict(os.environ, PATH=os.path.dirname(sys.executable)))",
     }[how]
     write(tmp_path / "app.py", f"""
         import os, sys
@@ -62,6 +66,19 @@ def test_python_children_run_with_the_same_hooks(tmp_path, how):
     # the child's own script is __main__ there: re-run under the driver, it is hooked too
     assert [(e["event"], e["target"]) for e in child] == [("start", "__main__:child_work"), ("end", "__main__:child_work")]
     assert_paired(events)
+
+
+def test_a_childs_import_path_is_what_python_gives_it(tmp_path):
+    # an empty PYTHONPATH entry is the working directory: it must reach the child as it is
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub" / "child.py", "import json, sys\nprint(json.dumps(sys.path[:3]))\n")
+    write(tmp_path / "app.py", "import subprocess, sys\nsubprocess.run([sys.executable, 'child.py'], cwd='sub')\n")
+    env = clean_env(PYTHONPATH=os.pathsep + "/opt/elsewhere")
+    plain = subprocess.run([sys.executable, "app.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    hooked = run_driver(["--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path, env=env)
+    assert plain.returncode == hooked.returncode == 0, hooked.stderr
+    assert hooked.stdout == plain.stdout
+    assert json.loads(plain.stdout)[1:] == [str(tmp_path / "sub"), "/opt/elsewhere"]
 
 
 def test_children_of_children_and_imported_modules(tmp_path):
