@@ -72,7 +72,7 @@ def safestr(value, limit=DEFAULT_LIMIT, user_reprs=False):
         if isinstance(value, BaseException) and not user_reprs:
             if not may_run(type(value), "__str__"):
                 return saferepr(value, limit, None, user_reprs)
-            if all(type(arg) in _LEAVES for arg in value.args):  # its own str(): it only shows those
+            if all(_is_leafy(arg) for arg in value.args):  # its own str(): it only shows those
                 text = str(value)
             else:
                 text = ", ".join(saferepr(arg, limit, None, user_reprs) for arg in value.args)
@@ -81,6 +81,12 @@ def safestr(value, limit=DEFAULT_LIMIT, user_reprs=False):
     except Exception:
         return saferepr(value, limit, None, user_reprs)
     return text if len(text) <= limit else text[: max(limit - len(_ELLIPSIS), 0)] + _ELLIPSIS
+
+
+def _is_leafy(value):
+    """A leaf, or a tuple of leaves (a SyntaxError's location: filename, line, offset, text ...)."""
+    kind = type(value)
+    return kind in _LEAVES or (kind is tuple and all(type(item) in _LEAVES for item in value))
 
 
 def may_run(kind, name):

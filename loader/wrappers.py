@@ -112,13 +112,14 @@ def _standing_for_a_builtin(function, original):
 def _python_wrapper(site, original, adjust):
     def wrapper(*args, **kwargs):
         call = None
-        passed_args, passed_kwargs = args, kwargs
-        if adjust is not None:
-            passed_args, passed_kwargs = adjust(_getframe(1), args, kwargs)
         if site.on and _getframe(1).f_globals.get("__name__") not in _QUIET_CALLERS:
             call = site.start((args, kwargs))
         try:
-            result = original(*passed_args, **passed_kwargs)
+            # inside the try: adjusting compiles the code for exec/eval, and its
+            # SyntaxError is the call's own error, reported and shown as such
+            if adjust is not None:
+                args, kwargs = adjust(_getframe(1), args, kwargs)
+            result = original(*args, **kwargs)
         except BaseException:
             if call is not None:
                 site.error(call)
@@ -136,10 +137,14 @@ WRAPPER_CODE = _python_wrapper(None, None, None).__code__
 
 
 def _hide_wrapper_frame():
+    """Take the wrapper's frame, and those of the adjuster under it, out of the raised exception."""
     exc = _exc_info()[1]
     tb = exc.__traceback__
     if tb is not None and tb.tb_frame.f_code is WRAPPER_CODE:
-        exc.__traceback__ = tb.tb_next
+        tb = tb.tb_next
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next  # a SyntaxError from compiling exec's source in the adjuster
+        exc.__traceback__ = tb
 
 
 def _copy_metadata(wrapper, original):

@@ -108,6 +108,24 @@ def test_future_flags_of_the_caller_reach_exec_eval_and_compile(tmp_path):
     assert "{'x': 'NotDefined', 'return': 'AlsoNot'}" in result.stdout
 
 
+def test_a_syntax_error_in_exec_source_is_the_calls_error_with_pythons_traceback(tmp_path):
+    # with future flags to pass on, the pure-Python wrapper compiles the source itself
+    program = """
+    from __future__ import annotations
+    import traceback
+    try:
+        exec("1 +")
+    except SyntaxError:
+        traceback.print_exc()
+    """
+    result, events = run(tmp_path, program, ["builtins:exec"])
+    plain = run_python(["program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == plain.stderr
+    assert [(e["event"], e.get("exception_type")) for e in events] == [("start", None), ("error", "SyntaxError")]
+    assert events[1]["exception"].startswith("SyntaxError('invalid syntax'")
+
+
 def test_python_functions_of_loaded_modules_are_rewritten_in_place(tmp_path):
     program = """
     import os, sys, functools, traceback
