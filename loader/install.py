@@ -18,6 +18,7 @@ import atexit
 import os
 import signal
 import sys
+from _thread import get_ident
 
 from hookwise import report
 from hookwise.listeners import ListenerSpecError, resolve
@@ -229,14 +230,15 @@ def _hold_sigterm_across_fork(guard):
     """
     if not (hasattr(os, "register_at_fork") and hasattr(signal, "pthread_sigmask")):
         return
-    saved = []
+    saved = {}  # thread id -> its mask before the fork: threads may fork at the same time
 
     def before():
-        saved.append(signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}))
+        saved[get_ident()] = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 
     def after_in_parent():
-        if saved:  # forks are serialised by the import lock: one saved mask at a time
-            signal.pthread_sigmask(signal.SIG_SETMASK, saved.pop())
+        mask = saved.pop(get_ident(), None)  # in the child, the forking thread keeps its id
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def after_in_child():
         try:
@@ -256,8 +258,10 @@ def _finish_before_os_exit(finish, undo):
     original = posix._exit
 
     def _exit(status):
-        finish()
-        original(status)
+        try:
+            finish()
+        finally:  # whatever a listener does, the process ends as asked
+            original(status)
 
     _exit.__wrapped__ = original
     for module in (os, posix):

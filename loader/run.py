@@ -131,8 +131,8 @@ def _is_zip(path):
 
 def _set_path0(entry):
     """sys.path[0] is the driver's directory now; make it what python would have put there."""
-    if getattr(sys.flags, "safe_path", False):
-        return  # -P / PYTHONSAFEPATH: python adds nothing, and nothing was added for the driver
+    if getattr(sys.flags, "safe_path", False) or sys.flags.isolated:
+        return  # -P / PYTHONSAFEPATH / -I: python adds nothing, and nothing was added for the driver
     if sys.path:
         sys.path[0] = entry
     else:
