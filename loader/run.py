@@ -189,14 +189,26 @@ def _report_with_own_frames_hidden(exc, installation):
 
 
 def strip_traceback(tb):
-    """``tb`` without hookwise's frames, nor the frames that started hookwise (a console script)."""
+    """``tb`` without hookwise's frames, nor the frames that started hookwise (a console script).
+
+    Import machinery frames next to hookwise's go too: Python trims its own
+    importlib frames from a traceback only when nothing else sits among them
+    (on 3.10, where a hookwise loader frame stays in the way of a SyntaxError).
+    """
     entries = []
+    after_own = False
     while tb is not None:
         code = tb.tb_frame.f_code
+        filename = code.co_filename
         if code in _RUNNER_CODES:
             entries.clear()  # everything before the program's first frame is the launcher's
-        elif not code.co_filename.startswith(OWN_LOCATIONS):
+        elif filename.startswith(OWN_LOCATIONS):
+            while entries and entries[-1].tb_frame.f_code.co_filename.startswith(_IMPORTLIB):
+                entries.pop()
+            after_own = True
+        elif not (after_own and filename.startswith(_IMPORTLIB)):
             entries.append(tb)
+            after_own = False
         tb = tb.tb_next
     head = None
     for entry in reversed(entries):
@@ -218,4 +230,5 @@ def strip_own_frames(exc):
         pending.extend(inner for inner in getattr(exc, "exceptions", None) or () if isinstance(inner, BaseException))
 
 
+_IMPORTLIB = "<frozen importlib._bootstrap"
 _RUNNER_CODES = frozenset((_execute.__code__, run_module.__code__, _run_main_of.__code__))
