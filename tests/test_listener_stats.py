@@ -146,6 +146,44 @@ def test_a_forked_child_counts_its_own_calls_and_says_which_process_it_is(tmp_pa
     assert parse_table((tmp_path / f"stats.{child}.txt").read_text())[2]["__main__:work"][:2] == ("2", "0")
 
 
+GC_DURING_ADD = """
+import gc, sys
+
+def gen():
+    yield 1
+    yield 2
+
+def f(i):
+    return i
+
+class Holder:
+    pass
+
+def make_garbage():  # a started hooked generator in a cycle: only the collector finishes it
+    holder = Holder()
+    holder.gen, holder.me = gen(), holder
+    next(holder.gen)
+
+make_garbage()
+gc.collect()
+gc.set_threshold(int(sys.argv[1]))
+make_garbage()
+f(0)  # the first end of f allocates its row, and the collector may run right there
+gc.set_threshold(700)
+print("finished")
+"""
+
+
+def test_the_collector_finishing_a_generator_inside_the_listener_does_not_deadlock(tmp_path):
+    # the generator's end re-enters the listener on the same thread, while it holds its lock
+    (tmp_path / "app.py").write_text(GC_DURING_ADD)
+    for threshold in range(4, 16):
+        result = run_driver(["--hook", "__main__:*", "--listener", "stats=stats.txt", "app.py", str(threshold)],
+                            cwd=tmp_path, timeout=60)
+        assert result.returncode == 0 and result.stdout == "finished\n", (threshold, result.stderr)
+        assert "__main__:gen " in (tmp_path / "stats.txt").read_text()
+
+
 def test_no_finished_call_says_so(tmp_path):
     (tmp_path / "app.py").write_text("print('hi')\n")
     result = run_driver(["--hook", "__main__:nothing", "--listener", "stats", "app.py"], cwd=tmp_path)

@@ -11,7 +11,7 @@ Must never: look at argument or result values (statistics are about time), or
 do more than an append per call.
 """
 
-from _thread import allocate_lock
+from _thread import RLock
 
 from .console import format_duration
 
@@ -22,7 +22,10 @@ class Durations:
     """Every finished call's duration, by target, and how many of them raised."""
 
     def __init__(self):
-        self._lock = allocate_lock()
+        # re-entrant: this thread can come back while holding it, when the SIGTERM handler
+        # closes the listeners, or the garbage collector finishes a hooked generator (an
+        # end event) during an allocation in here
+        self._lock = RLock()
         self._by_target = {}  # target -> [list of duration_ns, number of errors]
 
     def add(self, target, duration_ns, failed):
@@ -36,7 +39,7 @@ class Durations:
 
     def after_fork_in_child(self):
         """A forked child counts its own calls: the parent's are in the parent's report."""
-        self._lock = allocate_lock()  # another thread may have held the parent's at the fork
+        self._lock = RLock()  # another thread may have held the parent's at the fork
         self._by_target = {}
 
     def summary(self):

@@ -41,7 +41,7 @@ read a value outside a callback, or take the lock while rendering.
 
 import os
 import sys
-from _thread import allocate_lock
+from _thread import RLock
 
 from .. import _originals, _state
 from ..render import Render, exception_type_name
@@ -132,7 +132,7 @@ class Timeline:
         self.limit = limit
         self.origin_ns = _clock_ns()
         self.origin_wall_ns = _originals.time_ns()
-        self._lock = allocate_lock()
+        self._lock = RLock()  # re-entrant, for the reasons given in _stats.Durations
         self._running = {}  # call_id -> Slice
         self._finished = []
         self._recorded = 0
@@ -183,7 +183,7 @@ class Timeline:
         and end there: they stay.
         """
         here = _originals.get_ident()
-        self._lock = allocate_lock()  # another thread may have held the parent's at the fork
+        self._lock = RLock()  # another thread may have held the parent's at the fork
         self._running = {call_id: record for call_id, record in self._running.items() if record.thread_id == here}
         self._finished = []
         self._recorded = len(self._running)

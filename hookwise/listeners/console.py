@@ -12,7 +12,7 @@ so they never end up in output the program captures itself.
 """
 
 import os
-from _thread import allocate_lock
+from _thread import RLock
 
 from .. import report
 from ..render import Render
@@ -28,12 +28,12 @@ class ConsoleListener:
     def __init__(self, stream=None, render=None):
         self.stream = stream
         self.render = render if render is not None else Render()
-        self._lock = allocate_lock()
+        self._lock = RLock()  # re-entrant, for the reasons given in _stats.Durations
         self._cwd = os.getcwd()
 
     def after_fork_in_child(self):
         # a thread of the parent may have held the lock at the fork: it never lets go in the child
-        self._lock = allocate_lock()
+        self._lock = RLock()
 
     def _write(self, text):
         stream = self.stream if self.stream is not None else report.stream()
