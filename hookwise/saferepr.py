@@ -15,7 +15,9 @@ A listener must be able to show any value without changing the program:
   * leaves: numbers, strings, bytes, None, ranges, functions, classes, modules,
     code and other built-in values whose repr shows nothing they contain;
   * values whose class takes its ``__repr__`` from the standard library
-    (enum members, paths, UUIDs, fractions, threads ...);
+    (paths, UUIDs, fractions, threads ...), except the few whose repr shows
+    what they hold (``_HOLDERS``; enum members and ChainMaps are shown part
+    by part);
   * with ``user_reprs=True`` (``--user-reprs``): everything.
 
   Containers and wrappers are shown item by item under the same rules
@@ -157,7 +159,8 @@ def _repr(value, limit, depth, secret=None, user_reprs=False):
         return f"{kind.__qualname__}({_join(shown, limit)})"
     if way == "contents":
         return f"{kind.__qualname__}({_repr(_contents(value), limit, depth, secret, user_reprs)})"
-    return _WRAPPERS[way](value, kind, inner, limit)
+    hide = (lambda name: False) if secret is None else secret
+    return _WRAPPERS[way](value, kind, inner, limit, hide)
 
 
 def _object(value):
@@ -179,6 +182,12 @@ def _way_to_show(value, kind):
     elif isinstance(value, BaseException):
         # the built-in repr shows each argument's own repr: show the arguments ourselves
         way = "exception" if _inherited(kind, "__repr__") is BaseException.__repr__ else "object"
+    elif _is_stdlib_instance(value, "enum", "Enum") and "_name_" in _own_dict(value):
+        way = "enum"
+    elif _is_stdlib_instance(value, "collections", "ChainMap"):
+        way = "chainmap"
+    elif any(_is_stdlib_instance(value, module, name) for module, name in _HOLDERS):
+        way = "object"
     elif _repr_is_trusted(kind):
         way = "repr"
     else:
@@ -186,6 +195,29 @@ def _way_to_show(value, kind):
     if len(_ways) < 10_000:
         _ways[kind] = way
     return way
+
+
+# Standard-library classes whose repr shows the reprs of values they hold, and
+# that are not shown part by part: they are shown as <module.Class object at 0x...>.
+_HOLDERS = (
+    ("collections", "UserDict"), ("collections", "UserList"), ("collections", "UserString"),
+    ("asyncio", "Future"), ("operator", "itemgetter"), ("operator", "attrgetter"), ("operator", "methodcaller"),
+    ("itertools", "repeat"), ("inspect", "Signature"), ("inspect", "Parameter"), ("inspect", "BoundArguments"),
+)
+
+
+def _is_stdlib_instance(value, module, name):
+    """isinstance(value, module.name), without importing the module (unloaded, it has no instances)."""
+    kind = getattr(sys.modules.get(module), name, None)
+    return isinstance(kind, type) and isinstance(value, kind)
+
+
+def _own_dict(value):
+    """The instance's own attributes, read without running a property or __getattr__."""
+    try:
+        return object.__getattribute__(value, "__dict__")
+    except (AttributeError, TypeError):
+        return {}
 
 
 def _is_argparse_namespace(kind):
@@ -220,6 +252,10 @@ def _contents(value):
         return list(value)
     if isinstance(value, types.MappingProxyType):
         return dict(value.items())
+    if _is_stdlib_instance(value, "collections", "UserDict") or _is_stdlib_instance(value, "collections", "UserList"):
+        data = _own_dict(value).get("data")
+        if type(data) in (dict, list):
+            return data
     return None
 
 
@@ -229,35 +265,45 @@ _DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
 # -- wrappers: built-in values whose repr shows what they hold ---------------------
 
 
-def _bound_method(value, kind, inner, limit):
+def _enum_member(value, kind, inner, limit, hide):
+    attributes = _own_dict(value)
+    return f"<{kind.__qualname__}.{attributes.get('_name_')}: {inner(attributes.get('_value_'))}>"
+
+
+def _chain_map(value, kind, inner, limit, hide):
+    maps = _own_dict(value).get("maps")
+    return f"{kind.__qualname__}({_join((inner(mapping) for mapping in maps or ()), limit)})"
+
+
+def _bound_method(value, kind, inner, limit, hide):
     function = value.__func__
     name = getattr(function, "__qualname__", None) or getattr(function, "__name__", "?")
     return f"<bound method {name} of {inner(value.__self__)}>"
 
 
-def _partial(value, kind, inner, limit):
+def _partial(value, kind, inner, limit, hide):
     parts = [inner(value.func)] + [inner(arg) for arg in value.args]
-    parts += [f"{key}={inner(item)}" for key, item in value.keywords.items()]
+    parts += [f"{key}={_SECRET if hide(key) else inner(item)}" for key, item in value.keywords.items()]
     return f"{kind.__module__}.{kind.__qualname__}({_join(parts, limit)})"
 
 
-def _namespace(value, kind, inner, limit):
+def _namespace(value, kind, inner, limit, hide):
     """SimpleNamespace and argparse's Namespace: their reprs show each attribute's repr."""
-    items = vars(value).items()
+    items = _own_dict(value).items()
     name = "namespace" if kind is types.SimpleNamespace else kind.__qualname__
-    return f"{name}({_join((f'{key}={inner(item)}' for key, item in items), limit)})"
+    return f"{name}({_join((f'{key}={_SECRET if hide(key) else inner(item)}' for key, item in items), limit)})"
 
 
-def _exception(value, kind, inner, limit):
+def _exception(value, kind, inner, limit, hide):
     return f"{kind.__qualname__}({_join((inner(arg) for arg in value.args), limit)})"
 
 
-def _slice(value, kind, inner, limit):
+def _slice(value, kind, inner, limit, hide):
     return f"slice({inner(value.start)}, {inner(value.stop)}, {inner(value.step)})"
 
 
 _WRAPPERS = {"method": _bound_method, "partial": _partial, "namespace": _namespace, "exception": _exception,
-             "slice": _slice}
+             "slice": _slice, "enum": _enum_member, "chainmap": _chain_map}
 _WRAPPER_KINDS = {types.MethodType: "method", types.SimpleNamespace: "namespace", slice: "slice"}
 try:
     from functools import partial as _partial_type  # functools is loaded with ast, before any hook

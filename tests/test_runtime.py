@@ -343,6 +343,10 @@ def test_showing_values_runs_none_of_the_programs_reprs():
         "mapping proxy": (types.MappingProxyType({"a": loud}), "mappingproxy({'a': <"),
         "ordered dict": (collections.OrderedDict(a=loud), "OrderedDict({'a': <"),
         "deque": (collections.deque([loud]), "deque([<"),
+        "user dict": (collections.UserDict(a=loud), "UserDict({'a': <"),
+        "user list": (collections.UserList([loud]), "UserList([<"),
+        "chain map": (collections.ChainMap({"a": loud}), "ChainMap({'a': <"),
+        "enum member": (enum.Enum("Held", {"A": loud}).A, "<Held.A: <"),
     }
     for label, (value, start) in shown.items():
         text = saferepr(value)
@@ -355,3 +359,26 @@ def test_showing_values_runs_none_of_the_programs_reprs():
     assert (safestr(KeyError("k")), safestr(ValueError("message")), safestr(FileNotFoundError(2, "gone", "f"))) == (
         "'k'", "message", "[Errno 2] gone: 'f'")
     assert saferepr(loud, user_reprs=True) == "Loud()" and ran == ["repr"]
+
+
+def test_secrets_are_hidden_in_namespaces_partials_and_user_dicts():
+    import argparse
+    import collections
+    import functools
+    import types
+
+    from hookwise.render import Render
+
+    secret = Render().is_secret
+    shown = [
+        saferepr(argparse.Namespace(user="bob", password="hunter2"), secret=secret),
+        saferepr(types.SimpleNamespace(api_key="sk-LIVE-123"), secret=secret),
+        saferepr(functools.partial(print, "bob", password="hunter2"), secret=secret),
+        saferepr(collections.UserDict(token="tok-999"), secret=secret),
+    ]
+    assert shown == [
+        "Namespace(user='bob', password='***')",
+        "namespace(api_key='***')",
+        "functools.partial(<built-in function print>, 'bob', password='***')",
+        "UserDict({'token': '***'})",
+    ]
