@@ -196,7 +196,8 @@ def _validate(table, where):
     for key, value in table.items():
         if key not in KNOWN_KEYS:
             raise ConfigError(f"{where}: unknown key {key!r} (known keys: {', '.join(KNOWN_KEYS)})")
-        if not isinstance(value, _KEY_TYPES[key]) or isinstance(value, bool):
+        expected = _KEY_TYPES[key]
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):  # True is an int
             raise ConfigError(f"{where}: {key!r} must be {KNOWN_KEYS[key]}")
     for key in ("listeners", "redact"):
         for item in table.get(key, ()):

@@ -85,6 +85,23 @@ def test_a_config_file_with_hooks_and_per_target_listeners(tmp_path):
     assert not settings.default_targets
 
 
+def test_every_key_of_the_config_file_can_be_set(tmp_path):
+    config = write(
+        tmp_path / "all.toml",
+        """
+        hooks = ["os:system"]
+        listeners = ["console"]
+        redact = ["pin"]
+        repr_limit = 50
+        follow_children = false
+        user_reprs = true
+        """,
+    )
+    settings = build_settings(config_path=str(config), cwd=str(tmp_path))
+    assert (settings.redact, settings.repr_limit, settings.follow_children, settings.user_reprs) == (
+        ("pin",), 50, False, True)
+
+
 def test_hookwise_toml_then_pyproject_are_discovered(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.hookwise]\nhooks = ["from_pyproject:*"]\n')
     assert [t.text for t in build_settings(cwd=str(tmp_path)).targets] == ["from_pyproject:*"]
@@ -111,6 +128,8 @@ def test_a_broken_pyproject_that_does_not_concern_hookwise_is_ignored(tmp_path):
         ("hooks = [{ listeners = [] }]", "needs a 'target'"),
         ("hooks = [3]", "must be a target string or a table"),
         ("listeners = [1]", "must be a list of strings"),
+        ("repr_limit = true", "'repr_limit' must be"),
+        ("follow_children = 'no'", "'follow_children' must be true or false"),
     ],
 )
 def test_config_errors(tmp_path, content, message):
