@@ -8,7 +8,9 @@ object: a file object left open at exit makes Python print a ResourceWarning
 into the program's output, and closing it early would lose the last messages.
 """
 
+import os
 import sys
+from _thread import allocate_lock
 
 from . import _originals
 
@@ -16,6 +18,7 @@ PREFIX = "hookwise: "
 
 _stream = None
 _said = set()
+_said_lock = allocate_lock()
 
 
 class FdWriter:
@@ -75,9 +78,19 @@ def warn(message):
 
 
 def warn_once(key, message):
-    """Say ``message`` the first time ``key`` is seen, and never again."""
-    if key in _said:
-        return False
-    _said.add(key)
+    """Say ``message`` the first time ``key`` is seen, and never again (threads may race here)."""
+    with _said_lock:
+        if key in _said:
+            return False
+        _said.add(key)
     warn(message)
     return True
+
+
+def _after_fork_in_child():
+    global _said_lock
+    _said_lock = allocate_lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -171,17 +171,22 @@ class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):
         return (types.SimpleNamespace, (), {"on": False})
 
 
+_OWNERS = {}  # id(listener method) -> its listener: methods are held by the sites, so ids stay theirs
+
+
 def _methods(listeners, name):
     found = []
     for listener in listeners:
         method = getattr(listener, name, None)
         if callable(method):
             found.append(method)
+            _OWNERS[id(method)] = listener
     return tuple(found)
 
 
 def _listener_failed(method, exc):
-    listener = getattr(method, "__self__", method)
+    """Say once per listener (whichever of its methods failed first) that it failed."""
+    listener = _OWNERS.get(id(method), getattr(method, "__self__", method))
     where = ""
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
@@ -189,17 +194,21 @@ def _listener_failed(method, exc):
     if tb is not None:
         where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
     name = getattr(method, "__name__", "?")
+    try:
+        text = str(exc)
+    except Exception:  # a listener's own exception that cannot describe itself must not reach the program
+        text = "(its message could not be read)"
     report.warn_once(
         ("listener", id(listener)),
-        f"listener {_describe(listener)} failed in {name}(): {type(exc).__name__}: {exc}{where}"
+        f"listener {_describe(listener)} failed in {name}(): {type(exc).__name__}: {text}{where}"
         " (the program goes on; further failures of this listener are not reported)",
     )
 
 
 def _describe(listener):
-    kind = type(listener)
-    if kind.__name__ == "module":
+    if isinstance(listener, types.ModuleType):
         return listener.__name__
+    kind = type(listener)
     return f"{kind.__module__}.{kind.__qualname__}"
 
 

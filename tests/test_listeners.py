@@ -4,6 +4,8 @@ import json
 import os
 import textwrap
 
+import pytest
+
 from helpers import ROOT, read_jsonl, run_driver
 
 
@@ -133,15 +135,51 @@ def test_bad_user_listeners_are_refused_before_the_program(tmp_path):
         assert message in result.stderr and len(result.stderr.splitlines()) == 1
 
 
-def test_a_listener_that_always_fails_is_reported_once_and_changes_nothing(tmp_path):
-    write(tmp_path / "mylisteners.py", "class Broken:\n    def start(self, call):\n        raise ZeroDivisionError('always')\n")
+BROKEN_LISTENERS = """
+import sys
+
+class Broken:
+    def start(self, call):
+        raise ZeroDivisionError('always')
+
+def start(call):
+    raise ZeroDivisionError('always')
+
+def end(call, result):
+    raise ZeroDivisionError('always')
+
+class Bag:
+    pass
+
+bag = Bag()  # an object whose methods are plain functions stored on it
+bag.start, bag.end = start, end
+this_module = sys.modules[__name__]
+
+class Mute(Exception):
+    def __str__(self):
+        raise RuntimeError('cannot say')
+
+class Tongueless:
+    def end(self, call, result):
+        raise Mute()
+"""
+
+
+@pytest.mark.parametrize("spec, described, message", [
+    ("mylisteners:Broken", "mylisteners.Broken", "ZeroDivisionError: always"),
+    ("mylisteners:this_module", "mylisteners", "ZeroDivisionError: always"),
+    ("mylisteners:bag", "mylisteners.Bag", "ZeroDivisionError: always"),
+    ("mylisteners:Tongueless", "mylisteners.Tongueless", "Mute: (its message could not be read)"),
+])
+def test_a_listener_that_always_fails_is_reported_once_and_changes_nothing(tmp_path, spec, described, message):
+    write(tmp_path / "mylisteners.py", BROKEN_LISTENERS)
     write(tmp_path / "app.py", "import sys\ndef f(n): return n\nprint(sum(f(i) for i in range(100)))\nsys.exit(5)\n")
     plain = run_driver(["--hook", "__main__:f", "--listener", "jsonl=/dev/null", "app.py"], cwd=tmp_path)
-    result = run_driver(["--hook", "__main__:f", "--listener", "mylisteners:Broken", "app.py"], cwd=tmp_path)
+    result = run_driver(["--hook", "__main__:f", "--listener", spec, "app.py"], cwd=tmp_path)
     assert result.returncode == plain.returncode == 5
     assert result.stdout == plain.stdout == "4950\n"
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and "listener mylisteners.Broken failed in start(): ZeroDivisionError: always" in lines[0]
+    assert len(lines) == 1 and f"listener {described} failed in " in lines[0] and message in lines[0], lines
 
 
 def test_the_guard_example_blocks_chained_shell_commands(tmp_path):
