@@ -183,8 +183,11 @@ def test_nested_calls_are_child_spans_with_code_thread_and_argument_attributes()
 
 def test_an_error_is_recorded_with_error_status_and_bounded_text():
     source = """
+    STR_CALLS = []
+
     class Hostile(Exception):
         def __str__(self):
+            STR_CALLS.append(1)
             raise RuntimeError("no str for you")
 
     def fail(kind):
@@ -198,14 +201,15 @@ def test_an_error_is_recorded_with_error_status_and_bounded_text():
                 fail(kind)
             except Exception:
                 pass
-        return "recovered"
+        return f"recovered, str() ran {len(STR_CALLS)} times"
 
     outer()
     """
     spans = run_hooked(source, render=Render(repr_limit=40))
     outer = one(spans, "outer")
     long, hostile = named(spans, "fail")
-    assert outer["status"] == "UNSET" and outer["attributes"]["hookwise.result"] == "'recovered'"
+    # the program's __str__ never ran: the exception is described by its safe repr
+    assert outer["status"] == "UNSET" and outer["attributes"]["hookwise.result"] == "'recovered, str() ran 0 times'"
     assert long["parent_id"] == hostile["parent_id"] == outer["span_id"]
     assert "hookwise.result" not in long["attributes"]
 
@@ -221,7 +225,7 @@ def test_an_error_is_recorded_with_error_status_and_bounded_text():
     assert f'File "{FILENAME}", line {line_of(source, "raise ValueError")}, in fail' in trace
     assert "x" * 41 not in json.dumps(spans)
 
-    # str() raising inside the SDK's record_exception still leaves an exception event
+    # an exception whose str() raises still leaves an exception event
     assert hostile["status"] == "ERROR" and hostile["status_description"] == "Hostile: Hostile()"  # its repr
     [event] = hostile["events"]
     assert event["name"] == "exception" and event["attributes"]["exception.type"] == "hooked.Hostile"

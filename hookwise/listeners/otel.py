@@ -285,8 +285,10 @@ class OtelListener:
         return attributes
 
     def _record_exception(self, span, exc, message, timestamp):
-        # The SDK's default message and stack trace hold str(exc) unbounded
-        # (and its chained exceptions'): replace both with rendered text.
+        # The event ``span.record_exception`` would add, made by hand: the SDK's
+        # method formats the exception (str() of it and of its chained ones) even
+        # when its attributes are then replaced, and that str() is the program's
+        # code. The message and stack trace here are rendered text.
         import traceback
 
         try:
@@ -297,12 +299,9 @@ class OtelListener:
             "exception.type": exception_type_name(exc),
             "exception.message": message,
             "exception.stacktrace": f"Traceback (most recent call last):\n{frames}{exception_type_name(exc)}: {message}\n",
+            "exception.escaped": "True",
         }
-        try:
-            span.record_exception(exc, attributes=attributes, timestamp=timestamp, escaped=True)
-        except Exception:  # str(exc) raised inside the SDK: record the same event by hand
-            attributes["exception.escaped"] = "True"
-            span.add_event("exception", attributes, timestamp=timestamp)
+        span.add_event("exception", attributes, timestamp=timestamp)
 
     def _detach(self, token):
         reset = getattr(getattr(token, "var", None), "reset", None)
