@@ -930,6 +930,9 @@ wrapper_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     }
     PyObject *result = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     if (result == NULL) {
+        if (!PyErr_Occurred()) {  /* a misbehaving C function: what the interpreter would say */
+            PyErr_SetString(PyExc_SystemError, "error return without exception set");
+        }
         PyObject *exc = take_error();
         if (site_report_error(site, (CallObject *)call, exc) < 0) {
             Py_DECREF(exc); /* a BaseException from a listener wins, as in Python */
@@ -941,6 +944,9 @@ wrapper_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     else if (site_report_end(site, (CallObject *)call, result) < 0) {
         Py_CLEAR(result);
     }
+    /* the caller's frame is only for the callbacks (call.caller); a listener that
+       keeps the Call must not keep the caller's locals alive with it */
+    Py_CLEAR(((CallObject *)call)->frame);
     Py_DECREF(call);
     return result;
 }

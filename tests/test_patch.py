@@ -126,6 +126,27 @@ def test_a_syntax_error_in_exec_source_is_the_calls_error_with_pythons_traceback
     assert events[1]["exception"].startswith("SyntaxError('invalid syntax'")
 
 
+def test_a_kept_call_of_a_builtin_does_not_keep_its_callers_locals_alive(tmp_path):
+    (tmp_path / "keep.py").write_text("KEPT = []\nclass Keep:\n    def start(self, call):\n        KEPT.append(call)\n")
+    program = """
+    import gc, os, weakref
+    class Big:
+        pass
+    def caller():
+        big = Big()
+        os.getcwd()
+        return weakref.ref(big)
+    held = caller()
+    gc.collect()
+    print("alive" if held() is not None else "freed")
+    """
+    (tmp_path / "program.py").write_text(textwrap.dedent(program))
+    result = run_driver(["--hook", "posix:getcwd", "--listener", "keep:Keep", "program.py"], cwd=tmp_path,
+                        env=clean_env(PYTHONPATH=str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "freed\n"
+
+
 def test_python_functions_of_loaded_modules_are_rewritten_in_place(tmp_path):
     program = """
     import os, sys, functools, traceback
