@@ -15,8 +15,10 @@ what one test does::
         assert popen[0].arguments["args"] == ["git", "push", "origin", "v1.2"]
         assert hookwise_calls.count("myapp.billing:Invoice.total") == 3
 
-This module must not import the loader until pytest asks for hookwise: the
-plugin may be named in a session that does not use it.
+Importing this module loads neither ``loader`` nor ``rewriter``: they are
+imported through ``hookwise.engine`` when pytest loads the initial conftests,
+and hidden again at once, so the project's own modules of those names stay
+importable.
 """
 
 import pytest

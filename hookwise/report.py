@@ -25,7 +25,8 @@ class FdWriter:
     """The little of a text file hookwise needs, on a raw file descriptor.
 
     Each ``write`` is one ``os.write`` of the whole text, so a line written in
-    one call is never interleaved with another thread's or process's line.
+    one call is not interleaved with another thread's or process's line (on a
+    pipe, for lines up to PIPE_BUF, 4096 bytes on Linux).
     """
 
     def __init__(self, fd):

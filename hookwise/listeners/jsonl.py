@@ -14,9 +14,10 @@ daemon thread at exit, ``exec`` and ``os._exit``).
 
 Lines are built by hand (no ``json`` import: the user may be hooking it).
 Each line is written with one ``write`` to a file opened with O_APPEND, as it
-happens: lines from threads and processes never interleave or tear, and
-nothing is waiting in a buffer when the process ends by a signal, ``os._exit``,
-``exec`` or ``fork``. The first process truncates the file; hookwise's child
+happens: on a local file system a regular file takes each such write whole,
+so lines from threads and processes do not interleave or tear (a short write,
+on a full disk, is completed by a second one), and nothing is waiting in a
+buffer when the process ends by a signal, ``os._exit``, ``exec`` or ``fork``. The first process truncates the file; hookwise's child
 processes append to it (every line carries ``pid``). The file is never opened
 through a symlink planted at its path.
 """
