@@ -581,6 +581,29 @@ recursion_headroom(void)
  * limit, the listeners get this many extra frames while they run. */
 #define LISTENER_HEADROOM 250
 
+/* The limit is the interpreter's, shared by all threads: the first dispatch
+ * that raises it remembers the program's limit and the last one to finish
+ * puts it back, however the threads interleave (under the GIL). */
+static int headroom_users = 0;
+static int program_limit = 0;
+
+static void
+raise_limit(void)
+{
+    if (headroom_users++ == 0) {
+        program_limit = Py_GetRecursionLimit();
+        Py_SetRecursionLimit(program_limit + LISTENER_HEADROOM);
+    }
+}
+
+static void
+restore_limit(void)
+{
+    if (--headroom_users == 0) {
+        Py_SetRecursionLimit(program_limit);
+    }
+}
+
 /* Run `methods` with `call` (and `extra`); returns -1 if a BaseException
  * must propagate (set), 0 otherwise. `*blocked` collects a Blocked. */
 static int
@@ -591,10 +614,9 @@ dispatch(PyObject *methods, CallObject *call, PyObject *extra, PyObject **blocke
         return 0;
     }
     int status = 0;
-    int raised_limit = 0;
-    if (recursion_headroom() < LISTENER_HEADROOM) {
-        raised_limit = Py_GetRecursionLimit();
-        Py_SetRecursionLimit(raised_limit + LISTENER_HEADROOM);
+    int raised_limit = headroom_users > 0 || recursion_headroom() < LISTENER_HEADROOM;
+    if (raised_limit) {
+        raise_limit();
     }
     PyObject *previous = tls_busy;
     Py_INCREF(methods); /* a listener may reconfigure the site meanwhile */
@@ -627,7 +649,7 @@ dispatch(PyObject *methods, CallObject *call, PyObject *extra, PyObject **blocke
     tls_busy = previous;
     Py_DECREF(methods);
     if (raised_limit) {
-        Py_SetRecursionLimit(raised_limit);
+        restore_limit();
     }
     return status;
 }
