@@ -8,8 +8,9 @@ File layout:
     4 bytes   the interpreter's MAGIC_NUMBER
     4 bytes   b"HKW1" (this layout)
     32 bytes  sha256 of the key: interpreter cache tag, hookwise version,
-              optimisation level, the settings that shape the generated code
-              and the module's role (see ``loader.hook``)
+              a digest of the rewriting code itself, optimisation level, the
+              settings that shape the generated code and the module's role
+              (see ``loader.hook.cache_key``)
     8 bytes   source mtime (ns), 8 bytes source size
     rest      marshal of (site table, code object)
 

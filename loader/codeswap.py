@@ -24,11 +24,10 @@ from . import binding
 class SwapPlan:
     """What one module needs: live functions and the rewritten code for each."""
 
-    def __init__(self, module, site_table, swaps, refused):
+    def __init__(self, module, site_table, swaps):
         self.module = module
         self.site_table = site_table
-        self.swaps = swaps  # [(function, unbound new code)]
-        self.refused = refused  # functions that are targets but whose code could not be matched
+        self.swaps = swaps  # [(function, unbound new code)]; targets left out are wrapped instead
 
     def covered_sites(self):
         indices = set()
@@ -74,7 +73,7 @@ def plan(module, select):
         tree = rewriter.parse(source, filename)
         site_table = rewriter.instrument(tree, select, kinds=False)
         if not site_table:
-            return SwapPlan(module, [], [], [])
+            return SwapPlan(module, [], [])
         rewritten = _originals.compile(tree, filename, "exec", dont_inherit=True)
         site_table = binding.fill_kinds(site_table, rewritten)
         plain = _originals.compile(source, filename, "exec", dont_inherit=True)
@@ -82,7 +81,7 @@ def plan(module, select):
         return None
     new_codes = _index(rewritten)
     plain_codes = _index(plain)
-    swaps, refused = [], []
+    swaps = []
     for function in functions:
         key = _key(function.__code__)
         new, original = new_codes.get(key), plain_codes.get(key)
@@ -90,10 +89,9 @@ def plan(module, select):
             continue
         live = function.__code__
         if original.co_code != live.co_code or new.co_freevars != live.co_freevars:
-            refused.append(function)
-            continue
+            continue  # the source changed since the import: the function is not what the file says
         swaps.append((function, new))
-    return SwapPlan(module, site_table, swaps, refused)
+    return SwapPlan(module, site_table, swaps)
 
 
 def apply(swap_plan, module_names, undo):

@@ -62,9 +62,10 @@ class SiteSpec(tuple):
     """What the runtime needs to know about one hooked function.
 
     A plain tuple underneath so that it can be marshalled into the bytecode
-    cache: (index, qualname, lineno, kind, params). ``params`` is
-    (positional names, number of positional-only, vararg name or None,
-    keyword-only names, kwarg name or None), in signature order.
+    cache: (index, qualname, lineno, kind, params). ``params`` is what
+    ``signature_layout`` returns: (positional names, number of positional-only,
+    vararg name or None, keyword-only names, kwarg name or None, literal
+    defaults as (name, value) pairs).
     """
 
     __slots__ = ()
@@ -82,18 +83,18 @@ class SiteSpec(tuple):
         return f"SiteSpec(index={self[0]}, qualname={self[1]!r}, lineno={self[2]}, kind={self[3]!r})"
 
 
-def instrument(tree, select, first_index=0, kinds=True):
+def instrument(tree, select, kinds=True):
     """Rewrite, in place, every function of ``tree`` whose qualname ``select`` accepts.
 
-    Returns the list of SiteSpec of the rewritten functions, numbered from
-    ``first_index``. Functions that are not selected are not touched at all, so
+    Returns the list of SiteSpec of the rewritten functions, numbered from 0.
+    Functions that are not selected are not touched at all, so
     they compile to exactly the bytecode they had.
 
     ``kinds=False`` leaves each spec's ``kind`` as None: finding yields means
     walking every expression, and the loader reads the kind from the compiled
     code's flags instead (see ``loader.binding.fill_kinds``).
     """
-    instrumenter = _Instrumenter(select, first_index, kinds)
+    instrumenter = _Instrumenter(select, kinds)
     instrumenter.statements(tree.body, None, None)
     return instrumenter.sites
 
@@ -128,10 +129,10 @@ def _child_blocks(statement):
 
 
 class _Instrumenter:
-    def __init__(self, select, first_index, kinds):
+    def __init__(self, select, kinds):
         self.select = select
         self.kinds = kinds
-        self.next_index = first_index
+        self.next_index = 0
         self.sites = []
         self._globals = {}  # id(scope) -> names declared global directly in it
 
