@@ -24,6 +24,7 @@ USAGE = """\
 usage: python driver.py [options] script.py [args...]
        python driver.py [options] -m module [args...]
        python driver.py [options] -c command [args...]
+       python driver.py [options] - [args...]      (the program read from stdin)
 
 Run a Python program with hooks on the functions you name.
 
@@ -156,7 +157,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         options = parse_args(argv)
-        if options.script is not None and not os.path.exists(options.script):
+        if options.script not in (None, "-") and not os.path.exists(options.script):
             missing = os.path.abspath(options.script)
             sys.stderr.write(f"{sys.executable}: can't open file {missing!r}: [Errno 2] No such file or directory\n")
             return loader.run.EXIT_USAGE

@@ -17,7 +17,7 @@ import builtins
 import os
 import sys
 import types
-from importlib.machinery import SourceFileLoader
+from importlib.machinery import SourceFileLoader, SourcelessFileLoader
 
 from hookwise import _originals
 
@@ -46,7 +46,9 @@ OWN_LOCATIONS = _own_locations()
 
 
 def run_path(path, args, installation):
-    """Run a script file, a directory or a zip file with ``__main__.py``."""
+    """Run a script file, ``-`` (stdin), a .pyc file, a directory or a zip file with ``__main__.py``."""
+    if path == "-":
+        return _run_stdin(args, installation)
     if os.path.isdir(path) or (not path.endswith(".py") and _is_zip(path)):
         return _run_main_of(path, args, installation)
     absolute = os.path.abspath(path)
@@ -58,12 +60,36 @@ def run_path(path, args, installation):
     sys.argv[:] = [path, *args]
     _set_path0(os.path.dirname(os.path.realpath(absolute)))
     main = _fresh_main()
+    if source[:4] == _bytecode_magic():  # python runs a compiled file as it is: there is no source to rewrite
+        loader = SourcelessFileLoader("__main__", absolute)
+        main.__dict__.update(__file__=absolute, __cached__=None, __loader__=loader)
+        return _execute(loader, loader.get_code("__main__"), absolute, main, installation)
     if installation.targets.selector(("__main__",)) is not None:
         loader = HookwiseLoader("__main__", absolute, installation, ("__main__",))
     else:
         loader = SourceFileLoader("__main__", absolute)
     main.__dict__.update(__file__=absolute, __cached__=None, __loader__=loader)
     _execute(loader, source, absolute, main, installation)
+
+
+def _run_stdin(args, installation):
+    """Run ``python - args``: the program is what stdin holds, named ``<stdin>``."""
+    from importlib.machinery import BuiltinImporter  # what python leaves in __main__.__loader__ here
+
+    source = sys.stdin.buffer.read()
+    sys.argv[:] = ["-", *args]
+    _set_path0("")
+    main = _fresh_main()
+    main.__dict__.update(__file__="<stdin>", __cached__=None, __loader__=BuiltinImporter)
+    rewriting = installation.targets.selector(("__main__",)) is not None
+    loader = HookwiseLoader("__main__", "<stdin>", installation, ("__main__",)) if rewriting else None
+    _execute(loader, source, "<stdin>", main, installation)
+
+
+def _bytecode_magic():
+    from importlib.util import MAGIC_NUMBER
+
+    return MAGIC_NUMBER
 
 
 def run_command(code, args, installation):
@@ -150,7 +176,10 @@ def _fresh_main():
 def _execute(loader, source, path, main, installation):
     """Compile and run the script; an exception escaping it gets the report python would give."""
     try:
-        code = loader.instrumented_code(source, path) if isinstance(loader, HookwiseLoader) else None
+        if isinstance(source, types.CodeType):
+            code = source
+        else:
+            code = loader.instrumented_code(source, path) if isinstance(loader, HookwiseLoader) else None
         if code is None:
             code = _originals.compile(source, path, "exec", dont_inherit=True)
         installation.program_started = True

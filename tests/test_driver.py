@@ -258,6 +258,36 @@ def test_the_console_script_installed_by_pip(tmp_path):
     assert hooked.stderr == plain.stderr  # no console-script frame in the traceback
 
 
+STDIN_PROGRAM = (
+    "import json, sys\n"
+    "def half(x):\n    return x / 2\n"
+    "print(json.dumps([sys.argv, sys.path[0], sorted(globals()), __file__, type(__loader__).__name__, half(3)]))\n"
+    "half(len(sys.argv[1:]) - 2)\n"
+    "1 / 0 if sys.argv[1:] == ['boom', 'x'] else None\n"
+)
+
+
+@pytest.mark.parametrize("hooks", [[], ["--hook", "__main__:*"]])
+def test_a_program_read_from_stdin_runs_like_python(hooks, tmp_path):
+    plain = run_python(["-", "boom", "x"], cwd=tmp_path, input=STDIN_PROGRAM)
+    hooked = run_driver([*hooks, *QUIET, "-", "boom", "x"], cwd=tmp_path, input=STDIN_PROGRAM)
+    assert plain.returncode == hooked.returncode == 1
+    assert hooked.stdout == plain.stdout and '"<stdin>"' in plain.stdout
+    assert hooked.stderr == plain.stderr
+
+
+def test_a_compiled_script_runs_like_python(tmp_path):
+    (tmp_path / "prog.py").write_text(STDIN_PROGRAM.replace("__file__", "__file__.endswith('.pyc')"))
+    compiled = run_python(["-c", "import py_compile; py_compile.compile('prog.py', cfile='prog.pyc')"], cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    (tmp_path / "prog.py").unlink()
+    plain = run_python(["prog.pyc", "boom", "x"], cwd=tmp_path)
+    hooked = run_driver([*QUIET, "prog.pyc", "boom", "x"], cwd=tmp_path)
+    assert plain.returncode == hooked.returncode == 1
+    assert hooked.stdout == plain.stdout and "SourcelessFileLoader" in plain.stdout
+    assert hooked.stderr == plain.stderr
+
+
 @pytest.mark.parametrize("hooks", [[], ["--hook", "__main__:*"]])
 def test_dash_c_runs_like_python(hooks, tmp_path):
     code = (
