@@ -67,6 +67,11 @@ def start_in_child(settings_text):
         if mode == "module":
             installation.expect_main_module(main)
         installation.install(listeners, per_target)
+        if mode == "other":
+            from . import mpmain
+
+            if mpmain.wants_it(settings):
+                mpmain.install(installation)
         installation.program_started = True
         installation.report_unmatched = False  # the parent run reports its targets once
         installation.register_exit()

@@ -136,17 +136,22 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.parametrize("main", ["script", "-m"])
 @pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
-def test_multiprocessing_children_report_their_calls(tmp_path, method):
+def test_multiprocessing_children_report_their_calls(tmp_path, method, main):
+    # spawn and forkserver children run the main script again (as __mp_main__): its hooks hold there too
     write(tmp_path / "worker.py", "def work(n):\n    return n * 10\n")
     write(tmp_path / "app.py", MULTIPROCESSING)
-    result = run_driver(["--hook", "worker:work", "--listener", "jsonl=events.jsonl", "app.py", method], cwd=tmp_path,
-                        timeout=180)
+    program = ["app.py", method] if main == "script" else ["-m", "app", method]
+    result = run_driver(["--hook", "worker:work", "--hook", "__main__:job", "--listener", "jsonl=events.jsonl",
+                         *program], cwd=tmp_path, timeout=180)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[0, 10, 20, 30, 40, 50]", "exit 0"]
     events = read_jsonl(tmp_path / "events.jsonl")
-    starts = [e for e in events if e["event"] == "start"]
+    starts = [e for e in events if e["event"] == "start" and e["target"] == "worker:work"]
     assert sorted(int(e["args"][0]) for e in starts) == [0, 1, 2, 3, 4, 5, 100]  # each call once: none lost or doubled
+    jobs = [e for e in events if e["event"] == "start" and e["target"] == "__main__:job"]
+    assert sorted(int(e["args"][0]) for e in jobs) == [0, 1, 2, 3, 4, 5, 100]
     assert_paired(events)
     assert os.getpid() not in {e["pid"] for e in events}
     assert len({e["pid"] for e in events}) >= 2
