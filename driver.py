@@ -158,8 +158,7 @@ def main(argv=None):
     try:
         options = parse_args(argv)
         if options.script not in (None, "-") and not os.path.exists(options.script):
-            missing = os.path.abspath(options.script)
-            sys.stderr.write(f"{sys.executable}: can't open file {missing!r}: [Errno 2] No such file or directory\n")
+            sys.stderr.write(f"{loader.run.ProgramNotFound.for_path(options.script)}\n")
             return loader.run.EXIT_USAGE
         if options.from_parent:
             settings = settings_from_text(os.environ[children.SETTINGS_VARIABLE])

@@ -132,14 +132,18 @@ class HookwiseLoader(SourceFileLoader):
         ``except`` block, so that a SyntaxError is raised and reported exactly
         as without hookwise (no "during handling of the above exception").
         """
+        built = self._build(data, path, optimize)
+        return self._bind(*built) if built is not None else None
+
+    def _build(self, source, path, optimize=-1):
+        """(site table, unbound code), or None: the program's own SyntaxError, or a rewrite that failed (said once)."""
         try:
-            site_table, code = build_code(data, path, self.module_names, self.installation.targets, optimize)
+            return build_code(source, path, self.module_names, self.installation.targets, optimize)
         except SyntaxError:
             return None
         except Exception as exc:
             self._rewrite_failed(exc)
             return None
-        return self._bind(site_table, code)
 
     def get_code(self, fullname):
         source_path = self.get_filename(fullname)
@@ -157,14 +161,8 @@ class HookwiseLoader(SourceFileLoader):
                 site_table, code = entry
                 return self._bind(site_table, code)
         source = self.get_data(source_path)
-        try:
-            site_table, code = build_code(source, source_path, self.module_names, self.installation.targets)
-        except SyntaxError:
-            site_table = code = None
-        except Exception as exc:
-            self._rewrite_failed(exc)
-            site_table = code = None
-        if code is None:
+        built = self._build(source, source_path)
+        if built is None:
             # Let the compiler raise it again the way importlib does, and drop
             # this frame so that the report looks exactly as without hookwise
             # (on 3.11+, where a bare raise keeps the edited traceback).
@@ -173,6 +171,7 @@ class HookwiseLoader(SourceFileLoader):
             except BaseException as exc:
                 _drop_own_frames(exc)
                 raise
+        site_table, code = built
         if cache_path is not None:
             cache.write(cache_path, key, mtime_ns, size, site_table, code, _source_mode(source_path))
         return self._bind(site_table, code)

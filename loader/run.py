@@ -29,6 +29,10 @@ EXIT_USAGE = 2  # what python itself uses for "can't open file"
 class ProgramNotFound(Exception):
     """The script does not exist; the message is python's own wording."""
 
+    @classmethod
+    def for_path(cls, path, errno=2, strerror="No such file or directory"):
+        return cls(f"{sys.executable}: can't open file {os.path.abspath(path)!r}: [Errno {errno}] {strerror}")
+
 
 def _own_locations():
     """Path prefixes of hookwise's own code: its three packages and the driver."""
@@ -56,7 +60,7 @@ def run_path(path, args, installation):
         with _originals.open(absolute, "rb") as handle:
             source = handle.read()
     except OSError as exc:
-        raise ProgramNotFound(f"{sys.executable}: can't open file {absolute!r}: [Errno {exc.errno}] {exc.strerror}") from None
+        raise ProgramNotFound.for_path(absolute, exc.errno, exc.strerror) from None
     sys.argv[:] = [path, *args]
     _set_path0(os.path.dirname(os.path.realpath(absolute)))
     main = _fresh_main()

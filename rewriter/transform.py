@@ -201,15 +201,12 @@ class _Instrumenter:
             ),
             **here,
         )
-        call_is_live = ast.Compare(
-            left=_load(names.CALL, _NOWHERE), ops=[ast.IsNot()], comparators=[ast.Constant(None, **_NOWHERE)], **_NOWHERE
-        )
         on_error = ast.ExceptHandler(
             type=ast.Constant(names.BASE_EXCEPTION_PLACEHOLDER, **_NOWHERE),
             name=None,
             body=[
                 ast.If(
-                    test=call_is_live,
+                    test=_call_is_live(),
                     body=[ast.Assign(targets=[_store(names.CALL, _NOWHERE)],
                                      value=_method_call(site, "error", [_load(names.CALL, _NOWHERE)], _NOWHERE), **_NOWHERE)],
                     orelse=[],
@@ -221,8 +218,7 @@ class _Instrumenter:
         )
         fell_off_end = ast.Assign(targets=[_store(names.RESULT, _NOWHERE)], value=ast.Constant(None, **_NOWHERE), **_NOWHERE)
         on_exit = ast.If(
-            test=ast.Compare(left=_load(names.CALL, _NOWHERE), ops=[ast.IsNot()],
-                             comparators=[ast.Constant(None, **_NOWHERE)], **_NOWHERE),
+            test=_call_is_live(),
             body=[ast.Expr(_method_call(site, "end", [_load(names.CALL, _NOWHERE), _load(names.RESULT, _NOWHERE)], _NOWHERE),
                            **_NOWHERE)],
             orelse=[],
@@ -230,6 +226,12 @@ class _Instrumenter:
         )
         wrapper = ast.Try(body=body, handlers=[on_error], orelse=[fell_off_end], finalbody=[on_exit], **here)
         node.body = docstring + [prologue, wrapper]
+
+
+def _call_is_live():
+    """``_hw@call is not None``, positioned nowhere."""
+    return ast.Compare(left=_load(names.CALL, _NOWHERE), ops=[ast.IsNot()],
+                       comparators=[ast.Constant(None, **_NOWHERE)], **_NOWHERE)
 
 
 def _capture_returns(body, is_async):
