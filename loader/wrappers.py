@@ -120,16 +120,23 @@ def _python_wrapper(site, original, adjust):
             if adjust is not None:
                 args, kwargs = adjust(_getframe(1), args, kwargs)
             result = original(*args, **kwargs)
-        except BaseException:
+        except BaseException as exc:
             if call is not None:
                 site.error(call)
             _hide_wrapper_frame()
+            if _BARE_RAISE_RESTORES_TRACEBACK:
+                raise exc  # keeps the edited traceback, plus this one frame (see README, known limits)
             raise
         if call is not None:
             site.end(call, result)
         return result
 
     return wrapper
+
+
+# On 3.10 a bare ``raise`` re-raises with the traceback saved when the
+# exception was caught, whatever was done to it since.
+_BARE_RAISE_RESTORES_TRACEBACK = sys.version_info < (3, 11)
 
 
 # Every Python wrapper shares this code object: it identifies wrapper frames.

@@ -22,6 +22,15 @@ def run(tmp_path, program, hooks, env=None, extra=()):
     return result, (read_jsonl(log) if log.exists() else [])
 
 
+def without_known_wrapper_frame(traceback_text):
+    """The traceback as the documented 3.10 limit of the pure-Python wrapper leaves it, minus that frame."""
+    if sys.version_info >= (3, 11) or os.environ.get("HOOKWISE_PURE_PYTHON", "") in ("", "0"):
+        return traceback_text
+    lines = traceback_text.splitlines(True)
+    [at] = [index for index, line in enumerate(lines) if "loader/wrappers.py" in line]
+    return "".join(lines[:at] + lines[at + 2:])  # the frame's line and its source line
+
+
 def test_a_builtin_is_replaced_under_every_alias(tmp_path):
     program = """
     import os, posix
@@ -121,7 +130,7 @@ def test_a_syntax_error_in_exec_source_is_the_calls_error_with_pythons_traceback
     result, events = run(tmp_path, program, ["builtins:exec"])
     plain = run_python(["program.py"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stderr == plain.stderr
+    assert without_known_wrapper_frame(result.stderr) == plain.stderr
     assert [(e["event"], e.get("exception_type")) for e in events] == [("start", None), ("error", "SyntaxError")]
     assert events[1]["exception"].startswith("SyntaxError('invalid syntax'")
 
