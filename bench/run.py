@@ -485,8 +485,10 @@ def budgets(calls, jsonl_baseline, imports):
     if imports:
         checks.append(("warm import (cache hit): at most 1.2x a plain import",
                        imports["hookwise_warm"] / imports["plain_warm"], 1.2))
-        checks.append(("cold import (rewrite, write the cache): at most 3x a plain import",
-                       imports["hookwise_cold"] / imports["plain_warm"], 3.0))
+        # Cold against cold: a plain import without its .pyc compiles the source too. Against a
+        # warm plain import no cold import could pass: plain python's own is over 3x that.
+        checks.append(("cold import (rewrite, write the cache): at most 3x a plain cold import",
+                       imports["hookwise_cold"] / imports["plain_cold"], 3.0))
     return [(text, value, limit, value <= limit) for text, value, limit in checks]
 
 
