@@ -26,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <poll.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- state */
 
@@ -1177,6 +1180,52 @@ install_methods(PyObject *module, PyObject *cls)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------- writing events */
+
+/* write_whole(fd, data): write all of `data` to `fd` while holding the GIL.
+ * os.write lets other threads run during the system call; a listener that
+ * writes each event (jsonl) would then let threads interleave differently
+ * than without hookwise (more-itertools' callback_iter test is such a race).
+ * A write to a regular file does not wait; on a non-blocking fd that is full
+ * (a pipe whose reader is slow) this waits for room with the GIL released. */
+static PyObject *
+py_write_whole(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "write_whole(fd, data)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const char *next = view.buf;
+    Py_ssize_t left = view.len;
+    while (left > 0) {
+        ssize_t written = write((int)fd, next, (size_t)left);
+        if (written >= 0) {
+            next += written;
+            left -= written;
+        }
+        else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd room = {(int)fd, POLLOUT, 0};
+            Py_BEGIN_ALLOW_THREADS
+            poll(&room, 1, -1);
+            Py_END_ALLOW_THREADS
+        }
+        else if (errno != EINTR) {
+            PyBuffer_Release(&view);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+    }
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 py_uses_tsc(PyObject *module, PyObject *unused)
 {
@@ -1191,6 +1240,8 @@ static PyMethodDef module_methods[] = {
     {"dispatching", py_dispatching, METH_NOARGS, "the Call whose listeners run on this thread, or None"},
     {"set_quiet", py_set_quiet, METH_O, "mark this thread as running hookwise's own code; returns the old mark"},
     {"install_methods", install_methods, METH_O, "give a SiteBase subclass its own start/end/error descriptors"},
+    {"write_whole", (PyCFunction)(void (*)(void))py_write_whole, METH_FASTCALL,
+     "write_whole(fd, data): write all of data without letting other threads run meanwhile"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
     {NULL}
 };

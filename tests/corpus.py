@@ -89,12 +89,7 @@ ENTRIES = [
     stdlib("urllib.parse", ["urllib.parse"], test="test_urlparse"),
     stdlib("zoneinfo", ["zoneinfo"]),
     stdlib("typing", ["typing"]),
-    # test_exception races a worker thread against the test (the worker must finish between
-    # two lines of the test); a listener's write releases the GIL mid-call and the worker
-    # loses often (about 1 run in 4 with jsonl, never with the in-memory stats listener).
-    # It is left out of both runs, and the README says so.
-    package("more-itertools", "more-itertools==10.5.0", ["more_itertools"],
-            pytest_args=["--deselect", "tests/test_more.py::CallbackIterTests::test_exception"]),
+    package("more-itertools", "more-itertools==10.5.0", ["more_itertools"]),
     package("attrs", "attrs==24.2.0", ["attr", "attrs"], ["hypothesis==6.155.2", "cloudpickle==3.1.0"]),
     package("jinja2", "jinja2==3.1.4", ["jinja2"], ["markupsafe==3.0.2"]),
     package("click", "click==8.1.7", ["click"]),

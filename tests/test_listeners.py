@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import textwrap
 
 import pytest
@@ -52,6 +53,49 @@ def test_jsonl_from_many_threads_is_whole_lines_with_every_pair(tmp_path):
     errors = [e for e in finished.values() if e["event"] == "error"]
     assert len(errors) == 40 and all(e["exception_type"] == "ValueError" for e in errors)
     assert len({e["pid"] for e in events}) == 1 and events[0]["pid"] != os.getpid()
+
+
+GIL_WATCH = """
+import sys, threading, time
+def work(n):
+    return n
+progress = [0]
+def spin():
+    while True:
+        progress[0] += 1
+sys.setswitchinterval(0.5)  # this thread runs only when the GIL is let go, or after half a second
+threading.Thread(target=spin, daemon=True).start()
+time.sleep(0.01)
+before = progress[0]
+for i in range(50):  # 100 lines: they fit in a pipe's buffer, so a FIFO never makes us wait
+    work(i)
+    if progress[0] != before:
+        break
+print(progress[0] - before)
+"""
+
+
+@pytest.mark.parametrize("target", ["file", "fifo"])
+def test_jsonl_writes_let_no_other_thread_run_in_the_middle_of_a_call(tmp_path, target):
+    # a write that lets go of the GIL changes how the program's threads interleave
+    # (more-itertools' callback_iter test then lost its race one run in four)
+    write(tmp_path / "app.py", GIL_WATCH)
+    path = tmp_path / "events.jsonl"
+    reader = None
+    if target == "fifo":
+        os.mkfifo(path)
+        reader = subprocess.Popen(["cat", str(path)], stdout=subprocess.DEVNULL)
+    try:
+        result = run_driver(["--hook", "__main__:work", "--listener", f"jsonl={path}", "app.py"], cwd=tmp_path)
+    finally:
+        if reader is not None:
+            reader.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    others_ran = int(result.stdout)
+    if os.environ.get("HOOKWISE_PURE_PYTHON", "") in ("", "0"):
+        assert others_ran == 0
+    else:  # the pure-Python runtime writes with os.write, which lets go of it (see README, known limits)
+        assert others_ran > 0
 
 
 def test_jsonl_reprs_are_bounded_and_never_fail(tmp_path):

@@ -17,14 +17,17 @@ Each line is written with one ``write`` to a file opened with O_APPEND, as it
 happens: on a local file system a regular file takes each such write whole,
 so lines from threads and processes do not interleave or tear (a short write,
 on a full disk, is completed by a second one), and nothing is waiting in a
-buffer when the process ends by a signal, ``os._exit``, ``exec`` or ``fork``. The first process truncates the file; hookwise's child
+buffer when the process ends by a signal, ``os._exit``, ``exec`` or ``fork``.
+With the C accelerator the write holds the GIL, so that writing an event
+does not let the program's other threads run in the middle of a call. The first process truncates the file; hookwise's child
 processes append to it (every line carries ``pid``). The file is never opened
 through a symlink planted at its path.
 """
 
 import os
+import stat
 
-from .. import _originals, report
+from .. import _originals, accel, report
 from ..render import Render, exception_type_name
 from . import require_arg
 
@@ -62,6 +65,7 @@ class JsonlListener:
         self.path = path
         self.render = render if render is not None else Render()
         self._fd = _originals.os_open(path, _FLAGS if append else _FLAGS | os.O_TRUNC, 0o666)
+        self._write_whole = _write_whole_for(self._fd)
 
     # -- events -------------------------------------------------------------
     def start(self, call):
@@ -100,16 +104,36 @@ class JsonlListener:
 
     # -- output -------------------------------------------------------------
     def _write(self, line):
-        data = line.encode("utf-8", "backslashreplace")
         try:
-            written = _originals.os_write(self._fd, data)
-            while written < len(data):  # only on a full disk or an odd file system
-                written += _originals.os_write(self._fd, data[written:])
+            self._write_whole(self._fd, line.encode("utf-8", "backslashreplace"))
         except OSError as exc:
             report.warn_once(("jsonl", self.path), f"cannot write events to {self.path}: {exc.strerror or exc}")
 
     def close(self):
         """Nothing is buffered; the file stays open for events after exit handlers ran."""
+
+
+def _write_whole_for(fd):
+    """How to write a line to ``fd``: without letting other threads run, where the C accelerator can.
+
+    Our own descriptor of a pipe or FIFO becomes non-blocking, so that a full
+    pipe makes the accelerator wait for room with the GIL released instead
+    of holding it.
+    """
+    if accel.speedups is None:
+        return _write_whole_releasing_the_gil
+    try:
+        if not stat.S_ISREG(_originals.os_fstat(fd).st_mode):
+            os.set_blocking(fd, False)
+    except OSError:
+        return _write_whole_releasing_the_gil
+    return accel.speedups.write_whole
+
+
+def _write_whole_releasing_the_gil(fd, data):
+    written = _originals.os_write(fd, data)
+    while written < len(data):  # only on a full disk or an odd file system
+        written += _originals.os_write(fd, data[written:])
 
 
 def _int(value):
