@@ -457,7 +457,8 @@ def measure_imports(repeats):
             _remove_caches(scratch, "hookwise")
             samples["hookwise_cold"].append(_importing(scratch, "hookwise"))
             samples["hookwise_warm"].append(_importing(scratch, "hookwise"))
-        return {key: statistics.median(values) for key, values in samples.items()}
+        # the least of the interleaved rounds, as for calls: the noise of a shared machine only adds
+        return {key: min(values) for key, values in samples.items()}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -505,7 +506,7 @@ def print_report(variants, calls, jsonl_baseline, imports, checks, implementatio
             print(f"  {label:48s} {value:9.1f} {value - bare:9.1f} {value / bare:7.2f}")
     print(f"\nhand-written json.dumps + buffered write, per call (start + end lines): {jsonl_baseline:.1f} ns")
     if imports:
-        print("\nimport of email, argparse, json, csv, difflib, pathlib with every function hooked (median):")
+        print("\nimport of email, argparse, json, csv, difflib, pathlib with every function hooked (fastest round):")
         for key in ("plain_warm", "plain_cold", "hookwise_warm", "hookwise_cold"):
             print(f"  {key:14s} {imports[key] / 1e6:8.2f} ms  ratio to plain_warm {imports[key] / imports['plain_warm']:5.2f}"
                   f"  to plain_cold {imports[key] / imports['plain_cold']:5.2f}")
@@ -528,7 +529,7 @@ def main(argv=None):
     from hookwise import accel
 
     n, rounds = (20_000, 5) if options.quick else (200_000, 15)
-    imports = None if options.no_imports else measure_imports(3 if options.quick else 7)
+    imports = None if options.no_imports else measure_imports(3 if options.quick else 9)
     if options.only_imports:
         for key in ("plain_warm", "plain_cold", "hookwise_warm", "hookwise_cold"):
             print(f"{key:14s} {imports[key] / 1e6:8.2f} ms  to plain_warm {imports[key] / imports['plain_warm']:5.2f}"

@@ -24,20 +24,27 @@ def create_sites(site_table, module_names, registry=REGISTRY):
 
 def bind(code, sites):
     """``code`` with every placeholder replaced; each Site learns the code object it watches."""
+    # placeholder string -> what replaces it: one dict lookup per string constant
+    # (binding runs on every import, cached or not, for every hooked function)
+    replacements = {names.site_placeholder(index): site for index, site in sites.items()}
+    replacements[names.BASE_EXCEPTION_PLACEHOLDER] = BaseException
+    return _bind(code, replacements)
+
+
+def _bind(code, replacements):
     consts = code.co_consts
     replaced = None
     own_site = None
     for position, const in enumerate(consts):
-        new = const
-        if type(const) is CodeType:
-            new = bind(const, sites)
-        elif type(const) is str:
-            if const == names.BASE_EXCEPTION_PLACEHOLDER:
-                new = BaseException
-            else:
-                index = names.site_index(const)
-                if index is not None:
-                    new = own_site = sites[index]
+        kind = type(const)
+        if kind is CodeType:
+            new = _bind(const, replacements)
+        elif kind is str:
+            new = replacements.get(const, const)
+            if new is not const and new is not BaseException:
+                own_site = new
+        else:
+            continue
         if new is not const:
             if replaced is None:
                 replaced = list(consts)
