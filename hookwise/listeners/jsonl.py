@@ -19,9 +19,10 @@ so lines from threads and processes do not interleave or tear (a short write,
 on a full disk, is completed by a second one), and nothing is waiting in a
 buffer when the process ends by a signal, ``os._exit``, ``exec`` or ``fork``.
 With the C accelerator the write holds the GIL, so that writing an event
-does not let the program's other threads run in the middle of a call. The first process truncates the file; hookwise's child
-processes append to it (every line carries ``pid``). The file is never opened
-through a symlink planted at its path.
+does not let the program's other threads run in the middle of a call. The
+first process truncates the file; hookwise's child processes append to it
+(every line carries ``pid``). The file is never opened through a symlink
+planted at its path.
 """
 
 import os
