@@ -43,7 +43,6 @@ static _Thread_local PyObject *tls_busy = NULL;
 
 static long long next_call_id = 0;
 static long current_pid = 0;
-static long long wall_offset_ns = 0;
 
 /* Set by hookwise.runtime through configure(). */
 static PyObject *blocked_type = NULL;     /* hookwise.Blocked */
@@ -282,6 +281,8 @@ typedef struct {
     long long duration_ticks; /* -1 while running */
     unsigned long thread_id;
     long pid;
+    long long wall_offset;  /* see call_wall_offset */
+    int wall_offset_known;
 } CallObject;
 
 static PyTypeObject CallType;
@@ -324,6 +325,7 @@ call_new(PyObject *site, PyObject *values)
     call->thread_id = PyThread_get_thread_ident();
     call->pid = current_pid;
     call->duration_ticks = -1;
+    call->wall_offset_known = 0;
     call->start_ticks = now_ticks();
     PyObject_GC_Track(call);
     return call;
@@ -397,16 +399,42 @@ call_get_done(CallObject *self, void *c)
     return PyBool_FromLong(self->duration_ticks >= 0);
 }
 
+/* The wall clock minus clock_ns(), read now rather than once: the wall clock
+ * can be stepped (NTP, a virtual machine resumed) and the monotonic one cannot,
+ * so a fixed offset would stamp calls off by the size of every step since. */
+static long long
+wall_offset_ns(void)
+{
+    struct timespec wall;
+    long long before = clock_ns();
+    clock_gettime(CLOCK_REALTIME, &wall);
+    long long after = clock_ns();
+    return (long long)wall.tv_sec * 1000000000LL + wall.tv_nsec - (before + (after - before) / 2);
+}
+
 static PyObject *
 call_get_perf_ns(CallObject *self, void *c)
 {
     return PyLong_FromLongLong(ticks_to_ns(self->start_ticks));
 }
 
+/* The offset this call's wall-clock times are given with: read when first
+ * asked (a listener reads the start's at the start), then kept, so that
+ * end_ns - start_ns is the duration exactly. */
+static long long
+call_wall_offset(CallObject *self)
+{
+    if (!self->wall_offset_known) {
+        self->wall_offset = wall_offset_ns();
+        self->wall_offset_known = 1;
+    }
+    return self->wall_offset;
+}
+
 static PyObject *
 call_get_start_ns(CallObject *self, void *c)
 {
-    return PyLong_FromLongLong(wall_offset_ns + ticks_to_ns(self->start_ticks));
+    return PyLong_FromLongLong(call_wall_offset(self) + ticks_to_ns(self->start_ticks));
 }
 
 static PyObject *
@@ -415,7 +443,7 @@ call_get_end_ns(CallObject *self, void *c)
     if (self->duration_ticks < 0) {
         Py_RETURN_NONE;
     }
-    return PyLong_FromLongLong(wall_offset_ns + ticks_to_ns(self->start_ticks) + ticks_span_ns(self->duration_ticks));
+    return PyLong_FromLongLong(call_wall_offset(self) + ticks_to_ns(self->start_ticks) + ticks_span_ns(self->duration_ticks));
 }
 
 static PyObject *
@@ -1131,7 +1159,7 @@ py_clock_ns(PyObject *module, PyObject *unused)
 static PyObject *
 py_wall_offset_ns(PyObject *module, PyObject *unused)
 {
-    return PyLong_FromLongLong(wall_offset_ns);
+    return PyLong_FromLongLong(wall_offset_ns());
 }
 
 /* Mark this thread as running hookwise's own code (so hooked calls made
@@ -1236,7 +1264,7 @@ static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "configure(**helpers): wire the C runtime to hookwise's Python helpers"},
     {"clock_ns", py_clock_ns, METH_NOARGS, "the monotonic clock the runtime uses, in ns"},
-    {"wall_offset_ns", py_wall_offset_ns, METH_NOARGS, "wall clock minus clock_ns(), at import"},
+    {"wall_offset_ns", py_wall_offset_ns, METH_NOARGS, "wall clock minus clock_ns(), now"},
     {"dispatching", py_dispatching, METH_NOARGS, "the Call whose listeners run on this thread, or None"},
     {"set_quiet", py_set_quiet, METH_O, "mark this thread as running hookwise's own code; returns the old mark"},
     {"install_methods", install_methods, METH_O, "give a SiteBase subclass its own start/end/error descriptors"},
@@ -1258,9 +1286,6 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     choose_clock();
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    wall_offset_ns = (long long)wall.tv_sec * 1000000000LL + wall.tv_nsec - clock_ns();
     if (PyType_Ready(&CallType) < 0 || PyType_Ready(&SiteType) < 0 || PyType_Ready(&WrapperType) < 0) {
         return NULL;
     }

@@ -20,11 +20,21 @@ _MISSING = object()
 
 if accel.ACTIVE:
     clock_ns = accel.speedups.clock_ns
-    WALL_OFFSET_NS = accel.speedups.wall_offset_ns()
+    wall_offset_ns = accel.speedups.wall_offset_ns
 else:
     clock_ns = _originals.perf_counter_ns
-    # wall clock = monotonic clock + this offset; one clock read per event is enough
-    WALL_OFFSET_NS = _originals.time_ns() - _originals.perf_counter_ns()
+
+    def wall_offset_ns():
+        """The wall clock minus ``clock_ns()``, now.
+
+        Calls are stamped with the monotonic clock alone; their wall-clock times
+        are worked out when first read, with the offset of that moment: the wall
+        clock can be stepped (NTP, a virtual machine resumed), and a fixed offset
+        would put every later call off by the step.
+        """
+        before = clock_ns()
+        wall = _originals.time_ns()
+        return wall - (before + clock_ns()) // 2
 
 
 class Caller(tuple):
@@ -142,6 +152,7 @@ class PurePythonCall:
         "_caller",
         "_task",
         "_thread_name",
+        "_wall_offset",  # set when a wall-clock time is first read (no cost on calls nobody times)
     )
 
     _frame = None
@@ -164,8 +175,16 @@ class PurePythonCall:
     module = property(lambda self: self.site.module)
     qualname = property(lambda self: self.site.qualname)
     kind = property(lambda self: self.site.kind, doc="'function', 'generator', 'coroutine', 'async_generator' or 'builtin'.")
-    start_ns = property(lambda self: WALL_OFFSET_NS + self.perf_ns, doc="Wall-clock time of the start, in ns.")
-    end_ns = property(lambda self: None if self.duration_ns is None else WALL_OFFSET_NS + self.perf_ns + self.duration_ns)
+    def _wall_offset_ns(self):
+        # read when first asked, then kept: end_ns - start_ns is the duration exactly
+        try:
+            return self._wall_offset
+        except AttributeError:
+            self._wall_offset = wall_offset_ns()
+            return self._wall_offset
+
+    start_ns = property(lambda self: self._wall_offset_ns() + self.perf_ns, doc="Wall-clock time of the start, in ns.")
+    end_ns = property(lambda self: None if self.duration_ns is None else self._wall_offset_ns() + self.perf_ns + self.duration_ns)
     done = property(lambda self: self.duration_ns is not None)
     args = property(args_of, doc=args_of.__doc__)
     kwargs = property(kwargs_of, doc=kwargs_of.__doc__)

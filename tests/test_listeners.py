@@ -424,3 +424,51 @@ def test_showing_a_value_never_runs_the_programs_repr_by_default(tmp_path):
                         cwd=tmp_path)
     assert result.stdout.strip() == str(['repr ran'] * 6)  # three values, in the start's args and the end's result
     assert read_jsonl(tmp_path / "events.jsonl")[0]["args"][0] == "Lazy()"
+
+
+# Stands in for a wall-clock step (NTP, a virtual machine resumed): CLOCK_REALTIME
+# jumps by whatever the program writes into realtime_step_ns; the monotonic clock does not.
+REALTIME_STEP_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <time.h>
+long long realtime_step_ns = 0;
+int clock_gettime(clockid_t id, struct timespec *ts) {
+    static int (*real)(clockid_t, struct timespec *) = 0;
+    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    int rc = real(id, ts);
+    if (rc == 0 && id == CLOCK_REALTIME && realtime_step_ns) {
+        long long ns = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + realtime_step_ns;
+        ts->tv_sec = ns / 1000000000LL;
+        ts->tv_nsec = ns % 1000000000LL;
+    }
+    return rc;
+}
+"""
+
+STEPPED_CLOCK_APP = """
+import ctypes, time
+def work():
+    return time.time_ns()
+unstepped = work()
+ctypes.c_longlong.in_dll(ctypes.CDLL(None), "realtime_step_ns").value = 3600 * 10**9
+before = time.time_ns()
+inside = work()
+print(unstepped, before, inside, time.time_ns())
+"""
+
+
+def test_event_times_follow_the_wall_clock_when_it_is_stepped(tmp_path):
+    # CI caught a fixed wall-minus-monotonic offset stamping a call 64 µs before
+    # a time.time_ns() read ahead of it, after the virtual machine's clock moved
+    (tmp_path / "step.c").write_text(REALTIME_STEP_SHIM)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(tmp_path / "step.so"), str(tmp_path / "step.c"), "-ldl"], check=True)
+    write(tmp_path / "app.py", STEPPED_CLOCK_APP)
+    env = clean_env(LD_PRELOAD=str(tmp_path / "step.so"))
+    result = run_driver(["--hook", "__main__:work", "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    unstepped, before, inside, after = map(int, result.stdout.split())
+    assert before - unstepped >= 3600 * 10**9  # the wall clock did jump an hour
+    start, end = read_jsonl(tmp_path / "events.jsonl")[2:]
+    assert (start["event"], end["event"]) == ("start", "end")
+    assert before <= start["ts_ns"] <= inside <= end["ts_ns"] <= after
