@@ -8,7 +8,7 @@ and only built-in and standard-library reprs run unless ``user_reprs`` is set
 (see ``hookwise.saferepr``).
 """
 
-from .saferepr import saferepr, safestr
+from .saferepr import object_repr, saferepr, safestr
 
 DEFAULT_REDACT = (
     "password",
@@ -62,6 +62,8 @@ class Render:
         positional, vararg = layout[0], layout[2]
         shown = [REDACTED if secret(name) else saferepr(value, limit, keys, user_reprs)
                  for name, value in zip(positional, values)]
+        if shown and _builds_its_first_argument(call) and not secret(positional[0]):
+            shown[0] = object_repr(values[0])
         if vararg is not None:
             hidden = secret(vararg)
             shown.extend(REDACTED if hidden else saferepr(value, limit, keys, user_reprs)
@@ -77,11 +79,22 @@ class Render:
     def arguments(self, call, changed_only=False):
         """Reprs by parameter name (only those that differ from a literal default, if asked)."""
         arguments = call.changed_arguments if changed_only else call.arguments
-        return {str(name): self.named(name, value) for name, value in arguments.items()}
+        shown = {str(name): self.named(name, value) for name, value in arguments.items()}
+        layout = call.site.params
+        first = layout[0][0] if layout is not None and layout[0] else None
+        if first in arguments and _builds_its_first_argument(call) and not self.is_secret(first):
+            shown[str(first)] = object_repr(arguments[first])
+        return shown
 
     def exception_text(self, exc):
         """``str(exc)``, bounded; its safe repr if that would run the program's code or fails."""
         return safestr(exc, self.repr_limit, self.user_reprs)
+
+
+def _builds_its_first_argument(call):
+    # The self of an __init__ is half built when the call starts: its class's own
+    # repr would read attributes that do not exist yet (subprocess.Popen's does).
+    return call.site.qualname.rpartition(".")[2] == "__init__"
 
 
 def exception_type_name(exc):

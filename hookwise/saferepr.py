@@ -168,6 +168,14 @@ def _object(value):
     return f"<{kind.__module__}.{kind.__qualname__} object at {id(value):#x}>"
 
 
+def object_repr(value):
+    """``<module.Class object at 0x...>``: what ``object.__repr__`` shows, run no code of the value's."""
+    try:
+        return _object(value)
+    except Exception:
+        return f"<{_type_name(value)} object at {id(value):#x}>"
+
+
 def _way_to_show(value, kind):
     if kind in _LEAVES:
         way = "repr"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import textwrap
 
@@ -279,6 +280,38 @@ def test_the_demo_with_the_embedded_defaults(tmp_path):
     assert any("hookwise-demo.txt" in path for path in opened)
     shell = [e for e in starts if e["target"] == "subprocess:Popen.__init__"][1]
     assert shell["args"][1] == "'echo hello from a shell command'" and shell["args"][9] == "True"  # shell=True
+    assert re.fullmatch(r"<subprocess\.Popen object at 0x[0-9a-f]+>", shell["args"][0])  # not a half-built repr
+
+
+def test_the_self_of_an_init_is_shown_without_running_its_repr(tmp_path):
+    # When __init__ starts, its object is half built: its class's repr would read
+    # attributes that do not exist yet (the demo showed subprocess.Popen's as
+    # "repr() raised AttributeError"), even where the program's reprs may run.
+    write(
+        tmp_path / "app.py",
+        """
+        class Point:
+            def __init__(self, x):
+                self.x = x
+            def __repr__(self):
+                return f"Point({self.x})"
+            def moved(self, dx):
+                return Point(self.x + dx)
+        Point(1).moved(2)
+        """,
+    )
+    result = run_driver(["--user-reprs", "--hook", "__main__:Point.*", "--listener", "jsonl=e.jsonl",
+                         "--listener", "console", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    starts = {(e["target"], e["call_id"]): e["args"] for e in read_jsonl(tmp_path / "e.jsonl") if e["event"] == "start"}
+    built = [args for (target, _), args in starts.items() if target == "__main__:Point.__init__"]
+    assert len(built) == 2
+    for args in built:
+        assert re.fullmatch(r"<__main__\.Point object at 0x[0-9a-f]+>", args[0])
+    assert starts[("__main__:Point.moved", 2)] == ["Point(1)", "2"]
+    assert re.search(r"Point\.__init__\(self=<__main__\.Point object at 0x[0-9a-f]+>, x=1\)", result.stderr)
+    assert "Point.moved(self=Point(1), dx=2)" in result.stderr
+    assert "raised" not in result.stderr
 
 
 def test_the_demo_with_its_toml_hooks(tmp_path):
