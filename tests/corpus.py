@@ -91,10 +91,10 @@ ENTRIES = [
     stdlib("typing", ["typing"]),
     package("more-itertools", "more-itertools==10.5.0", ["more_itertools"]),
     package("attrs", "attrs==24.2.0", ["attr", "attrs"], ["hypothesis==6.155.2", "cloudpickle==3.1.0"]),
-    package("jinja2", "jinja2==3.1.4", ["jinja2"], ["markupsafe==3.0.2"]),
+    package("jinja2", "jinja2==3.1.6", ["jinja2"], ["markupsafe==3.0.2", "trio==0.27.0"]),
     package("click", "click==8.1.7", ["click"]),
-    # 24.0.0's sdist ships no tests; 23.1.1's conftest uses a hook argument pytest 9 removed
-    package("boltons", "boltons==23.1.1", ["boltons"], ["pytest==8.3.5"]),
+    # its conftest uses a hook argument pytest 9 removed
+    package("boltons", "boltons==25.0.0", ["boltons"], ["pytest==8.3.5"]),
     package("toolz", "toolz==1.0.0", ["toolz", "tlz"], tests="toolz/tests"),
     package("pyparsing", "pyparsing==3.1.4", ["pyparsing"], ["railroad-diagrams==3.0.1", "jinja2==3.1.4"]),
 ]
