@@ -33,10 +33,7 @@ class FdWriter:
         self.fd = fd
 
     def write(self, text):
-        data = text.encode("utf-8", "backslashreplace")
-        while data:
-            written = _originals.os_write(self.fd, data)
-            data = data[written:]
+        write_all(self.fd, text.encode("utf-8", "backslashreplace"))
         return len(text)
 
     def flush(self):
@@ -47,6 +44,13 @@ class FdWriter:
 
     def isatty(self):
         return _originals.os_isatty(self.fd)
+
+
+def write_all(fd, data):
+    """Write all of ``data`` to ``fd``: one ``os.write`` unless the disk is full or the file system odd."""
+    written = _originals.os_write(fd, data)
+    while written < len(data):
+        written += _originals.os_write(fd, data[written:])
 
 
 def open_stream():

@@ -78,15 +78,8 @@ def run_path(path, args, installation):
 
 def _run_stdin(args, installation):
     """Run ``python - args``: the program is what stdin holds, named ``<stdin>``."""
-    from importlib.machinery import BuiltinImporter  # what python leaves in __main__.__loader__ here
-
     source = sys.stdin.buffer.read()
-    sys.argv[:] = ["-", *args]
-    _set_path0("")
-    main = _fresh_main()
-    main.__dict__.update(__file__="<stdin>", __cached__=None, __loader__=BuiltinImporter)
-    rewriting = installation.targets.selector(("__main__",)) is not None
-    loader = HookwiseLoader("__main__", "<stdin>", installation, ("__main__",)) if rewriting else None
+    loader, main = _prepare_without_file("<stdin>", "-", args, installation, __file__="<stdin>", __cached__=None)
     _execute(loader, source, "<stdin>", main, installation)
 
 
@@ -98,17 +91,27 @@ def _bytecode_magic():
 
 def run_command(code, args, installation):
     """Run ``python -c CODE``: ``__main__`` without a file, ``sys.path[0]`` the working directory."""
-    from importlib.machinery import BuiltinImporter  # what python leaves in __main__.__loader__ for -c
-
-    sys.argv[:] = ["-c", *args]
-    _set_path0("")
-    main = _fresh_main()
-    main.__dict__["__loader__"] = BuiltinImporter
     if sys.version_info >= (3, 13):
         _show_command_lines_in_tracebacks(code)
-    rewriting = installation.targets.selector(("__main__",)) is not None
-    loader = HookwiseLoader("__main__", "<string>", installation, ("__main__",)) if rewriting else None
+    loader, main = _prepare_without_file("<string>", "-c", args, installation)
     _execute(loader, code, "<string>", main, installation)
+
+
+def _prepare_without_file(filename, argv0, args, installation, **dunders):
+    """(loader or None, fresh __main__) for a program that is no file (``-c``, stdin).
+
+    ``sys.path[0]`` becomes the working directory. The caller runs ``_execute``
+    itself, so that the program has no more driver frames below it than a script.
+    """
+    from importlib.machinery import BuiltinImporter  # what python leaves in __main__.__loader__ then
+
+    sys.argv[:] = [argv0, *args]
+    _set_path0("")
+    main = _fresh_main()
+    main.__dict__.update(__loader__=BuiltinImporter, **dunders)
+    rewriting = installation.targets.selector(("__main__",)) is not None
+    loader = HookwiseLoader("__main__", filename, installation, ("__main__",)) if rewriting else None
+    return loader, main
 
 
 def _show_command_lines_in_tracebacks(code):

@@ -122,19 +122,13 @@ def _write_whole_for(fd):
     of holding it.
     """
     if accel.speedups is None:
-        return _write_whole_releasing_the_gil
+        return report.write_all  # os.write: lets other threads run
     try:
         if not stat.S_ISREG(_originals.os_fstat(fd).st_mode):
             os.set_blocking(fd, False)
     except OSError:
-        return _write_whole_releasing_the_gil
+        return report.write_all
     return accel.speedups.write_whole
-
-
-def _write_whole_releasing_the_gil(fd, data):
-    written = _originals.os_write(fd, data)
-    while written < len(data):  # only on a full disk or an odd file system
-        written += _originals.os_write(fd, data[written:])
 
 
 def _int(value):
