@@ -578,7 +578,7 @@ static PyTypeObject CallType = {
 
 typedef struct {
     PyObject_HEAD
-    PyObject *on;       /* Py_True / Py_False: an object member, so the
+    PyObject *on;       /* Py_True / Py_None: an object member, so the
                            interpreter's LOAD_ATTR specialises the read */
     PyObject *starts;   /* tuples of bound listener methods */
     PyObject *ends;
@@ -635,6 +635,25 @@ restore_limit(void)
     }
 }
 
+/* Call one listener method with slots[1:1+nargs]; slots[0] is scratch space.
+ * A bound method of a Python function (what listeners almost always are) is
+ * called through the function itself, with its `self` in slots[0]: that skips
+ * the bound method's own trampoline and the generic call's checks, a visible
+ * share of a no-op listener's cost. Anything else takes the generic path. */
+static inline PyObject *
+call_listener(PyObject *method, PyObject **slots, Py_ssize_t nargs)
+{
+    if (PyMethod_Check(method) && PyFunction_Check(PyMethod_GET_FUNCTION(method))) {
+        PyObject *function = PyMethod_GET_FUNCTION(method);
+        vectorcallfunc vectorcall = PyVectorcall_Function(function);
+        if (vectorcall != NULL) {
+            slots[0] = PyMethod_GET_SELF(method);
+            return vectorcall(function, slots, (size_t)nargs + 1, NULL);
+        }
+    }
+    return PyObject_Vectorcall(method, slots + 1, (size_t)nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
 /* Run `methods` with `call` (and `extra`); returns -1 if a BaseException
  * must propagate (set), 0 otherwise. `*blocked` collects a Blocked. */
 static int
@@ -652,12 +671,12 @@ dispatch(PyObject *methods, CallObject *call, PyObject *extra, PyObject **blocke
     PyObject *previous = tls_busy;
     Py_INCREF(methods); /* a listener may reconfigure the site meanwhile */
     tls_busy = (PyObject *)call;
-    /* a free slot before the arguments lets a bound method put `self` there */
+    /* slots[0] is free for a bound method's `self` */
     PyObject *slots[3] = {NULL, (PyObject *)call, extra};
-    size_t nargsf = (extra == NULL ? 1 : 2) | PY_VECTORCALL_ARGUMENTS_OFFSET;
+    Py_ssize_t nargs = extra == NULL ? 1 : 2;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *method = PyTuple_GET_ITEM(methods, i);
-        PyObject *res = PyObject_Vectorcall(method, slots + 1, nargsf, NULL);
+        PyObject *res = call_listener(method, slots, nargs);
         if (res != NULL) {
             Py_DECREF(res);
             continue;
@@ -800,7 +819,8 @@ site_set_dispatch(SiteObject *self, PyObject *args)
                           &PyTuple_Type, &errors, &generator_like)) {
         return NULL;
     }
-    PyObject *flag = PyObject_IsTrue(on) ? Py_True : Py_False;
+    /* None, not False, when off: see the `on` member */
+    PyObject *flag = PyObject_IsTrue(on) ? Py_True : Py_None;
     Py_INCREF(flag);
     Py_SETREF(self->on, flag);
     Py_INCREF(starts);
@@ -825,8 +845,8 @@ site_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_DECREF(self);
         return NULL;
     }
-    Py_INCREF(Py_False);
-    self->on = Py_False;
+    Py_INCREF(Py_None);
+    self->on = Py_None;
     self->starts = empty;
     Py_INCREF(empty);
     self->ends = empty;
@@ -875,7 +895,7 @@ static PyMethodDef site_methods[] = {
 };
 
 static PyMemberDef site_members[] = {
-    {"on", T_OBJECT_EX, offsetof(SiteObject, on), READONLY, "True when some listener hears this site"},
+    {"on", T_OBJECT_EX, offsetof(SiteObject, on), READONLY, "True when some listener hears this site, else None"},
     {"_starts", T_OBJECT_EX, offsetof(SiteObject, starts), READONLY, NULL},
     {"_ends", T_OBJECT_EX, offsetof(SiteObject, ends), READONLY, NULL},
     {"_errors", T_OBJECT_EX, offsetof(SiteObject, errors), READONLY, NULL},

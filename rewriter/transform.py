@@ -15,7 +15,7 @@ object; the ``_hw@`` names are not identifiers, so they cannot clash):
 
     def f(a, b=1):
         "doc"
-        _hw@call = SITE.start((a, b)) if SITE.on else None
+        _hw@call = SITE.on and SITE.start((a, b))
         try:
             body...
             return (_hw@result := value)
@@ -35,6 +35,10 @@ Why this shape:
   return cancelled by ``break``/``continue`` in ``finally`` is overwritten later,
   or by the ``else`` branch that runs when the body falls off its end.
 - The bare ``raise`` re-raises the exception unchanged, with its traceback.
+- ``SITE.on`` is True or None, never False, so the prologue leaves None in
+  ``_hw@call`` when the site is off; the bytecode is one instruction shorter
+  than with ``start(...) if on else None`` on 3.10/3.11 (the same on 3.12+),
+  and a site that is off costs about ten instructions in all.
 - ``SITE.error`` returns None, so ``finally`` reports nothing more after an error.
 - The prologue runs before ``try``: a listener that blocks the call raises out of
   it without an error event being reported twice.
@@ -193,10 +197,12 @@ class _Instrumenter:
         here = _location_of(anchor)
         prologue = ast.Assign(
             targets=[_store(names.CALL, here)],
-            value=ast.IfExp(
-                test=_attribute(site, "on", here),
-                body=_method_call(site, "start", [ast.Tuple(elts=_argument_loads(node.args, here), ctx=_LOAD, **here)], here),
-                orelse=ast.Constant(None, **here),
+            value=ast.BoolOp(
+                op=ast.And(),
+                values=[
+                    _attribute(site, "on", here),
+                    _method_call(site, "start", [ast.Tuple(elts=_argument_loads(node.args, here), ctx=_LOAD, **here)], here),
+                ],
                 **here,
             ),
             **here,

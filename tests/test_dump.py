@@ -34,7 +34,7 @@ def test_dump_diff_shows_only_the_injected_code():
     added = [line for line in result.stdout.splitlines() if line.startswith("+") and not line.startswith("+++")]
     removed = [line for line in result.stdout.splitlines() if line.startswith("-") and not line.startswith("---")]
     assert removed == ["-    return [x, x]"]
-    assert "+    _hookwise_call = _hookwise_site_0.start((x,)) if _hookwise_site_0.on else None" in added
+    assert "+    _hookwise_call = _hookwise_site_0.on and _hookwise_site_0.start((x,))" in added
     assert "+        return (_hookwise_result := [x, x])" in added
 
 

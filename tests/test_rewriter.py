@@ -32,7 +32,7 @@ def expected(text):
 
 WRAPPED_F = """
     def f(a, b=1):
-        _hookwise_call = _hookwise_site_0.start((a, b)) if _hookwise_site_0.on else None
+        _hookwise_call = _hookwise_site_0.on and _hookwise_site_0.start((a, b))
         try:
             return (_hookwise_result := (a + b))
         except BaseException:
@@ -209,7 +209,7 @@ def test_injected_names_cannot_be_written_by_users():
 
 def test_readable_names_avoid_collisions_with_user_names():
     text = shown("def f(_hookwise_call):\n    return _hookwise_call\n")
-    assert "_hookwise_call_ = _hookwise_site_0.start((_hookwise_call,))" in text
+    assert "_hookwise_call_ = _hookwise_site_0.on and _hookwise_site_0.start((_hookwise_call,))" in text
     compile(text, "<shown>", "exec")  # the dump is valid Python
 
 
@@ -350,7 +350,7 @@ def _code_fingerprint(code):
 
 
 class _NullSite:
-    on = False
+    on = None  # what an off site holds: the prologue leaves it in the call variable
 
 
 def _bound(tree, filename="<bound>"):

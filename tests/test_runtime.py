@@ -382,3 +382,23 @@ def test_secrets_are_hidden_in_namespaces_partials_and_user_dicts():
         "functools.partial(<built-in function print>, 'bob', password='***')",
         "UserDict({'token': '***'})",
     ]
+
+
+def test_no_op_methods_inherited_from_listener_are_not_called():
+    """A Listener subclass pays only for what it defines: each method called costs a frame."""
+    from hookwise import Listener
+    from hookwise.runtime import _methods
+
+    class OnlyEnd(Listener):
+        def end(self, call, result):
+            pass
+
+    only_end, with_own_error = OnlyEnd(), OnlyEnd()
+    with_own_error.error = lambda call, exc: None  # set on the instance: still the listener's own
+    assert _methods([only_end, with_own_error], "start") == ()
+    assert _methods([only_end, with_own_error], "error") == (with_own_error.error,)
+    assert [method.__func__ for method in _methods([only_end], "end")] == [OnlyEnd.end]
+
+    recorder = Recorder()
+    namespace, _ = load_rewritten(SOURCE, listeners=[only_end, recorder])
+    assert namespace["add"](1, 2) == 3 and [call.result for call in recorder.calls] == [3]
