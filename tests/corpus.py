@@ -314,8 +314,10 @@ def check_entry(entry, version, interpreter, pure, timeout, keep_logs, log):
         log.write(f"\n===== {entry.name} on {version}: plain ({plain_code}) =====\n{plain_out[-5000:]}\n")
         log.write(f"===== {entry.name} on {version}: hooked ({hooked_code}) =====\n{hooked_out[-20000:]}\n")
         log.flush()
+        # same results, but failing ones: the entry no longer shows hookwise running a passing suite
+        plain_fails = plain_code != 0 or any((plain or {}).get(key) for key in ("failures", "errors", "failed", "error"))
         return {"entry": entry.name, "python": version, "plain": plain, "hooked": hooked, "calls": calls,
-                "plain_s": plain_time, "hooked_s": hooked_time, "problems": problems}
+                "plain_s": plain_time, "hooked_s": hooked_time, "problems": problems, "plain_fails": plain_fails}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -346,6 +348,7 @@ def main(argv=None):
     os.makedirs(CACHE, exist_ok=True)
     log_path = os.path.join(CACHE, "corpus.log")
     failures = 0
+    plain_failures = []
     print(f"{'entry':16s} {'python':6s} {'plain':42s} {'hooked':42s} {'calls':>9s} {'time':>13s}  verdict")
     with open(log_path, "w") as log:
         for version, interpreter in interpreters.items():
@@ -357,11 +360,19 @@ def main(argv=None):
                 except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
                     result = {"entry": entry.name, "python": version, "plain": None, "hooked": None, "calls": 0,
                               "plain_s": 0, "hooked_s": 0, "problems": [f"setup failed: {exc}"]}
-                verdict = "OK" if not result["problems"] else "DIFF: " + "; ".join(result["problems"])
+                if result["problems"]:
+                    verdict = "DIFF: " + "; ".join(result["problems"])
+                elif result.get("plain_fails"):
+                    verdict = "OK, SAME FAILURES: the plain run fails too"
+                    plain_failures.append(f"{entry.name} on {version}")
+                else:
+                    verdict = "OK"
                 failures += bool(result["problems"])
                 timing = f"{result['plain_s']:5.1f}s/{result['hooked_s']:5.1f}s"
                 print(f"{entry.name:16s} {version:6s} {describe(result['plain']):42s} {describe(result['hooked']):42s} "
                       f"{result['calls']:9d} {timing:>13s}  {verdict}", flush=True)
+    if plain_failures:
+        print(f"\nfailing without hookwise (pick a version whose suite passes): {', '.join(plain_failures)}")
     print(f"\nfull output of every run: {log_path}")
     return 1 if failures else 0
 
