@@ -118,6 +118,16 @@ class NoopListener:
         pass
 
 
+class EndOnlyListener:
+    """A listener that needs only finished calls: one method per call, still the full Call."""
+
+    def end(self, call, result):
+        pass
+
+    def error(self, call, exc):
+        pass
+
+
 def noop_callback(*args):
     pass
 
@@ -237,6 +247,7 @@ def build_variants(tmpdir):
         ("bare", "bare call (no hookwise)", shapes(plain)),
         ("hooked_off", "hookwise, no listener interested", shapes(load_hooked([]))),
         ("hooked_noop", "hookwise, one no-op listener (full Call)", shapes(load_hooked([NoopListener()]))),
+        ("hooked_end_only", "hookwise, no-op listener of end/error only", shapes(load_hooked([EndOnlyListener()]))),
         ("hooked_jsonl", "hookwise, JSONL listener to a file", shapes(load_hooked([jsonl_listener]))),
         ("closure", "closure wrapper, same data, no-op callbacks", shapes(plain, closure_wrapper)),
         ("original_style", "original project's wrapper style", shapes(plain, original_project_wrapper)),
