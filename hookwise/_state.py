@@ -1,22 +1,21 @@
 """Per-process and per-thread state shared by the runtime and the call record.
 
-``local.busy`` holds the Call whose listeners are running on this thread (None
-otherwise). While it is set, hooked functions that the listeners call report
-nothing: this is the recursion guard.
+``busy[thread id]`` holds the Call whose listeners are running on that thread
+(no entry otherwise). While it is set, hooked functions that the listeners call
+report nothing: this is the recursion guard of the pure-Python runtime (the C
+accelerator keeps its own, in a C thread-local).
 """
 
 import os
 import sys
-from _thread import _local
-
 from . import _originals
 
-
-class _ThreadState(_local):
-    busy = None
-
-
-local = _ThreadState()
+# A dict keyed by thread id rather than a threading.local: the hot path reads
+# and writes it on every reported event, and a threading.local attribute costs
+# about three times a dict access (~50 ns against ~15 on 3.12). An entry lives
+# only while its thread runs listeners or quiet code, so no dead thread's id
+# stays behind to be inherited by a new thread that gets the same id.
+busy = {}
 pid = _originals.os_getpid()
 main_thread_id = _originals.get_ident()
 
@@ -24,6 +23,12 @@ main_thread_id = _originals.get_ident()
 def _after_fork_in_child():
     global pid
     pid = _originals.os_getpid()
+    # only the forking thread lives on: another thread's entry would silence
+    # whichever new thread of the child happened to get its id
+    mine = busy.get(_originals.get_ident())
+    busy.clear()
+    if mine is not None:
+        busy[_originals.get_ident()] = mine
     from . import accel
 
     if accel.ACTIVE:
@@ -70,9 +75,9 @@ class quiet:
         if accel.ACTIVE:
             self._was = accel.speedups.set_quiet(True)
         else:
-            self._was = local.busy
-            if local.busy is None:
-                local.busy = _QUIET
+            self._was = busy.get(_originals.get_ident())
+            if self._was is None:
+                busy[_originals.get_ident()] = _QUIET
         return self
 
     def __exit__(self, *exc_info):
@@ -80,6 +85,8 @@ class quiet:
 
         if accel.ACTIVE:
             accel.speedups.set_quiet(self._was)
+        elif self._was is None:
+            busy.pop(_originals.get_ident(), None)
         else:
-            local.busy = self._was
+            busy[_originals.get_ident()] = self._was
         return False

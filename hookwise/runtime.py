@@ -24,7 +24,8 @@ import itertools
 import types
 
 from . import _originals, _state, accel, report
-from .call import PurePythonCall, args_of, arguments_of, caller_of, changed_arguments_of, kwargs_of, task_of
+from .call import args_of, arguments_of, caller_of, changed_arguments_of, kwargs_of, task_of
+from .call import new_pure_call
 from .listener import Blocked, Listener
 
 BUILTIN = "builtin"
@@ -33,7 +34,7 @@ _GENERATOR_LIKE = frozenset(("generator", "coroutine", "async_generator"))
 _perf_counter_ns = _originals.perf_counter_ns
 _get_ident = _originals.get_ident
 _exc_info = _originals.exc_info
-_local = _state.local
+_busy = _state.busy
 _next_call_id = itertools.count(1).__next__
 
 
@@ -52,11 +53,14 @@ class PurePythonSiteBase:
 
     def start(self, values):
         """Entry: make the Call and tell the listeners; None when the call is not reported."""
-        if _local.busy is not None:
+        thread_id = _get_ident()
+        if thread_id in _busy:
             return None
-        call = PurePythonCall(self, values, _next_call_id(), _get_ident(), _perf_counter_ns())
+        call = new_pure_call(self, values, _next_call_id(), thread_id, _perf_counter_ns())
+        if not self._starts:
+            return call
         blocked = None
-        _local.busy = call
+        _busy[thread_id] = call
         try:
             for listener_start in self._starts:
                 try:
@@ -67,7 +71,7 @@ class PurePythonSiteBase:
                 except Exception as exc:
                     _listener_failed(listener_start, exc)
         finally:
-            _local.busy = None
+            _busy.pop(thread_id, None)
         if blocked is not None:
             blocked.__traceback__ = None  # the caller gets it as if the call raised it: no listener frames
             self._report_error(call, blocked)
@@ -98,8 +102,9 @@ class PurePythonSiteBase:
 
 def _dispatch(methods, call, outcome):
     """Run ``method(call, outcome)`` for each end/error listener; failures are reported, not raised."""
-    previous = _local.busy
-    _local.busy = call
+    thread_id = _get_ident()  # not the call's: a generator may be finished on another thread
+    previous = _busy.get(thread_id)
+    _busy[thread_id] = call
     try:
         for method in methods:
             try:
@@ -107,7 +112,10 @@ def _dispatch(methods, call, outcome):
             except Exception as exc:
                 _listener_failed(method, exc)
     finally:
-        _local.busy = previous
+        if previous is None:
+            _busy.pop(thread_id, None)
+        else:
+            _busy[thread_id] = previous
 
 
 class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):

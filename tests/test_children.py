@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from helpers import DRIVER, clean_env, read_jsonl, run_driver
+from helpers import DRIVER, ROOT, clean_env, read_jsonl, run_driver, run_python
 
 CHILD = """
 import os, sys
@@ -417,3 +417,33 @@ def test_a_child_run_with_dash_m_has_its_main_module_hooked(tmp_path):
     events = read_jsonl(tmp_path / "events.jsonl")
     assert [(e["event"], e["target"]) for e in events] == [("start", "__main__:child_main_work"), ("end", "__main__:child_main_work")]
     assert events[0]["pid"] != os.getpid()
+
+
+def test_a_fork_forgets_the_other_threads_listener_state(tmp_path):
+    """The pure runtime keeps "listeners running here" per thread id: in a child, only the forking
+    thread exists, and a new thread that got a stale id would report nothing."""
+    write(tmp_path / "app.py", """
+        import os, threading
+        from hookwise import _state
+        entered, release = threading.Event(), threading.Event()
+        def in_listener_code():
+            with _state.quiet():
+                entered.set()
+                release.wait()
+        worker = threading.Thread(target=in_listener_code)
+        worker.start()
+        entered.wait()
+        with _state.quiet():
+            print("parent", worker.ident in _state.busy, threading.get_ident() in _state.busy, flush=True)
+            pid = os.fork()
+            if pid == 0:
+                print("child", worker.ident in _state.busy, threading.get_ident() in _state.busy, flush=True)
+                os._exit(0)
+        os.waitpid(pid, 0)
+        release.set()
+        worker.join()
+        print("after", _state.busy)
+    """)
+    result = run_python(["app.py"], cwd=tmp_path, env=clean_env(HOOKWISE_PURE_PYTHON="1", PYTHONPATH=ROOT))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["parent True True", "child False True", "after {}"]
