@@ -8,6 +8,7 @@ accelerator keeps its own, in a C thread-local).
 
 import os
 import sys
+
 from . import _originals
 
 # A dict keyed by thread id rather than a threading.local: the hot path reads

@@ -24,8 +24,7 @@ import itertools
 import types
 
 from . import _originals, _state, accel, report
-from .call import args_of, arguments_of, caller_of, changed_arguments_of, kwargs_of, task_of
-from .call import new_pure_call
+from .call import args_of, arguments_of, caller_of, changed_arguments_of, kwargs_of, new_pure_call, task_of
 from .listener import Blocked, Listener
 
 BUILTIN = "builtin"
