@@ -21,12 +21,20 @@ pid = _originals.os_getpid()
 main_thread_id = _originals.get_ident()
 
 
+def busy_here():
+    """What runs hookwise code on this thread: a Call whose listeners run, the quiet marker, or None.
+
+    (The pure runtime's hot path reads ``busy`` itself, with the thread id it needs anyway.)
+    """
+    return busy.get(_originals.get_ident())
+
+
 def _after_fork_in_child():
     global pid
     pid = _originals.os_getpid()
     # only the forking thread lives on: another thread's entry would silence
     # whichever new thread of the child happened to get its id
-    mine = busy.get(_originals.get_ident())
+    mine = busy_here()
     busy.clear()
     if mine is not None:
         busy[_originals.get_ident()] = mine
@@ -76,7 +84,7 @@ class quiet:
         if accel.ACTIVE:
             self._was = accel.speedups.set_quiet(True)
         else:
-            self._was = busy.get(_originals.get_ident())
+            self._was = busy_here()
             if self._was is None:
                 busy[_originals.get_ident()] = _QUIET
         return self

@@ -187,14 +187,14 @@ class PurePythonCall:
     def caller(self):
         """``Caller(file, line, function)`` of the code that made the call, or None."""
         if self._caller is _MISSING:
-            self._caller = caller_of(self) if _state.busy.get(_originals.get_ident()) is self else None
+            self._caller = caller_of(self) if _state.busy_here() is self else None
         return self._caller
 
     @property
     def task(self):
         """Name of the asyncio task that made the call, or None outside of one."""
         if self._task is _MISSING:
-            self._task = task_of(self) if _state.busy.get(_originals.get_ident()) is self else None
+            self._task = task_of(self) if _state.busy_here() is self else None
         return self._task
 
     def __repr__(self):
