@@ -266,10 +266,16 @@ absorb_listener_error(PyObject *method)
 
 /* ------------------------------------------------------------- the Call */
 
+/* The argument values of most calls are kept in the Call itself: packing them
+ * into a tuple (allocate, track, untrack, free through the trashcan) cost a
+ * no-op-listener call about as much as everything else the Call does. The
+ * tuple is made when a listener first reads `values`. */
+#define CALL_INLINE_VALUES 6
+
 typedef struct {
     PyObject_HEAD
     PyObject *site;
-    PyObject *values;
+    PyObject *values;      /* tuple, or NULL while they are in inline_values */
     PyObject *result;
     PyObject *exception;
     PyObject *frame;       /* caller's frame, for calls through a Wrapper */
@@ -283,36 +289,60 @@ typedef struct {
     long pid;
     long long wall_offset;  /* see call_wall_offset */
     int wall_offset_known;
+    Py_ssize_t n_inline;
+    PyObject *inline_values[CALL_INLINE_VALUES];
 } CallObject;
 
 static PyTypeObject CallType;
 
 /* Finished Call objects kept for reuse: allocation is a visible share of a
- * hooked call. Chained through their `values` field. */
+ * hooked call. Chained through their `site` field. */
 #define CALL_FREELIST_MAX 256
 static CallObject *call_freelist = NULL;
 static int call_freelist_size = 0;
 
+/* A running Call of `site` with the argument values items[0:n]. */
 static CallObject *
-call_new(PyObject *site, PyObject *values)
+call_new(PyObject *site, PyObject *const *items, Py_ssize_t n)
 {
+    PyObject *values = NULL;
+    if (n > CALL_INLINE_VALUES) {
+        values = PyTuple_New(n);
+        if (values == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_INCREF(items[i]);
+            PyTuple_SET_ITEM(values, i, items[i]);
+        }
+    }
     CallObject *call;
     if (call_freelist != NULL) {
         call = call_freelist;
-        call_freelist = (CallObject *)call->values;
+        call_freelist = (CallObject *)call->site;
         call_freelist_size--;
         PyObject_Init((PyObject *)call, &CallType);
     }
     else {
         call = PyObject_GC_New(CallObject, &CallType);
         if (call == NULL) {
+            Py_XDECREF(values);
             return NULL;
         }
     }
     Py_INCREF(site);
     call->site = site;
-    Py_INCREF(values);
     call->values = values;
+    if (values == NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_INCREF(items[i]);
+            call->inline_values[i] = items[i];
+        }
+        call->n_inline = n;
+    }
+    else {
+        call->n_inline = 0;
+    }
     Py_INCREF(Py_None);
     call->result = Py_None;
     Py_INCREF(Py_None);
@@ -342,6 +372,9 @@ call_traverse(CallObject *self, visitproc visit, void *arg)
     Py_VISIT(self->caller);
     Py_VISIT(self->task);
     Py_VISIT(self->thread_name);
+    for (Py_ssize_t i = 0; i < self->n_inline; i++) {
+        Py_VISIT(self->inline_values[i]);
+    }
     return 0;
 }
 
@@ -356,6 +389,11 @@ call_clear(CallObject *self)
     Py_CLEAR(self->caller);
     Py_CLEAR(self->task);
     Py_CLEAR(self->thread_name);
+    Py_ssize_t n = self->n_inline;
+    self->n_inline = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_CLEAR(self->inline_values[i]);
+    }
     return 0;
 }
 
@@ -365,7 +403,7 @@ call_dealloc(CallObject *self)
     PyObject_GC_UnTrack(self);
     call_clear(self);
     if (call_freelist_size < CALL_FREELIST_MAX) {
-        self->values = (PyObject *)call_freelist;
+        self->site = (PyObject *)call_freelist;
         call_freelist = self;
         call_freelist_size++;
         return;
@@ -504,6 +542,26 @@ call_get_thread_name(CallObject *self, void *c)
     return self->thread_name;
 }
 
+/* The argument values as a tuple, made on first read from the inline ones. */
+static PyObject *
+call_get_values(CallObject *self, void *c)
+{
+    if (self->values == NULL) {
+        PyObject *values = PyTuple_New(self->n_inline);
+        if (values == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < self->n_inline; i++) {
+            PyTuple_SET_ITEM(values, i, self->inline_values[i]); /* the tuple takes the reference */
+            self->inline_values[i] = NULL;
+        }
+        self->n_inline = 0;
+        self->values = values;
+    }
+    Py_INCREF(self->values);
+    return self->values;
+}
+
 static PyObject *
 call_get_frame(CallObject *self, void *c)
 {
@@ -530,7 +588,6 @@ call_repr(CallObject *self)
 
 static PyMemberDef call_members[] = {
     {"site", T_OBJECT_EX, offsetof(CallObject, site), READONLY, NULL},
-    {"values", T_OBJECT_EX, offsetof(CallObject, values), READONLY, NULL},
     {"result", T_OBJECT_EX, offsetof(CallObject, result), READONLY, NULL},
     {"exception", T_OBJECT_EX, offsetof(CallObject, exception), READONLY, NULL},
     {"call_id", T_LONGLONG, offsetof(CallObject, call_id), READONLY, NULL},
@@ -549,6 +606,7 @@ static PyGetSetDef call_getset[] = {
     {"start_ns", (getter)call_get_start_ns, NULL, "wall-clock ns of the start", NULL},
     {"perf_ns", (getter)call_get_perf_ns, NULL, "the start on the clock_ns() clock", NULL},
     {"end_ns", (getter)call_get_end_ns, NULL, NULL, NULL},
+    {"values", (getter)call_get_values, NULL, "the argument values, in the order of the site's params", NULL},
     {"args", (getter)call_get_args, NULL, NULL, NULL},
     {"kwargs", (getter)call_get_kwargs, NULL, NULL, NULL},
     {"arguments", (getter)call_get_arguments, NULL, NULL, NULL},
@@ -725,12 +783,12 @@ site_report_end(SiteObject *site, CallObject *call, PyObject *result)
 /* The start of a call: a new Call, None when it is not reported, or NULL
  * with an exception set (Blocked, or a BaseException from a listener). */
 static PyObject *
-site_start_impl(SiteObject *site, PyObject *values, PyObject *frame)
+site_start_impl(SiteObject *site, PyObject *const *values, Py_ssize_t n, PyObject *frame)
 {
     if (tls_busy != NULL) {
         Py_RETURN_NONE;
     }
-    CallObject *call = call_new((PyObject *)site, values);
+    CallObject *call = call_new((PyObject *)site, values, n);
     if (call == NULL) {
         return NULL;
     }
@@ -759,14 +817,12 @@ site_start_impl(SiteObject *site, PyObject *values, PyObject *frame)
     return (PyObject *)call;
 }
 
+/* start(*values): the hooked function's argument values, in the order of
+ * the site's params, passed one by one (no tuple to build). */
 static PyObject *
 site_start(SiteObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, "start(values)");
-        return NULL;
-    }
-    return site_start_impl(self, args[0], NULL);
+    return site_start_impl(self, args, nargs, NULL);
 }
 
 static PyObject *
@@ -887,7 +943,7 @@ static PyMethodDef site_methods[] = {
     /* METH_FASTCALL, not METH_O: on 3.11 the interpreter counts a METH_O call
        against the recursion limit, and hooked code must have the same depth
        to spare as the original */
-    {"start", (PyCFunction)(void (*)(void))site_start, METH_FASTCALL, "start(values) -> Call or None"},
+    {"start", (PyCFunction)(void (*)(void))site_start, METH_FASTCALL, "start(*values) -> Call or None"},
     {"end", (PyCFunction)(void (*)(void))site_end, METH_FASTCALL, "end(call, result)"},
     {"error", (PyCFunction)(void (*)(void))site_error, METH_FASTCALL, "error(call) -> None, from an except block"},
     {"_set_dispatch", (PyCFunction)site_set_dispatch, METH_VARARGS, NULL},
@@ -946,13 +1002,14 @@ is_quiet_caller(void)
     return 0;
 }
 
-/* (args tuple, kwargs dict) from a vectorcall. */
-static PyObject *
-pack_values(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* values[0] = args tuple, values[1] = kwargs dict, from a vectorcall:
+ * new references on success (0), nothing on failure (-1). */
+static int
+pack_values(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **values)
 {
     PyObject *positional = PyTuple_New(nargs);
     if (positional == NULL) {
-        return NULL;
+        return -1;
     }
     for (Py_ssize_t i = 0; i < nargs; i++) {
         Py_INCREF(args[i]);
@@ -961,7 +1018,7 @@ pack_values(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     PyObject *keywords = PyDict_New();
     if (keywords == NULL) {
         Py_DECREF(positional);
-        return NULL;
+        return -1;
     }
     if (kwnames != NULL) {
         Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
@@ -969,14 +1026,13 @@ pack_values(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
             if (PyDict_SetItem(keywords, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
                 Py_DECREF(positional);
                 Py_DECREF(keywords);
-                return NULL;
+                return -1;
             }
         }
     }
-    PyObject *values = PyTuple_Pack(2, positional, keywords);
-    Py_DECREF(positional);
-    Py_DECREF(keywords);
-    return values;
+    values[0] = positional;
+    values[1] = keywords;
+    return 0;
 }
 
 static PyObject *
@@ -987,13 +1043,14 @@ wrapper_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     if (site->on != Py_True || tls_busy != NULL || is_quiet_caller()) {
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
-    PyObject *values = pack_values(args, PyVectorcall_NARGS(nargsf), kwnames);
-    if (values == NULL) {
+    PyObject *values[2];
+    if (pack_values(args, PyVectorcall_NARGS(nargsf), kwnames, values) < 0) {
         return NULL;
     }
     PyObject *frame = (PyObject *)PyEval_GetFrame(); /* borrowed: the caller's */
-    PyObject *call = site_start_impl(site, values, frame);
-    Py_DECREF(values);
+    PyObject *call = site_start_impl(site, values, 2, frame);
+    Py_DECREF(values[0]);
+    Py_DECREF(values[1]);
     if (call == NULL) {
         return NULL;
     }

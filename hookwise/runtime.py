@@ -1,7 +1,7 @@
 """The dispatch runtime: what instrumented code calls, and who hears about it.
 
 Each hooked function has one ``Site``. Rewritten code reaches it through a
-constant and calls ``site.start(values)`` on entry, ``site.end(call, result)``
+constant and calls ``site.start(*values)`` on entry, ``site.end(call, result)``
 on return and ``site.error(call)`` when an exception leaves the function;
 attribute-replacement wrappers call the same three methods. ``site.on`` is
 True when some listener wants the function and None otherwise, and then the
@@ -50,8 +50,11 @@ class PurePythonSiteBase:
         self._generator_like = generator_like
         self.on = True if on else None
 
-    def start(self, values):
-        """Entry: make the Call and tell the listeners; None when the call is not reported."""
+    def start(self, *values):
+        """Entry: make the Call and tell the listeners; None when the call is not reported.
+
+        ``values`` are the argument values in the order of the site's params.
+        """
         thread_id = _get_ident()
         if thread_id in _busy:
             return None

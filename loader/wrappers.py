@@ -113,7 +113,7 @@ def _python_wrapper(site, original, adjust):
     def wrapper(*args, **kwargs):
         call = None
         if site.on and _getframe(1).f_globals.get("__name__") not in _QUIET_CALLERS:
-            call = site.start((args, kwargs))
+            call = site.start(args, kwargs)
         try:
             # inside the try: adjusting compiles the code for exec/eval, and its
             # SyntaxError is the call's own error, reported and shown as such

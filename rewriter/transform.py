@@ -15,7 +15,7 @@ object; the ``_hw@`` names are not identifiers, so they cannot clash):
 
     def f(a, b=1):
         "doc"
-        _hw@call = SITE.on and SITE.start((a, b))
+        _hw@call = SITE.on and SITE.start(a, b)
         try:
             body...
             return (_hw@result := value)
@@ -201,7 +201,7 @@ class _Instrumenter:
                 op=ast.And(),
                 values=[
                     _attribute(site, "on", here),
-                    _method_call(site, "start", [ast.Tuple(elts=_argument_loads(node.args, here), ctx=_LOAD, **here)], here),
+                    _method_call(site, "start", _argument_loads(node.args, here), here),
                 ],
                 **here,
             ),

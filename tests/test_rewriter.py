@@ -32,7 +32,7 @@ def expected(text):
 
 WRAPPED_F = """
     def f(a, b=1):
-        _hookwise_call = _hookwise_site_0.on and _hookwise_site_0.start((a, b))
+        _hookwise_call = _hookwise_site_0.on and _hookwise_site_0.start(a, b)
         try:
             return (_hookwise_result := (a + b))
         except BaseException:
@@ -101,7 +101,7 @@ def test_returns_of_nested_functions_belong_to_them():
 
 def test_arguments_are_passed_in_signature_order():
     text = shown("def f(a, /, b, *args, c, d=2, **kwargs):\n    pass\n")
-    assert "_hookwise_site_0.start((a, b, args, c, d, kwargs))" in text
+    assert "_hookwise_site_0.start(a, b, args, c, d, kwargs)" in text
     _, sites = rewrite("def f(a, /, b, *args, c, d=2, **kwargs):\n    pass\n")
     assert sites[0].params == (("a", "b"), 1, "args", ("c", "d"), "kwargs", (("d", 2),))
 
@@ -209,7 +209,7 @@ def test_injected_names_cannot_be_written_by_users():
 
 def test_readable_names_avoid_collisions_with_user_names():
     text = shown("def f(_hookwise_call):\n    return _hookwise_call\n")
-    assert "_hookwise_call_ = _hookwise_site_0.on and _hookwise_site_0.start((_hookwise_call,))" in text
+    assert "_hookwise_call_ = _hookwise_site_0.on and _hookwise_site_0.start(_hookwise_call)" in text
     compile(text, "<shown>", "exec")  # the dump is valid Python
 
 

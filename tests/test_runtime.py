@@ -402,3 +402,51 @@ def test_no_op_methods_inherited_from_listener_are_not_called():
     recorder = Recorder()
     namespace, _ = load_rewritten(SOURCE, listeners=[only_end, recorder])
     assert namespace["add"](1, 2) == 3 and [call.result for call in recorder.calls] == [3]
+
+
+def test_argument_values_of_any_count_reach_the_call():
+    """The C runtime keeps a few values inside the Call and packs more into a tuple: both read the same."""
+    source = """
+    def none():
+        return 0
+    def eight(a, b, c, d, e, f, g, h):
+        return a + h
+    def six(a, b, c, d, e, f):
+        return f
+    """
+    recorder = Recorder()
+    namespace, _ = load_rewritten(source, listeners=[recorder])
+    assert namespace["none"]() == 0 and namespace["six"](*"abcdef") == "f" and namespace["eight"](*range(8)) == 7
+    no_values, six, eight = recorder.calls
+    assert no_values.values == () and no_values.args == () and no_values.arguments == {}
+    assert six.values == tuple("abcdef") and six.args == tuple("abcdef")
+    assert eight.values == tuple(range(8)) and eight.arguments == dict(zip("abcdefgh", range(8)))
+    assert six.values is six.values  # made once, then kept
+
+
+def test_a_cycle_through_a_calls_argument_values_is_collected():
+    """The garbage collector sees the values a Call holds, wherever it keeps them."""
+    import gc
+    import weakref
+
+    class Keeper:
+        box = None
+
+        def start(self, call):
+            self.box.append(call)  # does not read the values: the C Call still holds them inline
+
+    source = """
+    class Node:
+        def visit(self, a, b):
+            return a
+    """
+    keeper = Keeper()
+    namespace, _ = load_rewritten(source, listeners=[keeper])
+    node = namespace["Node"]()
+    node.box = keeper.box = []
+    assert node.visit(1, 2) == 1  # node -> box -> Call -> node
+    keeper.box = None
+    alive = weakref.ref(node)
+    del node
+    gc.collect()
+    assert alive() is None
