@@ -272,9 +272,9 @@ absorb_listener_error(PyObject *method)
  * tuple is made when a listener first reads `values`. */
 #define CALL_INLINE_VALUES 6
 
-typedef struct CallObject {
+typedef struct {
     PyObject_HEAD
-    PyObject *site;        /* NULL once cleared */
+    PyObject *site;        /* NULL once the collector cleared the Call */
     PyObject *values;      /* tuple, or NULL while they are in inline_values */
     PyObject *result;
     PyObject *exception;
@@ -291,26 +291,13 @@ typedef struct CallObject {
     int wall_offset_known;
     Py_ssize_t n_inline;
     PyObject *inline_values[CALL_INLINE_VALUES];
-    struct CallObject *next_free; /* on the free list: the next one */
 } CallObject;
 
 static PyTypeObject CallType;
 
 /* Finished Call objects kept for reuse: allocation is a visible share of a
- * hooked call.
- *
- * A Call on the list stays tracked by the garbage collector, holding one
- * reference (the list's) and nothing else: untracking it on the way in and
- * tracking it again on the way out were a few percent of a no-op listener's
- * cost. The collector sees it as a live object with no references, and
- * gc.get_objects() can return it: every reader of a Call copes with a
- * cleared one. Not with Py_TRACE_REFS, whose list of live objects a revived
- * object would have to rejoin: there, finished Calls are freed. */
-#ifndef Py_TRACE_REFS
+ * hooked call. Chained through their `site` field. */
 #define CALL_FREELIST_MAX 256
-#else
-#define CALL_FREELIST_MAX 0
-#endif
 static CallObject *call_freelist = NULL;
 static int call_freelist_size = 0;
 
@@ -330,11 +317,11 @@ call_new(PyObject *site, PyObject *const *items, Py_ssize_t n)
         }
     }
     CallObject *call;
-    int recycled = call_freelist != NULL;
-    if (recycled) {
-        call = call_freelist; /* the list's reference becomes the caller's */
-        call_freelist = call->next_free;
+    if (call_freelist != NULL) {
+        call = call_freelist;
+        call_freelist = (CallObject *)call->site;
         call_freelist_size--;
+        PyObject_Init((PyObject *)call, &CallType);
     }
     else {
         call = PyObject_GC_New(CallObject, &CallType);
@@ -370,9 +357,7 @@ call_new(PyObject *site, PyObject *const *items, Py_ssize_t n)
     call->duration_ticks = -1;
     call->wall_offset_known = 0;
     call->start_ticks = now_ticks();
-    if (!recycled) {
-        PyObject_GC_Track(call);
-    }
+    PyObject_GC_Track(call);
     return call;
 }
 
@@ -415,26 +400,21 @@ call_clear(CallObject *self)
 static void
 call_dealloc(CallObject *self)
 {
+    PyObject_GC_UnTrack(self);
+    call_clear(self);
     if (call_freelist_size < CALL_FREELIST_MAX) {
-        /* Revived first, as the list's: clearing can run any code (a
-         * value's __del__), and a collection meanwhile must find a live
-         * object. Py_INCREF keeps a debug build's reference total right. */
-        Py_INCREF(self);
-        call_clear(self);
-        self->next_free = call_freelist;
+        self->site = (PyObject *)call_freelist;
         call_freelist = self;
         call_freelist_size++;
         return;
     }
-    PyObject_GC_UnTrack(self);
-    call_clear(self);
     PyObject_GC_Del(self);
 }
 
 static PyObject *
 call_site_attr(CallObject *self, const char *name)
 {
-    if (self->site == NULL) { /* cleared: the collector's, or on the free list */
+    if (self->site == NULL) { /* cleared: code run by the collector may still read it */
         Py_RETURN_NONE;
     }
     return PyObject_GetAttrString(self->site, name);
@@ -526,9 +506,6 @@ static PyObject *call_get_changed(CallObject *self, void *c) { return call_helpe
 static PyObject *
 call_cached_moment(CallObject *self, PyObject **slot, PyObject *helper)
 {
-    if (self->site == NULL) { /* cleared: caches would outlive it */
-        Py_RETURN_NONE;
-    }
     if (*slot == NULL) {
         if (tls_busy == (PyObject *)self) {
             PyObject *value = call_helper(helper, self);
@@ -552,9 +529,6 @@ static PyObject *call_get_task(CallObject *self, void *c) { return call_cached_m
 static PyObject *
 call_get_thread_name(CallObject *self, void *c)
 {
-    if (self->site == NULL) { /* cleared: caches would outlive it */
-        Py_RETURN_NONE;
-    }
     if (self->thread_name == NULL) {
         PyObject *tid = PyLong_FromUnsignedLong(self->thread_id);
         if (tid == NULL) {
@@ -575,9 +549,6 @@ call_get_thread_name(CallObject *self, void *c)
 static PyObject *
 call_get_values(CallObject *self, void *c)
 {
-    if (self->site == NULL) { /* cleared: nothing to keep */
-        return PyTuple_New(0);
-    }
     if (self->values == NULL) {
         PyObject *values = PyTuple_New(self->n_inline);
         if (values == NULL) {
