@@ -18,6 +18,9 @@ This module must stay free of imports: the rewriter is pure.
 CALL = "_hw@call"
 # Local that receives each returned value (``return (_hw@result := value)``).
 RESULT = "_hw@result"
+# Locals that keep ``_hw@result`` as it was when a try statement began, for the
+# break or continue in its ``finally`` that cancels a return (numbered).
+SAVED_RESULT = "_hw@saved"
 
 INJECTED_PREFIX = "_hw@"
 # The NUL byte makes a clash with a user's string constant practically impossible.

@@ -34,6 +34,11 @@ Why this shape:
   really returned is the last one stored: ``return`` in ``finally`` wins, and a
   return cancelled by ``break``/``continue`` in ``finally`` is overwritten later,
   or by the ``else`` branch that runs when the body falls off its end.
+- Except when the cancelled return ran inside the ``finally`` of another,
+  pending, return: that one goes on with its own value. So a ``break`` or
+  ``continue`` that leaves a ``finally`` puts back the value ``_hw@result``
+  had when that try statement began (``_hw@saved<n>``, kept just before it;
+  such functions start with ``_hw@result = None``).
 - The bare ``raise`` re-raises the exception unchanged, with its traceback.
 - ``SITE.on`` is True or None, never False, so the prologue leaves None in
   ``_hw@call`` when the site is off; the bytecode is one instruction shorter
@@ -192,6 +197,7 @@ class _Instrumenter:
         if not body:
             body = [ast.Pass(**_NOWHERE)]
         _capture_returns(body, type(node) is ast.AsyncFunctionDef)
+        restores = _restore_cancelled_returns(body)
         # Positions are given at construction: walking the new nodes afterwards
         # was a measurable share of rewriting a large module.
         here = _location_of(anchor)
@@ -231,7 +237,8 @@ class _Instrumenter:
             **_NOWHERE,
         )
         wrapper = ast.Try(body=body, handlers=[on_error], orelse=[fell_off_end], finalbody=[on_exit], **here)
-        node.body = docstring + [prologue, wrapper]
+        result_known = [_assign(names.RESULT, ast.Constant(None, **_NOWHERE))] if restores else []
+        node.body = docstring + [prologue, *result_known, wrapper]
 
 
 def _call_is_live():
@@ -267,6 +274,70 @@ def _capture_return(node):
     value = node.value if node.value is not None else ast.Constant(None, **_location_of(node))
     where = _location_of(value)
     node.value = ast.NamedExpr(target=_store(names.RESULT, where), value=value, **where)
+
+
+def _restore_cancelled_returns(body):
+    """Make each ``break``/``continue`` that leaves a ``finally`` restore ``_hw@result``, in place.
+
+    Such a jump cancels whatever return began since its try statement did,
+    and a return pending from before goes on with the value it stored. The
+    value to restore is the one of the outermost try statement the jump leaves
+    through its ``finally``. Returns whether the function has any such jump.
+    """
+    claimed = set()  # ids of the jumps an outer try statement already restores
+    edits = []  # (block, anchor statement, statement to put before it)
+    saves = 0
+    for block, statement in _own_statements_in_blocks(body):
+        if not isinstance(statement, _TRY_STATEMENTS) or not statement.finalbody:
+            continue
+        jumps = [(where, jump) for where, jump in _jumps_out_of(statement.finalbody) if id(jump) not in claimed]
+        if not jumps:
+            continue
+        saved = f"{names.SAVED_RESULT}{saves}"
+        saves += 1
+        edits.append((block, statement, _assign(saved, _load(names.RESULT, _NOWHERE))))
+        for jump_block, jump in jumps:
+            claimed.add(id(jump))
+            edits.append((jump_block, jump, _assign(names.RESULT, _load(saved, _NOWHERE))))
+    for block, anchor, inserted in edits:
+        block.insert(next(i for i, statement in enumerate(block) if statement is anchor), inserted)
+    return saves > 0
+
+
+_TRY_STATEMENTS = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+
+
+def _jumps_out_of(finalbody):
+    """(block, statement) of each break/continue in ``finalbody`` whose loop is outside it."""
+    stack = [finalbody]
+    while stack:
+        block = stack.pop()
+        for statement in block:
+            kind = type(statement)
+            if kind is ast.Break or kind is ast.Continue:
+                yield block, statement
+            elif kind in _LOOPS:
+                stack.append(statement.orelse)  # a loop's own body jumps within it; its else does not
+            elif kind is not ast.FunctionDef and kind is not ast.AsyncFunctionDef and kind is not ast.ClassDef:
+                stack.extend(_child_blocks(statement))
+
+
+def _own_statements_in_blocks(body):
+    """(block, statement) for every statement of a scope's body, outer statements first."""
+    stack = [(body, statement) for statement in reversed(body)]
+    while stack:
+        block, statement = stack.pop()
+        yield block, statement
+        kind = type(statement)
+        if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef or kind is ast.ClassDef:
+            continue
+        for child in reversed(list(_child_blocks(statement))):
+            stack.extend((child, nested) for nested in reversed(child))
+
+
+def _assign(name, value):
+    return ast.Assign(targets=[_store(name, _NOWHERE)], value=value, **_NOWHERE)
 
 
 def _own_blocks(body):

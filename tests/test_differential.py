@@ -252,10 +252,27 @@ def test_async_generators(source, x):
         ["while True:", "    try:", "        return 1", "    finally:", "        x += 1", "        if x < 5:", "            continue"],
         ["try:", "    raise ValueError(x)", "finally:", "    return 'swallowed'"],
         ["try:", "    return 1", "finally:", "    raise KeyError('late')"],
+        # a break that cancels a return begun in a finally: the pending return goes on with its own value
+        ["try:", "    return", "finally:", "    for i in range(1):", "        try:", "            return x",
+         "        finally:", "            break"],
+        # ... through two try statements at once, back to the value from before the outer one
+        ["try:", "    return 'R1'", "finally:", "    for i in range(1):", "        try:", "            return 'R2'",
+         "        finally:", "            try:", "                return 'R3'", "            finally:", "                break"],
+        # ... from a loop's else, which jumps out of the enclosing loop
+        ["try:", "    return 'R1'", "finally:", "    for i in range(1):", "        try:", "            return 'R2'",
+         "        finally:", "            for j in range(0):", "                pass", "            else:", "                break"],
+        # a break of a loop inside the finally cancels nothing
+        ["try:", "    return 'R1'", "finally:", "    for i in range(1):", "        try:", "            return 'R2'",
+         "        finally:", "            for j in range(1):", "                break"],
+        ["try:", "    return 'R1'", "finally:", "    while True:", "        try:", "            return 'R2'",
+         "        finally:", "            x += 1", "            if x < 3:", "                continue", "            break"],
     ],
 )
 def test_known_tricky_bodies(body):
     source = function_source("function", body)
     plain, hooked, events = both(source)
-    assert outcome(lambda log: hooked(0, log)) == outcome(lambda log: plain(0, log))
+    expected = outcome(lambda log: plain(0, log))
+    assert outcome(lambda log: hooked(0, log)) == expected
     assert_paired(events.events)
+    last = events.events[-1]
+    assert last[0] == ("end" if expected[0][0] == "returned" else "error") and last[2] == expected[0][1]
