@@ -177,7 +177,7 @@ class _Instrumenter:
         found = self._globals.get(id(scope))
         if found is None:
             found = self._globals[id(scope)] = set()
-            for statement in _own_statements(scope.body):
+            for _, statement in _own_statements(scope.body):
                 if type(statement) is ast.Global:
                     found.update(statement.names)
         return found
@@ -196,8 +196,8 @@ class _Instrumenter:
         anchor = body[0] if body else docstring[0]
         if not body:
             body = [ast.Pass(**_NOWHERE)]
-        _capture_returns(body, type(node) is ast.AsyncFunctionDef)
-        restores = _restore_cancelled_returns(body)
+        has_finally = _capture_returns(body, type(node) is ast.AsyncFunctionDef)
+        restores = has_finally and _restore_cancelled_returns(body)
         # Positions are given at construction: walking the new nodes afterwards
         # was a measurable share of rewriting a large module.
         here = _location_of(anchor)
@@ -254,12 +254,17 @@ def _capture_returns(body, is_async):
     ``async def`` becomes ``_hw@result = None`` followed by the same bare
     ``return``: an async generator may not return a value, not even None, and
     telling it from a coroutine would mean walking every expression.
+
+    Returns whether the function has a try statement with a ``finally``.
     """
+    has_finally = False
     for block in _own_blocks(body):
         position = 0
         while position < len(block):
             statement = block[position]
-            if type(statement) is ast.Return:
+            if isinstance(statement, _TRY_STATEMENTS) and statement.finalbody:
+                has_finally = True
+            elif type(statement) is ast.Return:
                 if statement.value is None and is_async:
                     block.insert(position, ast.Assign(targets=[_store(names.RESULT, _NOWHERE)],
                                                       value=ast.Constant(None, **_NOWHERE), **_NOWHERE))
@@ -267,6 +272,7 @@ def _capture_returns(body, is_async):
                 else:
                     _capture_return(statement)
             position += 1
+    return has_finally
 
 
 def _capture_return(node):
@@ -287,7 +293,7 @@ def _restore_cancelled_returns(body):
     claimed = set()  # ids of the jumps an outer try statement already restores
     edits = []  # (block, anchor statement, statement to put before it)
     saves = 0
-    for block, statement in _own_statements_in_blocks(body):
+    for block, statement in _own_statements(body):
         if not isinstance(statement, _TRY_STATEMENTS) or not statement.finalbody:
             continue
         jumps = [(where, jump) for where, jump in _jumps_out_of(statement.finalbody) if id(jump) not in claimed]
@@ -323,19 +329,6 @@ def _jumps_out_of(finalbody):
                 stack.extend(_child_blocks(statement))
 
 
-def _own_statements_in_blocks(body):
-    """(block, statement) for every statement of a scope's body, outer statements first."""
-    stack = [(body, statement) for statement in reversed(body)]
-    while stack:
-        block, statement = stack.pop()
-        yield block, statement
-        kind = type(statement)
-        if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef or kind is ast.ClassDef:
-            continue
-        for child in reversed(list(_child_blocks(statement))):
-            stack.extend((child, nested) for nested in reversed(child))
-
-
 def _assign(name, value):
     return ast.Assign(targets=[_store(name, _NOWHERE)], value=value, **_NOWHERE)
 
@@ -354,16 +347,19 @@ def _own_blocks(body):
 
 
 def _own_statements(body):
-    """Every statement of a scope's body, nested blocks included, nested scopes excluded."""
-    stack = list(reversed(body))
+    """(block, statement) for every statement of a scope's body, outer statements first.
+
+    Nested blocks are included, nested scopes are not.
+    """
+    stack = [(body, statement) for statement in reversed(body)]
     while stack:
-        statement = stack.pop()
-        yield statement
+        block, statement = stack.pop()
+        yield block, statement
         kind = type(statement)
         if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef or kind is ast.ClassDef:
             continue
-        for block in _child_blocks(statement):
-            stack.extend(reversed(block))
+        for child in reversed(list(_child_blocks(statement))):
+            stack.extend((child, nested) for nested in reversed(child))
 
 
 def function_kind(node):
