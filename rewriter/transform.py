@@ -219,8 +219,7 @@ class _Instrumenter:
             body=[
                 ast.If(
                     test=_call_is_live(),
-                    body=[ast.Assign(targets=[_store(names.CALL, _NOWHERE)],
-                                     value=_method_call(site, "error", [_load(names.CALL, _NOWHERE)], _NOWHERE), **_NOWHERE)],
+                    body=[_assign(names.CALL, _method_call(site, "error", [_load(names.CALL, _NOWHERE)], _NOWHERE))],
                     orelse=[],
                     **_NOWHERE,
                 ),
@@ -228,7 +227,7 @@ class _Instrumenter:
             ],
             **_NOWHERE,
         )
-        fell_off_end = ast.Assign(targets=[_store(names.RESULT, _NOWHERE)], value=ast.Constant(None, **_NOWHERE), **_NOWHERE)
+        fell_off_end = _assign(names.RESULT, ast.Constant(None, **_NOWHERE))
         on_exit = ast.If(
             test=_call_is_live(),
             body=[ast.Expr(_method_call(site, "end", [_load(names.CALL, _NOWHERE), _load(names.RESULT, _NOWHERE)], _NOWHERE),
@@ -266,8 +265,7 @@ def _capture_returns(body, is_async):
                 has_finally = True
             elif type(statement) is ast.Return:
                 if statement.value is None and is_async:
-                    block.insert(position, ast.Assign(targets=[_store(names.RESULT, _NOWHERE)],
-                                                      value=ast.Constant(None, **_NOWHERE), **_NOWHERE))
+                    block.insert(position, _assign(names.RESULT, ast.Constant(None, **_NOWHERE)))
                     position += 1
                 else:
                     _capture_return(statement)
@@ -330,6 +328,7 @@ def _jumps_out_of(finalbody):
 
 
 def _assign(name, value):
+    """``name = value``, positioned nowhere."""
     return ast.Assign(targets=[_store(name, _NOWHERE)], value=value, **_NOWHERE)
 
 
