@@ -37,9 +37,10 @@ class Render:
         """Whether a parameter name or dict key names a secret (case-insensitive substring)."""
         verdict = self._verdicts.get(name) if type(name) is str else None
         if verdict is None:
-            if not isinstance(name, str) or not self.redact:
+            # by type alone: isinstance() would read a proxy's __class__, a str subclass its own lower()
+            if not issubclass(type(name), str) or not self.redact:
                 return False
-            lowered = name.lower()
+            lowered = str.lower(name)
             verdict = any(word in lowered for word in self.redact)
             if len(self._verdicts) < 10_000:  # dict keys may be data: keep the cache bounded
                 self._verdicts[name] = verdict

@@ -71,7 +71,7 @@ def saferepr(value, limit=DEFAULT_LIMIT, secret=None, user_reprs=False):
 def safestr(value, limit=DEFAULT_LIMIT, user_reprs=False):
     """``str(value)`` (an exception's message), with the same rules as ``saferepr``."""
     try:
-        if isinstance(value, BaseException) and not user_reprs:
+        if issubclass(type(value), BaseException) and not user_reprs:
             if not may_run(type(value), "__str__"):
                 return saferepr(value, limit, None, user_reprs)
             if all(_is_leafy(arg) for arg in value.args):  # its own str(): it only shows those
@@ -187,7 +187,7 @@ def _way_to_show(value, kind):
         way = _WRAPPER_KINDS[kind]
     elif _is_argparse_namespace(kind):
         way = "namespace"
-    elif isinstance(value, BaseException):
+    elif issubclass(kind, BaseException):
         # the built-in repr shows each argument's own repr: show the arguments ourselves
         way = "exception" if _inherited(kind, "__repr__") is BaseException.__repr__ else "object"
     elif _is_stdlib_instance(value, "enum", "Enum") and "_name_" in _own_dict(value):
@@ -217,7 +217,8 @@ _HOLDERS = (
 def _is_stdlib_instance(value, module, name):
     """isinstance(value, module.name), without importing the module (unloaded, it has no instances)."""
     kind = getattr(sys.modules.get(module), name, None)
-    return isinstance(kind, type) and isinstance(value, kind)
+    # by type(value) alone: isinstance() falls back to value.__class__, which a lazy proxy computes
+    return isinstance(kind, type) and issubclass(type(value), kind)
 
 
 def _own_dict(value):
@@ -248,17 +249,18 @@ def _repr_is_trusted(kind):
 
 def _contents(value):
     """What a subclass of a built-in container, a deque or a dict view holds, as a built-in container."""
-    if isinstance(value, dict):
+    kind = type(value)  # never isinstance(value, ...): it reads value.__class__, the program's code
+    if issubclass(kind, dict):
         return dict(dict.items(value))
     for base in (list, tuple, set, frozenset):
-        if isinstance(value, base):
+        if issubclass(kind, base):
             return base(base.__iter__(value))
     deque = getattr(sys.modules.get("collections"), "deque", None)
-    if deque is not None and isinstance(value, deque):
+    if deque is not None and issubclass(kind, deque):
         return list(deque.__iter__(value))
     if type(value) in _DICT_VIEWS:
         return list(value)
-    if isinstance(value, types.MappingProxyType):
+    if issubclass(kind, types.MappingProxyType):
         return dict(value.items())
     if _is_stdlib_instance(value, "collections", "UserDict") or _is_stdlib_instance(value, "collections", "UserList"):
         data = _own_dict(value).get("data")
@@ -327,7 +329,7 @@ except ImportError:  # pragma: no cover
 def _fields_of(value, kind):
     """(name, value) pairs of a dataclass, named tuple or attrs instance, read without running its code."""
     try:
-        if isinstance(value, tuple) and isinstance(getattr(kind, "_fields", None), tuple):
+        if issubclass(kind, tuple) and isinstance(getattr(kind, "_fields", None), tuple):
             return list(zip(kind._fields, tuple.__iter__(value)))
         declared = _inherited(kind, "__dataclass_fields__")
         if isinstance(declared, dict):  # only real fields: not ClassVar or InitVar pseudo-fields
