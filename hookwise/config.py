@@ -41,7 +41,7 @@ _KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": in
               "user_reprs": bool}
 
 # Built-in listeners whose argument is an output path: children get it absolute.
-_PATH_LISTENERS = ("jsonl", "chrome", "html", "stats")
+_PATH_LISTENERS = ("jsonl", "chrome", "html", "stats", "record")
 
 
 class Settings:
