@@ -174,3 +174,34 @@ def test_a_forked_child_writes_its_own_file_and_readers_merge_them(tmp_path):
         starts = [event for event in read_jsonl(tmp_path / "out.jsonl") if event["event"] == "start"]
         assert [event["args"] for event in starts] == [["1"], ["2"], ["3"]]
         assert len({event["pid"] for event in starts}) == 2
+
+
+LONG = textwrap.dedent("""
+    def work(i):
+        return i
+    for i in range(30000):
+        work(i)
+""")
+
+
+@pytest.mark.parametrize("ring", [False, True])
+def test_record_limit_stops_or_keeps_the_most_recent(tmp_path, ring):
+    (tmp_path / "long.py").write_text(LONG)
+    options = ["--record-limit", "128K"] + (["--record-ring"] if ring else [])
+    done = run_driver(["--hook", "__main__:work", "--listener", "record=rec.bin", *options, "long.py"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert os.path.getsize(tmp_path / "rec.bin") <= 128 * 1024
+    assert ("is full" in done.stderr) is not ring
+    converted = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=tmp_path)
+    assert converted.returncode == 0, converted.stderr
+    starts = [int(event["args"][0]) for event in read_jsonl(tmp_path / "out.jsonl") if event["event"] == "start"]
+    assert 1000 < len(starts) < 30000
+    assert starts == list(range(starts[0], starts[0] + len(starts)))
+    assert (starts[-1] == 29999) is ring and (starts[0] == 0) is not ring
+
+
+def test_a_bad_record_limit_is_refused_before_the_program_runs(tmp_path):
+    (tmp_path / "long.py").write_text("print('ran')")
+    done = run_driver(["--listener", "record=rec.bin", "--record-limit", "lots", "long.py"], cwd=tmp_path)
+    assert done.returncode == 2 and "ran" not in done.stdout
+    assert done.stderr.count("\n") == 1 and "record_limit" in done.stderr
