@@ -90,6 +90,9 @@ class RecordingError(ValueError):
 
 
 def put_u(out, number):
+    if number < 0x80:  # most fields: one byte
+        out.append(number)
+        return
     while number > 0x7F:
         out.append((number & 0x7F) | 0x80)
         number >>= 7
