@@ -205,3 +205,58 @@ def test_a_bad_record_limit_is_refused_before_the_program_runs(tmp_path):
     done = run_driver(["--listener", "record=rec.bin", "--record-limit", "lots", "long.py"], cwd=tmp_path)
     assert done.returncode == 2 and "ran" not in done.stdout
     assert done.stderr.count("\n") == 1 and "record_limit" in done.stderr
+
+
+THREADS = textwrap.dedent("""
+    import threading
+    def work(i):
+        return i
+    def loop(n):
+        for i in range(n):
+            work(i)
+    threads = [threading.Thread(target=loop, args=(20000,), name=f"worker-{k}") for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+""")
+
+
+@pytest.fixture(scope="module")
+def threaded(tmp_path_factory):
+    where = tmp_path_factory.mktemp("threaded")
+    (where / "threads.py").write_text(THREADS)
+    done = run_driver(["--hook", "__main__:work", "--listener", "record=rec.bin", "threads.py"], cwd=where)
+    assert done.returncode == 0, done.stderr
+    return where
+
+
+def test_threads_write_their_own_chunks_and_are_merged_back(threaded):
+    done = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=threaded)
+    assert done.returncode == 0, done.stderr
+    events = read_jsonl(threaded / "out.jsonl")
+    assert len(events) == 80000
+    for name in ("worker-0", "worker-1"):
+        starts = [int(event["args"][0]) for event in events if event["event"] == "start" and event["thread_name"] == name]
+        assert starts == list(range(20000))
+    assert all(a["ts_ns"] <= b["ts_ns"] for a, b in zip(events, events[1:]))
+
+
+MEASURE = textwrap.dedent("""
+    import resource
+    from hookwise.convert import convert
+    from hookwise.listeners import chrome, jsonl
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    count = convert(["rec.bin"], [("jsonl", "out.jsonl"), ("chrome", "out.json")])
+    print(count, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+""")
+
+
+def test_converting_needs_memory_for_the_nesting_not_for_the_calls(threaded):
+    env = dict(clean_env(), PYTHONPATH=ROOT)
+    done = run_python(["-c", MEASURE], cwd=threaded, env=env)
+    assert done.returncode == 0, done.stderr
+    count, peak = map(int, done.stdout.split())
+    assert count == 80000
+    assert peak < 8_000_000  # the 40,000 calls kept as slices would be tens of MB
+    json.loads((threaded / "out.json").read_text())
