@@ -144,7 +144,10 @@ class Recording:
                 raise fmt.RecordingError(f"{self.path!r}: unknown meta record {tag}")
 
     def thread_events(self, thread):
-        """(ts, tag, thread, data, pos) of one thread's events, in order; ``pos`` is just after dt."""
+        """A generator of (ts, tag, thread, pos) for one thread's events, in order; ``pos`` is just after dt.
+
+        The consumer parses the record and sends back the position after it.
+        """
         data = self._map
         for _, offset in sorted(self._events[thread]):
             base = fmt.CHUNK_HEADER.unpack_from(data, offset)[4]
@@ -153,16 +156,10 @@ class Recording:
                 tag = data[pos]
                 delta, pos = fmt.get_z(data, pos + 1)
                 ts += delta
-                pos = yield_pos = pos
-                next_pos = yield (ts, tag, thread, yield_pos)
-                pos = next_pos
+                pos = yield (ts, tag, thread, pos)
 
     def streams(self):
         return [self.thread_events(thread) for thread in self._events]
-
-
-def _skip_value(data, pos):
-    return fmt.get_value(data, pos, Shown)[1]
 
 
 def files_of(paths):
