@@ -42,6 +42,9 @@ options:
   --user-reprs         show values with their own __repr__ even when it is not
                        from the standard library (by default such objects show as
                        <module.Class object at 0x...>: a __repr__ can change the program)
+  --record-limit SIZE  bound each file of --listener record=PATH (100M, 1G): when
+                       full the recording stops and says so at exit
+  --record-ring        with --record-limit: keep the most recent SIZE instead
   --no-cache           do not read or write hookwise's bytecode cache
   --no-follow-children do not hook Python child processes (by default they run
                        with the same hooks and listeners)
@@ -67,6 +70,8 @@ class Options:
         self.use_cache = True
         self.follow_children = None  # None: as the config file says (default: follow)
         self.user_reprs = None  # None: as the config file says (default: standard-library reprs only)
+        self.record_limit = None  # --record-limit SIZE (None: as the config file says, default unbounded)
+        self.record_ring = None  # --record-ring
         self.from_parent = False
         self.module = None  # -m NAME
         self.command = None  # -c CODE
@@ -81,11 +86,13 @@ VALUE_OPTIONS = {
     "--config": ("config", "set"),
     "--redact": ("redact", "append"),
     "--repr-limit": ("repr_limit", "int"),
+    "--record-limit": ("record_limit", "set"),
 }
 FLAG_OPTIONS = {
     "--no-cache": ("use_cache", False),
     "--no-follow-children": ("follow_children", False),
     "--user-reprs": ("user_reprs", True),
+    "--record-ring": ("record_ring", True),
     "--from-parent": ("from_parent", True),  # internal: a child re-run by loader/children.py
 }
 
@@ -166,7 +173,8 @@ def main(argv=None):
             settings = build_settings(options.hooks, options.listeners, options.config,
                                       cli_redact=options.redact, cli_repr_limit=options.repr_limit,
                                       cli_follow_children=options.follow_children, cli_use_cache=options.use_cache,
-                                      cli_user_reprs=options.user_reprs)
+                                      cli_user_reprs=options.user_reprs, cli_record_limit=options.record_limit,
+                                      cli_record_ring=options.record_ring)
         listeners, per_target = create_listeners(settings, tolerate_failures=settings.in_child)
         report.open_stream()
         installation = Installation(settings, use_cache=settings.use_cache)

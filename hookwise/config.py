@@ -36,12 +36,14 @@ KNOWN_KEYS = {
     "repr_limit": "a positive number of characters",
     "follow_children": "true or false: Python child processes run with the same hooks",
     "user_reprs": "true or false: show values with __repr__ methods from outside the standard library",
+    "record_limit": "a size such as '100M' or '1G' (or bytes): the most a recording file may hold",
+    "record_ring": "true or false: a full recording keeps the most recent events instead of stopping",
 }
 _KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": int, "follow_children": bool,
-              "user_reprs": bool}
+              "user_reprs": bool, "record_limit": (str, int), "record_ring": bool}
 
 # Built-in listeners whose argument is an output path: children get it absolute.
-_PATH_LISTENERS = ("jsonl", "chrome", "html", "stats")
+_PATH_LISTENERS = ("jsonl", "chrome", "html", "stats", "record")
 
 
 class Settings:
@@ -61,6 +63,8 @@ class Settings:
         self.follow_children = follow_children
         self.use_cache = use_cache
         self.in_child = in_child  # a child process of a hookwise run: outputs are shared, not restarted
+        self.record_limit = None  # bytes a recording file may hold (--record-limit), None: no bound
+        self.record_ring = False  # a full recording keeps the most recent events (--record-ring)
 
     def for_children(self):
         """These settings as text for a child process's environment (read by ``settings_from_text``)."""
@@ -79,6 +83,8 @@ class Settings:
             "use_cache": self.use_cache,
             "default_targets": self.default_targets,
             "user_reprs": self.user_reprs,
+            "record_limit": self.record_limit,
+            "record_ring": self.record_ring,
         })
 
     def code_key(self):
@@ -102,12 +108,16 @@ def settings_from_text(text):
         raise ConfigError("the settings passed by the parent hookwise process are not in a known format")
     targets = [parse_target(target, listeners=listeners, origin=origin, quiet=quiet)
                for target, listeners, origin, quiet in data["targets"]]
-    return Settings(targets, data["listeners"], None, data["default_targets"], data["redact"], data["repr_limit"],
+    settings = Settings(targets, data["listeners"], None, data["default_targets"], data["redact"], data["repr_limit"],
                     follow_children=True, use_cache=data["use_cache"], in_child=True, user_reprs=data["user_reprs"])
+    settings.record_limit = data.get("record_limit")
+    settings.record_ring = data.get("record_ring", False)
+    return settings
 
 
 def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, cli_redact=(), cli_repr_limit=None,
-                   cli_follow_children=None, cli_use_cache=True, cli_user_reprs=None):
+                   cli_follow_children=None, cli_use_cache=True, cli_user_reprs=None, cli_record_limit=None,
+                   cli_record_ring=None):
     """Merge the config file (explicit or discovered) with command-line options."""
     path, table = load_config(config_path, cwd)
     targets = []
@@ -130,8 +140,33 @@ def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, c
         raise ConfigError(f"repr_limit must be a whole number of characters, at least 8 (got {repr_limit!r})")
     follow = cli_follow_children if cli_follow_children is not None else table.get("follow_children", True)
     user_reprs = cli_user_reprs if cli_user_reprs is not None else table.get("user_reprs", False)
-    return Settings(targets, listeners, path, used_defaults, redact, repr_limit, follow, cli_use_cache,
-                    user_reprs=user_reprs)
+    settings = Settings(targets, listeners, path, used_defaults, redact, repr_limit, follow, cli_use_cache,
+                        user_reprs=user_reprs)
+    limit = cli_record_limit if cli_record_limit is not None else table.get("record_limit")
+    settings.record_limit = None if limit is None else parse_size(limit)
+    ring = cli_record_ring if cli_record_ring is not None else table.get("record_ring", False)
+    settings.record_ring = bool(ring)
+    return settings
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text):
+    """Bytes from '100M', '1G', '4096' (K, M, G, T are powers of 1024; a trailing B is allowed)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        number, unit = text, ""
+    else:
+        spelled = str(text).strip().upper().removesuffix("B")
+        unit = spelled[-1:] if spelled[-1:] in _UNITS and not spelled[-1:].isdigit() else ""
+        digits = spelled[: len(spelled) - len(unit)]
+        if not digits.isdigit():
+            raise ConfigError(f"record_limit must be a size such as 100M or 1G (got {text!r})")
+        number = int(digits)
+    size = number * _UNITS[unit]
+    if size < 64 * 1024:
+        raise ConfigError(f"record_limit must be at least 64K (got {text!r})")
+    return size
 
 
 def load_config(explicit_path=None, cwd=None):

@@ -113,8 +113,19 @@ def _type_name(value):
         return "?"
 
 
+class Shown:
+    """A value that a recording kept as its rendered text (see ``hookwise.recording``): shown as that text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text):
+        self.text = text
+
+
 def _repr(value, limit, depth, secret=None, user_reprs=False):
     kind = type(value)
+    if kind is Shown:
+        return value.text
     if kind is str or kind is bytes or kind is bytearray:
         if len(value) > limit:
             return repr(value[:limit]) + _ELLIPSIS
@@ -170,6 +181,8 @@ def _object(value):
 
 def object_repr(value):
     """``<module.Class object at 0x...>``: what ``object.__repr__`` shows, run no code of the value's."""
+    if type(value) is Shown:
+        return value.text
     try:
         return _object(value)
     except Exception:

@@ -41,6 +41,7 @@ BUILTIN = {
     "chrome": "hookwise.listeners.chrome",
     "html": "hookwise.listeners.html",
     "otel": "hookwise.listeners.otel",
+    "record": "hookwise.listeners.record",
 }
 
 ENTRY_POINT_GROUP = "hookwise.listeners"

@@ -1,0 +1,351 @@
+"""``python -m hookwise.convert RECORDING... --to FORMAT[=PATH]``: the outputs of a recorded run, made later.
+
+RECORDING is a recording file (its children's files beside it are merged
+in), several, or a directory of them. ``--to`` is repeatable; FORMAT is
+spelled as for ``--listener``: ``jsonl=PATH``, ``chrome=PATH``, ``html=PATH``,
+``stats[=PATH]``, ``otel`` (spans exported through the standard OTEL_*
+variables, with their recorded times). Every converter is the reader plus one
+of the existing outputs; jsonl and chrome are written as the events are read,
+so memory is bounded by the deepest nesting, not by the number of calls.
+
+Bad input (a missing file, an unknown version, an unknown format): one line
+on stderr, exit status 2.
+"""
+
+import os
+import sys
+
+from .listeners import ListenerSpecError
+from .render import Render
+from .recording import format as fmt
+from .recording.reader import Recording, files_of, read
+from .saferepr import Shown
+
+EXIT_BAD_INPUT = 2
+FORMATS = ("jsonl", "chrome", "html", "stats", "otel")
+USAGE = "usage: python -m hookwise.convert RECORDING... --to FORMAT[=PATH] [--to ...]   (FORMAT: " + ", ".join(FORMATS) + ")"
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Settings:
+    in_child = False
+
+    def __init__(self, render):
+        self.render = render
+
+
+def parse(argv):
+    recordings, outputs = [], []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in ("-h", "--help"):
+            sys.stdout.write(USAGE + "\n")
+            raise SystemExit(0)
+        if arg == "--to" or arg.startswith("--to="):
+            if arg == "--to":
+                index += 1
+                if index >= len(argv):
+                    raise UsageError("option --to needs a format")
+                arg = argv[index]
+            else:
+                arg = arg[len("--to="):]
+            name, has_arg, value = arg.partition("=")
+            if name not in FORMATS:
+                raise UsageError(f"unknown format {name!r}; expected one of {', '.join(FORMATS)}")
+            outputs.append((name, value if has_arg else None))
+        elif arg.startswith("-"):
+            raise UsageError(f"unknown option {arg!r}")
+        else:
+            recordings.append(arg)
+        index += 1
+    if not recordings:
+        raise UsageError("no recording given")
+    if not outputs:
+        raise UsageError("no output given: --to FORMAT[=PATH]")
+    return recordings, outputs
+
+
+def make_outputs(outputs, render):
+    settings = _Settings(render)
+    made = []
+    for name, arg in outputs:
+        if name == "jsonl":
+            from .listeners import jsonl, require_arg
+
+            made.append(_Jsonl(require_arg("jsonl", arg, "a path"), render=render))
+        elif name == "stats":
+            from .listeners import stats
+
+            made.append(_Stats(stats.from_spec(arg, settings)))
+        elif name == "chrome":
+            from .listeners import require_arg
+
+            made.append(_Chrome(require_arg("chrome", arg, "a path")))
+        elif name == "html":
+            from .listeners import html
+
+            made.append(_Html(html.from_spec(arg, settings)))
+        else:
+            from .listeners import otel
+
+            made.append(_Otel(otel.from_spec(arg, settings)))
+    return made
+
+
+# -- the outputs, fed from the reader -----------------------------------------------
+
+
+class _Jsonl:
+    def __init__(self, path, render):
+        from .listeners.jsonl import JsonlListener, _quote
+
+        class Converted(JsonlListener):
+            def error(self, call, exc):
+                self._write(
+                    f'{{"event":"error",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
+                    f'"exception":{_quote(exc.shown)},"exception_type":{_quote(exc.type_name)}}}\n'
+                )
+
+        self.listener = Converted(path, render=render)
+
+    def event(self, event, call, outcome):
+        if event == "start":
+            self.listener.start(call)
+        elif event != "unfinished":
+            getattr(self.listener, event)(call, outcome)
+
+    def close(self):
+        self.listener.close()
+
+
+class _Stats:
+    def __init__(self, listener):
+        self.listener = listener
+
+    def event(self, event, call, outcome):
+        if event == "end":
+            self.listener.end(call, outcome)
+        elif event == "error":
+            self.listener.error(call, outcome)
+
+    def close(self):
+        self.listener.close()
+
+
+def _slice(call, origin_ns, render, now_ns=None):
+    from .listeners._timeline import Slice, _where
+
+    if call.site.params is None:
+        arguments = [(f"arg{index}", text) for index, text in enumerate(render.args(call))]
+        arguments.extend(render.kwargs(call).items())
+    else:
+        arguments = list(render.arguments(call).items())
+    piece = Slice(call.call_id, call.target, call.kind, call.thread_id, call.thread_name, call.task,
+                  call.perf_ns - origin_ns, arguments, _where(call.caller))
+    if call.duration_ns is None:
+        piece.duration_ns = max((now_ns or call.perf_ns) - call.perf_ns, 0)
+        piece.unfinished = True
+        return piece
+    piece.duration_ns = piece.call_duration_ns = call.duration_ns
+    exc = call.exception
+    if exc is not None:
+        piece.error = f"{exc.name}: {exc.text}"
+        piece.exception_type = exc.type_name
+    else:
+        piece.result = render.value(call.result)
+    return piece
+
+
+class _Chrome:
+    """The Trace Event Format's JSON array, one slice written at each call's end."""
+
+    def __init__(self, path):
+        from .listeners import _output
+
+        self.output = _output.create(path)
+        self.fd = self.output._fd
+        self.tids = {}  # (pid, thread, task or lane) -> tid
+        self.origin = {}  # pid -> first start, ns
+        self.buffer = []
+        self.size = 0
+        self._put('{"traceEvents":[\n')
+        self.first = True
+
+    def _put(self, text):
+        self.buffer.append(text)
+        self.size += len(text)
+        if self.size > 1 << 20:
+            self._flush()
+
+    def _flush(self):
+        data = "".join(self.buffer).encode("utf-8", "backslashreplace")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.buffer, self.size = [], 0
+
+    def _emit(self, event):
+        from .listeners._jsontext import dumps
+
+        self._put(("" if self.first else ",\n") + dumps(event))
+        self.first = False
+
+    def _tid(self, pid, thread_id, thread_name, lane):
+        key = (pid, thread_id, lane)
+        tid = self.tids.get(key)
+        if tid is None:
+            tid = self.tids[key] = len(self.tids) + 1
+            name = thread_name if lane is None else f"{thread_name} / task {lane}"
+            self._emit({"ph": "M", "pid": pid, "tid": tid, "name": "thread_name", "args": {"name": name}})
+            self._emit({"ph": "M", "pid": pid, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}})
+        return tid
+
+    def event(self, event, call, outcome, render):
+        from .listeners._timeline import SUSPENDING_KINDS
+        from .listeners.chrome import _async_slice, _complete_slice
+
+        pid = call.pid
+        if pid not in self.origin:
+            self.origin[pid] = call.perf_ns
+            self._emit({"ph": "M", "pid": pid, "tid": pid, "name": "process_name",
+                        "args": {"name": f"pid {pid} (hookwise)"}})
+        if event == "start":
+            return
+        piece = _slice(call, self.origin[pid], render)
+        suspending = call.kind in SUSPENDING_KINDS and not (call.kind == "coroutine" and call.task is not None)
+        tid = self._tid(pid, call.thread_id, call.thread_name, None if suspending else call.task)
+        if suspending:
+            for item in _async_slice(piece, pid, tid):
+                self._emit(item)
+        else:
+            self._emit(_complete_slice(piece, pid, tid))
+
+    def close(self):
+        self._put('\n],\n"otherData":{"converted_from":"hookwise recording"}}\n')
+        self._flush()
+        os.close(self.fd)
+
+
+class _Html:
+    """The html report: its first CALL_LIMIT calls on the timeline, every call in the table."""
+
+    def __init__(self, listener):
+        self.listener = listener
+        self.origin = None
+
+    def event(self, event, call, outcome, render):
+        listener = self.listener
+        if self.origin is None:
+            self.origin = call.perf_ns
+            listener.origin_ns = call.perf_ns
+            listener.origin_wall_ns = call.start_ns
+        if event == "start":
+            return
+        if event in ("end", "error"):
+            listener._durations.add(call.target, call.duration_ns, event == "error")
+        if listener.limit is not None and listener._recorded >= listener.limit:
+            listener._dropped += 1
+            return
+        listener._recorded += 1
+        listener._finished.append(_slice(call, self.origin, render, self.last))
+
+    last = None
+
+    def close(self):
+        self.listener.close()
+
+
+class _Otel:
+    """Spans with their recorded times: a call's parent is the call open below it on its thread (or task)."""
+
+    def __init__(self, listener):
+        self.listener = listener
+        self.open = {}  # call key -> span
+        self.stacks = {}  # (pid, thread, task) -> [call keys]
+
+    def event(self, event, call, outcome, render):
+        listener = self.listener
+        key = (call.pid, call.call_id)
+        lane = (call.pid, call.thread_id, call.task)
+        if event == "start":
+            from opentelemetry import trace
+
+            stack = self.stacks.setdefault(lane, [])
+            parent = self.open.get(stack[-1]) if stack else None
+            context = trace.set_span_in_context(parent) if parent is not None else None
+            span = listener._tracer.start_span(call.target, context=context, kind=listener._internal,
+                                               attributes=listener._start_attributes(call), start_time=call.start_ns)
+            self.open[key] = span
+            if call.kind not in ("generator", "async_generator"):
+                stack.append(key)
+            return
+        span = self.open.pop(key, None)
+        stack = self.stacks.get(lane)
+        if stack and stack[-1] == key:
+            stack.pop()
+        if span is None:
+            return
+        if event == "end":
+            span.set_attribute("hookwise.result", render.value(outcome))
+        elif event == "error":
+            attributes = {"exception.type": outcome.type_name, "exception.message": outcome.text,
+                          "exception.escaped": "True"}
+            span.add_event("exception", attributes, timestamp=call.end_ns)
+            span.set_status(listener._status(listener._status_error, f"{outcome.name}: {outcome.text}"))
+        span.end(end_time=call.end_ns if call.duration_ns is not None else None)
+
+    def close(self):
+        self.listener.close()
+
+
+def convert(recordings, outputs, progress=None):
+    """Feed every event of ``recordings`` to the outputs; returns the number of events."""
+    files = files_of(recordings)
+    first = Recording(files[0])
+    render = Render(repr_limit=first.repr_limit, redact=first.redact)
+    made = make_outputs(outputs, render)
+    count = 0
+    for event, call, outcome in read(files):
+        count += 1
+        for output in made:
+            if isinstance(output, (_Jsonl, _Stats)):
+                output.event(event, call, outcome)
+            else:
+                output.event(event, call, outcome, render)
+        if progress is not None and not count % 100_000:
+            progress(count)
+    for output in made:
+        output.close()
+    return count
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        recordings, outputs = parse(argv)
+        files = files_of(recordings)
+        for path in files:
+            Recording(path)  # every file's header checked before anything is written
+        progress = None
+        if sys.stderr.isatty():
+            def progress(count):
+                sys.stderr.write(f"\rhookwise convert: {count} events")
+                sys.stderr.flush()
+        count = convert(files, outputs, progress)
+    except (UsageError, fmt.RecordingError, ListenerSpecError) as exc:
+        sys.stderr.write(f"hookwise convert: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        sys.stderr.write(f"hookwise convert: error: {exc.strerror or exc}: {getattr(exc, 'filename', '')}\n")
+        return EXIT_BAD_INPUT
+    if progress is not None:
+        sys.stderr.write(f"\rhookwise convert: {count} events, done\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

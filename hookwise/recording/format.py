@@ -1,0 +1,217 @@
+"""The recording format (``--listener record=PATH``): this docstring is its specification.
+
+A recording is one file per process of a run: the run's first process writes
+PATH, each child process PATH with its pid before the extension
+(``rec.bin`` -> ``rec.4242.bin``). All integers are little-endian.
+
+File header (``HEADER_SIZE`` = 4096 bytes, offset 0)::
+
+    magic        16 bytes   b"HOOKWISE-REC\\0\\0\\0\\0"
+    version      u32        VERSION (readers refuse any other, in one line)
+    chunk_size   u32        bytes per chunk (a multiple of 4096)
+    pid          u64        the recording process
+    wall_offset  i64        wall clock (ns since the epoch) minus the monotonic clock, at the start
+    repr_limit   u32        the run's --repr-limit (converters render with it)
+    n_redact     u32        then n_redact words, each u16 length + UTF-8: the run's redacted names
+
+Then chunks of ``chunk_size`` bytes, back to back. The file is a shared
+mapping of the writer's memory (MAP_SHARED): what the writer stored is in the
+kernel's page cache the moment it is stored, so a process killed by SIGKILL
+leaves every record it finished. Chunk header (32 bytes)::
+
+    magic   4 bytes  b"HWCK"
+    kind    u8       CHUNK_EVENTS (one thread's events) or CHUNK_META (the string table)
+    pad     3 bytes
+    seq     u64      allocation order in the file, from 1 (0: never used)
+    thread  u64      the thread whose events these are (0 for meta)
+    base_ts i64      monotonic ns the first event's delta starts from
+
+Records follow the chunk header. Each is a tag byte then its fields. The tag
+is stored last, after the fields: a zero tag (the file's zeros) ends the
+chunk, so a record cut by a kill is never read. Fields are unsigned LEB128
+varints (``u``), zigzag varints (``z``), or values (``v``, below).
+
+Meta records (in CHUNK_META chunks, written before any event refers to them)::
+
+    STRING  1   id:u len:u utf8     an interned string: target, module, qualname,
+                                    kind, file, function, parameter name, exception type, task
+    SITE    2   id:u target:u module:u qualname:u kind:u has_params:u
+                [n:u names:u*n vararg:u kwonly_n:u kwonly:u*n kwarg:u]   (vararg/kwarg: string id + 1, 0 none)
+    THREAD  3   thread_id:u name:u
+
+Event records (in CHUNK_EVENTS chunks; ``dt`` is z, ns since the previous event
+of the chunk, the first from base_ts)::
+
+    START   5   dt call_id:u site:u file:u line:u function:u task:u n:u v*n
+                (file/function/task: string id + 1, 0 none; the values in the site's params order;
+                 a replaced builtin has two: the positional tuple and the keyword dict)
+    END     6   dt call_id:u result:v
+    ERROR   7   dt call_id:u type:u repr:str text:str   (type: the qualified exception type name's string id)
+
+Values (``v``): a tag byte then::
+
+    0 None | 1 False | 2 True | 3 int (z, within 64 bits) | 4 float (8 bytes, IEEE double)
+    5 str (len:u + UTF-8, surrogates kept) | 6 bytes (len:u + bytes) | 7 tuple (n:u + v*n)
+    8 shown: the value's bounded safe repr, exactly as the live outputs render it (len:u + UTF-8)
+    9 redacted (a parameter whose name is a secret: the value is not in the file)
+    10 dict (n:u + (str key, v)*n; a builtin's keywords, a **kwargs parameter)
+
+Strings and bytes longer than the run's repr_limit, ints beyond 64 bits and
+tuples of more than ``MAX_TUPLE`` items or of anything else are stored as
+``shown``. Secret dict keys never reach the file (their values are stored as
+``shown`` ``***``).
+
+Timestamps all come from one monotonic clock (the runtime's ``clock_ns``);
+wall times are ``wall_offset`` + them.
+"""
+
+import struct
+
+MAGIC = b"HOOKWISE-REC\0\0\0\0"
+VERSION = 1
+HEADER_SIZE = 4096
+CHUNK_MAGIC = b"HWCK"
+CHUNK_HEADER = struct.Struct("<4sB3xQQq")
+HEADER = struct.Struct("<16sIIQqII")
+CHUNK_EVENTS, CHUNK_META = 1, 2
+DEFAULT_CHUNK_SIZE = 256 * 1024
+
+STRING, SITE, THREAD = 1, 2, 3
+START, END, ERROR = 5, 6, 7
+
+V_NONE, V_FALSE, V_TRUE, V_INT, V_FLOAT, V_STR, V_BYTES, V_TUPLE, V_SHOWN, V_REDACTED, V_DICT = range(11)
+MAX_TUPLE = 16
+_DOUBLE = struct.Struct("<d")
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class RecordingError(ValueError):
+    """A file that is not a recording this version can read; the message is one line."""
+
+
+def put_u(out, number):
+    if number < 0x80:  # most fields: one byte
+        out.append(number)
+        return
+    while number > 0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+
+
+def put_z(out, number):
+    put_u(out, (number << 1) if number >= 0 else ((-number << 1) - 1))
+
+
+def put_text(out, text):
+    data = text.encode("utf-8", "surrogatepass")
+    put_u(out, len(data))
+    out += data
+
+
+def get_u(data, pos):
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def get_z(data, pos):
+    number, pos = get_u(data, pos)
+    return (number >> 1) if not number & 1 else -((number + 1) >> 1), pos
+
+
+def get_text(data, pos):
+    length, pos = get_u(data, pos)
+    return bytes(data[pos : pos + length]).decode("utf-8", "surrogatepass"), pos + length
+
+
+def is_plain(value, limit, depth=0):
+    """Whether ``value`` is stored as itself (see "Values")."""
+    kind = type(value)
+    if value is None or kind is bool or kind is float:
+        return True
+    if kind is int:
+        return _INT_MIN <= value <= _INT_MAX
+    if kind is str or kind is bytes:
+        return len(value) <= limit
+    if kind is tuple:
+        return depth < 2 and len(value) <= MAX_TUPLE and all(is_plain(item, limit, depth + 1) for item in value)
+    return False
+
+
+def put_plain(out, value):
+    """Store a value for which ``is_plain`` is true."""
+    kind = type(value)
+    if value is None:
+        out.append(V_NONE)
+    elif kind is bool:
+        out.append(V_TRUE if value else V_FALSE)
+    elif kind is int:
+        out.append(V_INT)
+        put_z(out, value)
+    elif kind is float:
+        out.append(V_FLOAT)
+        out += _DOUBLE.pack(value)
+    elif kind is str:
+        out.append(V_STR)
+        put_text(out, value)
+    elif kind is bytes:
+        out.append(V_BYTES)
+        put_u(out, len(value))
+        out += value
+    else:
+        out.append(V_TUPLE)
+        put_u(out, len(value))
+        for item in value:
+            put_plain(out, item)
+
+
+def put_shown(out, text):
+    out.append(V_SHOWN)
+    put_text(out, text)
+
+
+def get_value(data, pos, shown):
+    """(value, pos); ``shown(text)`` makes the stand-in of a stored repr."""
+    tag = data[pos]
+    pos += 1
+    if tag == V_NONE:
+        return None, pos
+    if tag == V_FALSE:
+        return False, pos
+    if tag == V_TRUE:
+        return True, pos
+    if tag == V_INT:
+        return get_z(data, pos)
+    if tag == V_FLOAT:
+        return _DOUBLE.unpack_from(data, pos)[0], pos + 8
+    if tag == V_STR:
+        return get_text(data, pos)
+    if tag == V_BYTES:
+        length, pos = get_u(data, pos)
+        return bytes(data[pos : pos + length]), pos + length
+    if tag == V_TUPLE:
+        count, pos = get_u(data, pos)
+        items = []
+        for _ in range(count):
+            item, pos = get_value(data, pos, shown)
+            items.append(item)
+        return tuple(items), pos
+    if tag == V_SHOWN:
+        text, pos = get_text(data, pos)
+        return shown(text), pos
+    if tag == V_REDACTED:
+        return shown("***"), pos
+    if tag == V_DICT:
+        count, pos = get_u(data, pos)
+        items = {}
+        for _ in range(count):
+            key, pos = get_text(data, pos)
+            items[key], pos = get_value(data, pos, shown)
+        return items, pos
+    raise RecordingError(f"unknown value tag {tag}")

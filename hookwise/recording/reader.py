@@ -1,0 +1,275 @@
+"""Reading recordings back: the events of a run's files, merged by time, as ``Call``-like records.
+
+``read(paths)`` takes files, a run's directory, or PATH itself (its
+children's ``PATH.PID.ext`` files beside it are found and merged), and
+yields ``(event, call, outcome)`` with event "start", "end" or "error", in the
+order of their timestamps. The ``RecordedCall`` has what a live ``Call``
+offers to the built-in outputs; values kept as text come back as
+``saferepr.Shown``, so the outputs' ``Render`` shows exactly the same text.
+
+Memory: one chunk per thread being merged and the calls still open (the
+deepest nesting), never the number of calls.
+"""
+
+import glob
+import heapq
+import mmap
+import os
+
+from ..call import Caller, args_of, arguments_of, changed_arguments_of, kwargs_of
+from ..saferepr import Shown
+from . import format as fmt
+
+
+class RecordedSite:
+    __slots__ = ("target", "module", "qualname", "kind", "params")
+
+    def __init__(self, target, module, qualname, kind, params):
+        self.target, self.module, self.qualname, self.kind, self.params = target, module, qualname, kind, params
+
+    def bind_arguments(self, args, kwargs):
+        named = {f"arg{index}": value for index, value in enumerate(args)}
+        named.update(kwargs)
+        return named
+
+
+class RecordedCall:
+    __slots__ = ("site", "call_id", "thread_id", "thread_name", "pid", "perf_ns", "start_ns", "duration_ns",
+                 "values", "caller", "task", "result", "exception", "wall_offset")
+
+    target = property(lambda self: self.site.target)
+    module = property(lambda self: self.site.module)
+    qualname = property(lambda self: self.site.qualname)
+    kind = property(lambda self: self.site.kind)
+    args = property(args_of)
+    kwargs = property(kwargs_of)
+    arguments = property(arguments_of)
+    changed_arguments = property(changed_arguments_of)
+    end_ns = property(lambda self: None if self.duration_ns is None else self.start_ns + self.duration_ns)
+    done = property(lambda self: self.duration_ns is not None)
+
+
+class RecordedError:
+    """Stands for an exception: its type's name, its repr and its text as they were rendered."""
+
+    __slots__ = ("type_name", "shown", "text")
+
+    def __init__(self, type_name, shown, text):
+        self.type_name, self.shown, self.text = type_name, shown, text
+
+    @property
+    def name(self):
+        return self.type_name.rpartition(".")[2]
+
+
+class Recording:
+    """One process's file: its header, string table and per-thread event streams."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(fmt.HEADER_SIZE)
+                self.size = os.fstat(handle.fileno()).st_size
+        except OSError as exc:
+            raise fmt.RecordingError(f"cannot read recording {path!r}: {exc.strerror or exc}") from None
+        if len(header) < fmt.HEADER.size or header[:16] != fmt.MAGIC:
+            raise fmt.RecordingError(f"{path!r} is not a hookwise recording")
+        _, version, self.chunk_size, self.pid, self.wall_offset, self.repr_limit, n_redact = fmt.HEADER.unpack_from(header)
+        if version != fmt.VERSION:
+            raise fmt.RecordingError(f"{path!r} is a recording of format version {version}; this hookwise reads "
+                                     f"version {fmt.VERSION} only")
+        pos, self.redact = fmt.HEADER.size, []
+        for _ in range(n_redact):
+            length = int.from_bytes(header[pos : pos + 2], "little")
+            self.redact.append(header[pos + 2 : pos + 2 + length].decode("utf-8", "replace"))
+            pos += 2 + length
+        self.strings, self.sites, self.thread_names = {}, {}, {}
+        self._events = {}  # thread -> [(seq, offset)]
+        meta = []
+        with open(path, "rb") as handle:
+            offset = fmt.HEADER_SIZE
+            while offset + self.chunk_size <= self.size:
+                handle.seek(offset)
+                magic, kind, seq, thread, _ = fmt.CHUNK_HEADER.unpack(handle.read(fmt.CHUNK_HEADER.size))
+                if magic == fmt.CHUNK_MAGIC and seq:
+                    if kind == fmt.CHUNK_META:
+                        meta.append((seq, offset))
+                    else:
+                        self._events.setdefault(thread, []).append((seq, offset))
+                offset += self.chunk_size
+        with open(path, "rb") as handle:
+            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if self.size else b""
+        for _, offset in sorted(meta):
+            self._read_meta(offset)
+
+    def _read_meta(self, offset):
+        data, pos, end = self._map, offset + fmt.CHUNK_HEADER.size, offset + self.chunk_size
+        get_u, strings = fmt.get_u, self.strings
+        while pos < end and data[pos]:
+            tag = data[pos]
+            pos += 1
+            if tag == fmt.STRING:
+                number, pos = get_u(data, pos)
+                strings[number], pos = fmt.get_text(data, pos)
+            elif tag == fmt.SITE:
+                fields = []
+                for _ in range(6):
+                    value, pos = get_u(data, pos)
+                    fields.append(value)
+                number, target, module, qualname, kind, has_params = fields
+                params = None
+                if has_params:
+                    count, pos = get_u(data, pos)
+                    positional = []
+                    for _ in range(count):
+                        value, pos = get_u(data, pos)
+                        positional.append(strings[value])
+                    vararg, pos = get_u(data, pos)
+                    count, pos = get_u(data, pos)
+                    kwonly = []
+                    for _ in range(count):
+                        value, pos = get_u(data, pos)
+                        kwonly.append(strings[value])
+                    kwarg, pos = get_u(data, pos)
+                    params = (tuple(positional), (), strings[vararg - 1] if vararg else None, tuple(kwonly),
+                              strings[kwarg - 1] if kwarg else None)
+                self.sites[number] = RecordedSite(strings[target], strings[module], strings[qualname],
+                                                  strings[kind], params)
+            elif tag == fmt.THREAD:
+                thread, pos = get_u(data, pos)
+                name, pos = get_u(data, pos)
+                self.thread_names[thread] = strings[name]
+            else:
+                raise fmt.RecordingError(f"{self.path!r}: unknown meta record {tag}")
+
+    def thread_events(self, thread):
+        """A generator of (ts, tag, thread, pos) for one thread's events, in order; ``pos`` is just after dt.
+
+        The consumer parses the record and sends back the position after it.
+        """
+        data = self._map
+        for _, offset in sorted(self._events[thread]):
+            base = fmt.CHUNK_HEADER.unpack_from(data, offset)[4]
+            pos, end, ts = offset + fmt.CHUNK_HEADER.size, offset + self.chunk_size, base
+            while pos < end and data[pos]:
+                tag = data[pos]
+                delta, pos = fmt.get_z(data, pos + 1)
+                ts += delta
+                pos = yield (ts, tag, thread, pos)
+
+    def streams(self):
+        return [self.thread_events(thread) for thread in self._events]
+
+
+def files_of(paths):
+    """The recordings named: files, directories (every recording in them), and each PATH's children's files."""
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            candidates = sorted(os.path.join(path, name) for name in os.listdir(path))
+            candidates = [name for name in candidates if os.path.isfile(name) and _is_recording(name)]
+            if not candidates:
+                raise fmt.RecordingError(f"no recording in directory {path!r}")
+        elif not os.path.exists(path):
+            raise fmt.RecordingError(f"recording {path!r} does not exist")
+        else:
+            root, extension = os.path.splitext(path)
+            children = [name for name in sorted(glob.glob(glob.escape(root) + ".*" + glob.escape(extension)))
+                        if name[len(root) + 1 : len(name) - len(extension)].isdigit()]
+            candidates = [path] + children
+        found.extend(name for name in candidates if name not in found)
+    return found
+
+
+def _is_recording(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16) == fmt.MAGIC
+    except OSError:
+        return False
+
+
+def read(paths):
+    """Every event of the recordings, merged by wall-clock time: (event, call, outcome)."""
+    recordings = [Recording(path) for path in files_of(paths)]
+    heap = []
+    for number, recording in enumerate(recordings):
+        for stream in recording.streams():
+            _push(heap, recording, number, stream, None)
+    open_calls = {}  # (file number, call_id) -> RecordedCall
+    while heap:
+        wall, number, order, ts, tag, thread, pos, stream = heapq.heappop(heap)
+        recording = recordings[number]
+        data = recording._map
+        call_id, pos = fmt.get_u(data, pos)
+        if tag == fmt.START:
+            call, pos = _start(recording, data, pos, call_id, thread, ts)
+            if call is not None:
+                open_calls[(number, call_id)] = call
+                yield "start", call, None
+        else:
+            call = open_calls.pop((number, call_id), None)
+            if tag == fmt.END:
+                result, pos = fmt.get_value(data, pos, Shown)
+            else:
+                type_id, pos = fmt.get_u(data, pos)
+                shown, pos = fmt.get_text(data, pos)
+                text, pos = fmt.get_text(data, pos)
+            if call is not None:  # a ring recording may have lost the start
+                call.duration_ns = ts - call.perf_ns
+                if tag == fmt.END:
+                    call.result = result
+                    yield "end", call, result
+                else:
+                    error = RecordedError(recording.strings[type_id], shown, text)
+                    call.exception = error
+                    yield "error", call, error
+        _push(heap, recording, number, stream, pos)
+    for call in open_calls.values():
+        yield "unfinished", call, None
+
+
+_order = iter(range(1 << 62)).__next__
+
+
+def _push(heap, recording, number, stream, pos):
+    try:
+        item = stream.send(pos) if pos is not None else next(stream)
+    except StopIteration:
+        return
+    ts, tag, thread, at = item
+    heapq.heappush(heap, (ts + recording.wall_offset, number, _order(), ts, tag, thread, at, stream))
+
+
+def _start(recording, data, pos, call_id, thread, ts):
+    strings, get_u = recording.strings, fmt.get_u
+    site_id, pos = get_u(data, pos)
+    file_id, pos = get_u(data, pos)
+    line, pos = get_u(data, pos)
+    function_id, pos = get_u(data, pos)
+    task_id, pos = get_u(data, pos)
+    count, pos = get_u(data, pos)
+    values = []
+    for _ in range(count):
+        value, pos = fmt.get_value(data, pos, Shown)
+        values.append(value)
+    site = recording.sites.get(site_id)
+    if site is None:
+        return None, pos
+    call = RecordedCall()
+    call.site = site
+    call.call_id = call_id
+    call.thread_id = thread
+    call.thread_name = recording.thread_names.get(thread, f"Thread-{thread}")
+    call.pid = recording.pid
+    call.perf_ns = ts
+    call.wall_offset = recording.wall_offset
+    call.start_ns = recording.wall_offset + ts
+    call.duration_ns = None
+    call.values = tuple(values)
+    call.caller = Caller(strings[file_id - 1], line, strings[function_id - 1]) if file_id else None
+    call.task = strings[task_id - 1] if task_id else None
+    call.result = None
+    call.exception = None
+    return call, pos

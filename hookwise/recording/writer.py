@@ -1,0 +1,325 @@
+"""The Python writer of recordings (``--listener record=PATH``); the format is in ``format``.
+
+Each thread writes its events into a chunk of its own, a shared mapping
+(MAP_SHARED) of one region of the file: no per-call allocation outlives the
+call, memory is a chunk per thread whatever the run's length, and a process
+killed by SIGKILL leaves every record it finished in the page cache. Strings
+(targets, files, functions, parameter names) are interned: each is written
+once, to a meta chunk, under the lock, before the event that names it.
+
+``limit`` bounds the file: when it is full the recording stops (``full`` is
+set, and ``close`` says so); with ``ring``, the oldest event chunk that no
+thread holds is reused instead (meta chunks are never reused).
+
+Must never: write from a forked child into its parent's mappings (the child
+opens its own file), raise into the program, or keep the program's objects.
+"""
+
+import mmap
+import os
+from _thread import allocate_lock
+
+from .. import _originals, report
+from ..call import clock_ns, wall_offset_ns
+from ..listeners._output import path_for_child
+from ..render import REDACTED, Render, exception_type_name
+from ..saferepr import object_repr
+from . import format as fmt
+
+_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_ftruncate = os.ftruncate
+_pwrite = os.pwrite
+
+
+class _Chunk:
+    __slots__ = ("index", "map", "pos", "last_ts", "thread")
+
+    def __init__(self, index, mapping, thread, base_ts):
+        self.index = index
+        self.map = mapping
+        self.pos = fmt.CHUNK_HEADER.size
+        self.last_ts = base_ts
+        self.thread = thread
+
+
+class RecordWriter:
+    def __init__(self, path, render=None, limit=None, ring=False, in_child=False, chunk_size=fmt.DEFAULT_CHUNK_SIZE):
+        self.requested_path = path
+        self.render = render if render is not None else Render()
+        self.ring = ring
+        if limit is not None:
+            chunk_size = max(4096, min(chunk_size, (limit // 8) // 4096 * 4096))
+        self.chunk_size = chunk_size
+        self.limit = limit
+        self.in_child = in_child
+        self._open(path_for_child(path, _originals.os_getpid()) if in_child else path)
+
+    def _open(self, path):
+        self.path = path
+        self._pid = _originals.os_getpid()
+        self._fd = _originals.os_open(path, _FLAGS, 0o666)
+        self._lock = allocate_lock()
+        self._threads = {}  # thread id -> its current _Chunk
+        self._meta = None
+        self._strings = {}
+        self._sites = {}  # id(site) -> (site id, site): the site is kept so its id is never reused
+        self._named_threads = set()
+        self._chunks = 0  # chunks allocated in the file
+        self._seq = 0
+        self._event_chunks = []  # ring: event chunk indexes, oldest first
+        self.full = False
+        self.dropped = 0
+        self.closed = False
+        render = self.render
+        header = bytearray(fmt.HEADER.pack(fmt.MAGIC, fmt.VERSION, self.chunk_size, self._pid, wall_offset_ns(),
+                                           render.repr_limit, len(render.redact)))
+        for word in render.redact:
+            data = word.encode("utf-8")[:0xFFFF]
+            header += len(data).to_bytes(2, "little") + data
+        header = bytes(header[: fmt.HEADER_SIZE])
+        _ftruncate(self._fd, fmt.HEADER_SIZE)
+        _pwrite(self._fd, header, 0)
+
+    # -- chunks ---------------------------------------------------------------
+    def _new_chunk(self, kind, thread):
+        """A fresh mapped chunk (under the lock), or None when the file is full."""
+        size = self.chunk_size
+        if self.limit is not None and fmt.HEADER_SIZE + (self._chunks + 1) * size > self.limit:
+            if not self.ring or kind != fmt.CHUNK_EVENTS:
+                return None
+            held = {chunk.index for chunk in self._threads.values()}
+            index = next((i for i in self._event_chunks if i not in held), None)
+            if index is None:
+                return None
+            self._event_chunks.remove(index)
+        else:
+            index = self._chunks
+            self._chunks += 1
+            _ftruncate(self._fd, fmt.HEADER_SIZE + self._chunks * size)
+        mapping = mmap.mmap(self._fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                            offset=fmt.HEADER_SIZE + index * size)
+        mapping[:] = bytes(size)  # a reused chunk starts empty
+        self._seq += 1
+        base_ts = clock_ns()
+        mapping[: fmt.CHUNK_HEADER.size] = fmt.CHUNK_HEADER.pack(fmt.CHUNK_MAGIC, kind, self._seq, thread, base_ts)
+        if kind == fmt.CHUNK_EVENTS:
+            self._event_chunks.append(index)
+        return _Chunk(index, mapping, thread, base_ts)
+
+    def _put(self, chunk, record):
+        """Store ``record`` (tag first in ``record``) with its tag last; False if it does not fit."""
+        pos = chunk.pos
+        end = pos + len(record)
+        if end > self.chunk_size:
+            return False
+        chunk.map[pos + 1 : end] = record[1:]
+        chunk.map[pos] = record[0]
+        chunk.pos = end
+        return True
+
+    def _meta_record(self, record):
+        # under the lock
+        if self._meta is None or not self._put(self._meta, record):
+            if self._meta is not None:
+                self._meta.map.close()
+            self._meta = self._new_chunk(fmt.CHUNK_META, 0)
+            if self._meta is None or not self._put(self._meta, record):
+                self._stop()
+                return False
+        return True
+
+    def _string(self, text):
+        number = self._strings.get(text)
+        if number is None:
+            with self._lock:
+                number = self._strings.get(text)
+                if number is None:
+                    number = len(self._strings)
+                    record = bytearray((fmt.STRING,))
+                    fmt.put_u(record, number)
+                    fmt.put_text(record, text)
+                    if not self._meta_record(record):
+                        return 0
+                    self._strings[text] = number
+        return number
+
+    def _site(self, site):
+        known = self._sites.get(id(site))
+        if known is not None:
+            return known[0]
+        ids = [self._string(str(getattr(site, name))) for name in ("target", "module", "qualname", "kind")]
+        record = bytearray((fmt.SITE,))
+        number = len(self._sites)
+        fmt.put_u(record, number)
+        for value in ids:
+            fmt.put_u(record, value)
+        params = site.params
+        fmt.put_u(record, params is not None)
+        if params is not None:
+            positional, _, vararg, kwonly, kwarg = params[:5]
+            fmt.put_u(record, len(positional))
+            for name in positional:
+                fmt.put_u(record, self._string(name))
+            fmt.put_u(record, 0 if vararg is None else self._string(vararg) + 1)
+            fmt.put_u(record, len(kwonly))
+            for name in kwonly:
+                fmt.put_u(record, self._string(name))
+            fmt.put_u(record, 0 if kwarg is None else self._string(kwarg) + 1)
+        with self._lock:
+            known = self._sites.get(id(site))
+            if known is not None:
+                return known[0]
+            if self._meta_record(record):
+                self._sites[id(site)] = (number, site)
+        return number
+
+    def _stop(self):
+        self.full = True
+
+    def _event(self, thread_id, ts, record):
+        """Store an event record whose bytes after the tag start with nothing: dt goes in here."""
+        if self.full or _originals.os_getpid() != self._pid:
+            self.dropped += 1
+            return
+        chunk = self._threads.get(thread_id)
+        for _ in range(2):
+            if chunk is not None:
+                out = bytearray((record[0],))
+                fmt.put_z(out, ts - chunk.last_ts)
+                out += record[1:]
+                if self._put(chunk, out):
+                    chunk.last_ts = ts
+                    return
+                chunk.map.close()
+            with self._lock:
+                chunk = self._new_chunk(fmt.CHUNK_EVENTS, thread_id)
+                if chunk is None:
+                    self._threads.pop(thread_id, None)
+                    self._stop()
+                    self.dropped += 1
+                    return
+                self._threads[thread_id] = chunk
+        self.dropped += 1  # larger than a chunk
+
+    # -- values ---------------------------------------------------------------
+    def _value(self, out, value, name=None):
+        render = self.render
+        if name is not None and render.is_secret(name):
+            out.append(fmt.V_REDACTED)
+        elif fmt.is_plain(value, render.repr_limit):
+            fmt.put_plain(out, value)
+        else:
+            fmt.put_shown(out, render.value(value))
+
+    def _dict(self, out, mapping):
+        render = self.render
+        out.append(fmt.V_DICT)
+        fmt.put_u(out, len(mapping))
+        for key, value in mapping.items():
+            fmt.put_text(out, str(key))
+            if render.is_secret(key):
+                fmt.put_shown(out, REDACTED)
+            else:
+                self._value(out, value)
+
+    def _tuple(self, out, items):
+        out.append(fmt.V_TUPLE)
+        fmt.put_u(out, len(items))
+        for item in items:
+            self._value(out, item)
+
+    # -- events ---------------------------------------------------------------
+    def start(self, call):
+        if self.full:
+            self.dropped += 1
+            return
+        thread_id = call.thread_id
+        if thread_id not in self._named_threads:
+            self._named_threads.add(thread_id)
+            record = bytearray((fmt.THREAD,))
+            fmt.put_u(record, thread_id)
+            fmt.put_u(record, self._string(call.thread_name))
+            with self._lock:
+                self._meta_record(record)
+        site = call.site
+        record = bytearray((fmt.START,))
+        fmt.put_u(record, call.call_id)
+        fmt.put_u(record, self._site(site))
+        caller = call.caller
+        if caller is None:
+            record += b"\0\0\0"
+        else:
+            fmt.put_u(record, self._string(str(caller.file)) + 1)
+            fmt.put_u(record, caller.line if isinstance(caller.line, int) and caller.line >= 0 else 0)
+            fmt.put_u(record, self._string(str(caller.function)) + 1)
+        task = call.task
+        fmt.put_u(record, 0 if task is None else self._string(str(task)) + 1)
+        values = call.values
+        params = site.params
+        fmt.put_u(record, len(values))
+        if params is None:
+            self._tuple(record, values[0])
+            self._dict(record, values[1])
+        else:
+            positional, _, vararg, kwonly, kwarg = params[:5]
+            names = list(positional)
+            if vararg is not None:
+                names.append(vararg)
+            names.extend(kwonly)
+            if kwarg is not None:
+                names.append(kwarg)
+            init = site.qualname.rpartition(".")[2] == "__init__"
+            for index, (name, value) in enumerate(zip(names, values)):
+                if self.render.is_secret(name):
+                    record.append(fmt.V_REDACTED)
+                elif index == 0 and init and positional:
+                    fmt.put_shown(record, object_repr(value))  # half built: see render._builds_its_first_argument
+                elif name == vararg and index == len(positional):
+                    self._tuple(record, value)
+                elif name == kwarg and index == len(names) - 1:
+                    self._dict(record, value)
+                else:
+                    self._value(record, value)
+        self._event(thread_id, call.perf_ns, record)
+
+    def end(self, call, result):
+        record = bytearray((fmt.END,))
+        fmt.put_u(record, call.call_id)
+        self._value(record, result)
+        self._event(_originals.get_ident(), call.perf_ns + call.duration_ns, record)
+
+    def error(self, call, exc):
+        render = self.render
+        record = bytearray((fmt.ERROR,))
+        fmt.put_u(record, call.call_id)
+        fmt.put_u(record, self._string(exception_type_name(exc)))
+        fmt.put_text(record, render.value(exc))
+        fmt.put_text(record, render.exception_text(exc))
+        self._event(_originals.get_ident(), call.perf_ns + call.duration_ns, record)
+
+    # -- processes and exit ---------------------------------------------------
+    def after_fork_in_child(self):
+        """The parent's mappings are not ours: forget them (unmapping here leaves the parent's alone), open our file."""
+        for chunk in list(self._threads.values()) + ([self._meta] if self._meta else []):
+            try:
+                chunk.map.close()
+            except Exception:
+                pass
+        try:
+            _originals.os_close(self._fd)
+        except OSError:
+            pass
+        try:
+            self._open(path_for_child(self.requested_path, _originals.os_getpid()))
+        except OSError as exc:
+            self.full = True
+            report.warn(f"no recording from process {_originals.os_getpid()}: {exc.strerror or exc}")
+
+    def close(self):
+        if self.closed or _originals.os_getpid() != self._pid:
+            return
+        self.closed = True
+        if self.full:
+            how = "--record-ring keeps the most recent events instead" if not self.ring else "no chunk was free"
+            report.warn(f"recording {self.path} is full ({self.limit} bytes): {self.dropped} events were not "
+                        f"recorded ({how})")

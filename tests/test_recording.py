@@ -1,0 +1,262 @@
+"""The streaming recording (``--listener record=PATH``) and ``python -m hookwise.convert``."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from helpers import DRIVER, clean_env, read_jsonl, run_driver, run_python
+
+PROGRAM = textwrap.dedent("""
+    def f(a, b, password="x", *rest, flag=None, **extra):
+        return a + b
+
+    def g(n):
+        if n < 0:
+            raise ValueError("negative: %d" % n)
+        return [f(i, 2.5) for i in range(n)]
+
+    class Box:
+        def __init__(self, value):
+            self.value = value
+
+    def main():
+        g(3)
+        try:
+            g(-1)
+        except ValueError:
+            pass
+        f("s", "t", "s3cr3t-value", 1, (2, None), flag=b"x", token="hidden", other=[1, 2])
+        Box(object())
+        return f(10 ** 30, 1)
+
+    main()
+""")
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """One run recorded and, at the same time, written live as jsonl."""
+    where = tmp_path_factory.mktemp("recorded")
+    (where / "prog.py").write_text(PROGRAM)
+    done = run_driver(["--hook", "__main__:*", "--listener", "record=rec.bin", "--listener", "jsonl=live.jsonl",
+                       "prog.py"], cwd=where)
+    assert done.returncode == 0, done.stderr
+    return where
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def convert(*args, cwd=None, env=None):
+    env = dict(env if env is not None else clean_env(), PYTHONPATH=ROOT)
+    return run_python(["-m", "hookwise.convert", *args], cwd=cwd, env=env)
+
+
+def _without_time(events):
+    for event in events:
+        event.pop("ts_ns")
+    return events
+
+
+def test_converted_jsonl_has_the_live_listeners_fields_and_values(recorded):
+    done = convert("rec.bin", "--to", "jsonl=conv.jsonl", cwd=recorded)
+    assert done.returncode == 0, done.stderr
+    live = read_jsonl(recorded / "live.jsonl")
+    converted = read_jsonl(recorded / "conv.jsonl")
+    assert len(live) == 18
+    assert _without_time(converted) == _without_time(live)
+
+
+def test_secrets_never_reach_the_recording_file(recorded):
+    data = (recorded / "rec.bin").read_bytes()
+    assert b"s3cr3t" not in data and b"hidden" not in data
+
+
+def test_every_format_from_one_run(recorded, tmp_path):
+    env = clean_env(OTEL_TRACES_EXPORTER="console")
+    done = convert("rec.bin", "--to", f"chrome={tmp_path}/t.json", "--to", f"html={tmp_path}/p.html",
+                   "--to", f"stats={tmp_path}/s.txt", "--to", "otel", cwd=recorded, env=env)
+    assert done.returncode == 0, done.stderr
+    trace = json.loads((tmp_path / "t.json").read_text())
+    slices = [event for event in trace["traceEvents"] if event["ph"] == "X"]
+    assert sorted(event["name"] for event in slices).count("__main__:f") == 5
+    failed = [event for event in slices if event["args"].get("exception_type") == "ValueError"]
+    assert [event["args"]["error"] for event in failed] == ["ValueError: negative: -1"]
+    main = next(event for event in slices if event["name"] == "__main__:main")
+    assert all(main["ts"] <= event["ts"] and event["ts"] + event["dur"] <= main["ts"] + main["dur"]
+               for event in slices)
+    assert "__main__:f" in (tmp_path / "p.html").read_text()
+    assert "__main__:f" in (tmp_path / "s.txt").read_text() and "5 calls" not in ""
+    spans = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert len(spans) == 9
+    by_id = {span["context"]["span_id"]: span for span in spans}
+    g_spans = [span for span in spans if span["name"] == "__main__:g"]
+    assert all(by_id[span["parent_id"]]["name"] == "__main__:main" for span in g_spans)
+
+
+def test_bad_input_is_one_line_and_exit_2(recorded, tmp_path):
+    bad_version = tmp_path / "v9.bin"
+    data = bytearray((recorded / "rec.bin").read_bytes())
+    data[16] = 9
+    bad_version.write_bytes(bytes(data))
+    for args, words in (
+        (["missing.bin", "--to", "jsonl=x"], "does not exist"),
+        ([str(bad_version), "--to", "jsonl=x"], "version 9"),
+        ([str(recorded / "rec.bin"), "--to", "yaml=x"], "unknown format"),
+        ([str(recorded / "prog.py"), "--to", "stats"], "not a hookwise recording"),
+    ):
+        done = convert(*args, cwd=tmp_path)
+        assert done.returncode == 2
+        assert len(done.stderr.splitlines()) == 1 and words in done.stderr
+
+
+KILLED = textwrap.dedent("""
+    import sys
+    def work(i, text):
+        return i * 2
+    i = 0
+    while True:
+        work(i, "x" * (i % 50))
+        i += 1
+        if i == 2000:
+            print("running", flush=True)
+""")
+
+
+def test_a_process_killed_by_sigkill_leaves_every_finished_event(tmp_path):
+    (tmp_path / "loop.py").write_text(KILLED)
+    process = subprocess.Popen([sys.executable, DRIVER, "--hook", "__main__:work", "--listener", "record=rec.bin",
+                                "loop.py"], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "running\n"
+        time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    done = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    events = read_jsonl(tmp_path / "out.jsonl")
+    assert len(events) > 4000
+    starts = [event for event in events if event["event"] == "start"]
+    assert [event["args"] for event in starts[:3]] == [["0", "''"], ["1", "'x'"], ["2", "'xx'"]]
+    assert [event["call_id"] for event in starts] == list(range(1, len(starts) + 1))
+
+
+FORKING = textwrap.dedent("""
+    import os
+    def work(i):
+        return i
+    work(1)
+    pid = os.fork()
+    if pid == 0:
+        work(2)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    work(3)
+""")
+
+
+def test_a_forked_child_writes_its_own_file_and_readers_merge_them(tmp_path):
+    (tmp_path / "forks.py").write_text(FORKING)
+    done = run_driver(["--hook", "__main__:work", "--listener", "record=rec.bin", "forks.py"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    children = [name for name in os.listdir(tmp_path) if name.startswith("rec.") and name != "rec.bin"]
+    assert len(children) == 1
+    for source in ("rec.bin", "."):
+        done = convert(source, "--to", "jsonl=out.jsonl", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        starts = [event for event in read_jsonl(tmp_path / "out.jsonl") if event["event"] == "start"]
+        assert [event["args"] for event in starts] == [["1"], ["2"], ["3"]]
+        assert len({event["pid"] for event in starts}) == 2
+
+
+LONG = textwrap.dedent("""
+    def work(i):
+        return i
+    for i in range(30000):
+        work(i)
+""")
+
+
+@pytest.mark.parametrize("ring", [False, True])
+def test_record_limit_stops_or_keeps_the_most_recent(tmp_path, ring):
+    (tmp_path / "long.py").write_text(LONG)
+    options = ["--record-limit", "128K"] + (["--record-ring"] if ring else [])
+    done = run_driver(["--hook", "__main__:work", "--listener", "record=rec.bin", *options, "long.py"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert os.path.getsize(tmp_path / "rec.bin") <= 128 * 1024
+    assert ("is full" in done.stderr) is not ring
+    converted = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=tmp_path)
+    assert converted.returncode == 0, converted.stderr
+    starts = [int(event["args"][0]) for event in read_jsonl(tmp_path / "out.jsonl") if event["event"] == "start"]
+    assert 1000 < len(starts) < 30000
+    assert starts == list(range(starts[0], starts[0] + len(starts)))
+    assert (starts[-1] == 29999) is ring and (starts[0] == 0) is not ring
+
+
+def test_a_bad_record_limit_is_refused_before_the_program_runs(tmp_path):
+    (tmp_path / "long.py").write_text("print('ran')")
+    done = run_driver(["--listener", "record=rec.bin", "--record-limit", "lots", "long.py"], cwd=tmp_path)
+    assert done.returncode == 2 and "ran" not in done.stdout
+    assert done.stderr.count("\n") == 1 and "record_limit" in done.stderr
+
+
+THREADS = textwrap.dedent("""
+    import threading
+    def work(i):
+        return i
+    def loop(n):
+        for i in range(n):
+            work(i)
+    threads = [threading.Thread(target=loop, args=(20000,), name=f"worker-{k}") for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+""")
+
+
+@pytest.fixture(scope="module")
+def threaded(tmp_path_factory):
+    where = tmp_path_factory.mktemp("threaded")
+    (where / "threads.py").write_text(THREADS)
+    done = run_driver(["--hook", "__main__:work", "--listener", "record=rec.bin", "threads.py"], cwd=where)
+    assert done.returncode == 0, done.stderr
+    return where
+
+
+def test_threads_write_their_own_chunks_and_are_merged_back(threaded):
+    done = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=threaded)
+    assert done.returncode == 0, done.stderr
+    events = read_jsonl(threaded / "out.jsonl")
+    assert len(events) == 80000
+    for name in ("worker-0", "worker-1"):
+        starts = [int(event["args"][0]) for event in events if event["event"] == "start" and event["thread_name"] == name]
+        assert starts == list(range(20000))
+    assert all(a["ts_ns"] <= b["ts_ns"] for a, b in zip(events, events[1:]))
+
+
+MEASURE = textwrap.dedent("""
+    import resource
+    from hookwise.convert import convert
+    from hookwise.listeners import chrome, jsonl
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    count = convert(["rec.bin"], [("jsonl", "out.jsonl"), ("chrome", "out.json")])
+    print(count, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+""")
+
+
+def test_converting_needs_memory_for_the_nesting_not_for_the_calls(threaded):
+    env = dict(clean_env(), PYTHONPATH=ROOT)
+    done = run_python(["-c", MEASURE], cwd=threaded, env=env)
+    assert done.returncode == 0, done.stderr
+    count, peak = map(int, done.stdout.split())
+    assert count == 80000
+    assert peak < 8_000_000  # the 40,000 calls kept as slices would be tens of MB
+    json.loads((threaded / "out.json").read_text())
