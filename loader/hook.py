@@ -73,8 +73,15 @@ class HookwiseFinder:
         if is_own_module(fullname):
             return None
         spec = self._spec_from_other_finders(fullname, path, target)
-        if spec is None or type(spec.loader) is not SourceFileLoader or not str(spec.origin).endswith(".py"):
+        if spec is None:
             return None
+        if type(spec.loader) is not SourceFileLoader or not str(spec.origin).endswith(".py"):
+            # not ours to rewrite (a C extension, a builtin, a frozen or
+            # sourceless module, another project's loader): its targets are
+            # served by attribute replacement once its code has run
+            if not is_main and hasattr(spec.loader, "exec_module"):
+                spec.loader = ServingLoader(spec.loader, installation)
+            return spec
         module_names = (fullname,)
         if is_main and spec.submodule_search_locations is None and installation.take_main(fullname):
             module_names = ("__main__", fullname)
@@ -109,6 +116,45 @@ class HookwiseFinder:
         return "<hookwise finder>"
 
 
+class ServingLoader:
+    """Stands for another finder's loader: runs the module's code with it, then serves its targets.
+
+    What the rewrite cannot serve (functions of extension modules, builtins,
+    what a module re-exports from elsewhere) is served right after the
+    module's code has run and before the importer sees the module, by the
+    same attribute replacement as for a module loaded before hookwise. The
+    module gets its own loader back before its code runs, so ``__loader__``
+    and ``__spec__.loader`` are what they are without hookwise.
+    """
+
+    def __init__(self, loader, installation):
+        self._loader = loader
+        self._installation = installation
+
+    def create_module(self, spec):
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module):
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.loader is self:
+            spec.loader = self._loader
+        if module.__dict__.get("__loader__") is self:
+            module.__loader__ = self._loader
+        try:
+            self._loader.exec_module(module)
+        except BaseException as exc:
+            _drop_own_frames(exc)  # the traceback the program would see without hookwise (3.11+)
+            raise
+        self._installation.serve_imported(module, (module.__name__,))
+
+    def __getattr__(self, name):  # everything else is the real loader's (get_source, resources, ...)
+        return getattr(self._loader, name)
+
+    def __repr__(self):
+        return repr(self._loader)
+
+
 class HookwiseLoader(SourceFileLoader):
     """Loads a module with its targets rewritten; see the module docstring."""
 
@@ -118,6 +164,16 @@ class HookwiseLoader(SourceFileLoader):
         # The first name is the one sites report; the others are aliases targets
         # may use (a module run with -m is also ``__main__``).
         self.module_names = tuple(module_names or (fullname,))
+        self.rewrite_failed = False  # then its targets are left to attribute replacement
+
+    def exec_module(self, module):
+        try:
+            super().exec_module(module)
+        except BaseException as exc:
+            _drop_own_frames(exc)  # the traceback the program would see without hookwise (3.11+)
+            raise
+        if "__main__" not in self.module_names:  # the runner serves the program's own module
+            self.installation.serve_imported(module, self.module_names, rewritten=not self.rewrite_failed)
 
     def source_to_code(self, data, path, *, _optimize=-1):
         code = self.instrumented_code(data, path, _optimize)
@@ -183,6 +239,7 @@ class HookwiseLoader(SourceFileLoader):
         return binding.bind(code, sites)
 
     def _rewrite_failed(self, exc):
+        self.rewrite_failed = True
         report.warn_once(
             ("rewrite", self.name),
             f"could not rewrite module {self.name!r} ({type(exc).__name__}: {exc}); it runs without hooks",

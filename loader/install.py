@@ -74,6 +74,31 @@ class Installation:
         self.installed = True
         return self
 
+    def serve_imported(self, module, names, rewritten=False):
+        """A module a target can name has just run its code: serve what the rewrite did not.
+
+        The same attribute replacement as for a module loaded before
+        installation (``patch.patch_module``), then a word on every literal
+        target that names this module and matched nothing in it. Called by the
+        import hook's loaders before the importer sees the module; a failure
+        here is hookwise's and never breaks the import.
+        """
+        if not self.installed:
+            return
+        try:
+            patch.patch_module(module, names, self.targets, REGISTRY, self._undo, rewritten)
+        except patch.PatchError as exc:
+            report.warn(str(exc))
+        except Exception as exc:
+            report.warn_once(("serve", module.__name__),
+                             f"could not hook the targets of module {module.__name__!r}: {type(exc).__name__}: {exc}")
+        self._report_unmatched_in(module, names)
+
+    def _report_unmatched_in(self, module, names):
+        for target in self.targets:
+            if target.module_is_literal and target.module in names and not target.matched and not target.quiet:
+                report.warn_once(("unmatched", target.text), patch.unmatched_message(target, module))
+
     def uninstall(self):
         """Undo everything, newest first (tests and the pytest plugin use this)."""
         while self._undo:

@@ -53,20 +53,54 @@ def patch_loaded_modules(targets, registry, undo):
     modules = [(module, names, _targets_for(targets, names)) for module, names in _loaded_modules()]
     # 1. Python functions, nested ones included: rewritten in place from the module's source.
     for module, names, module_targets in modules:
-        if module_targets and codeswap.can_swap(module.__name__):
-            select = _qualname_selector(module_targets)
-            swap_plan = codeswap.plan(module, select)
-            if swap_plan is not None:
-                codeswap.apply(swap_plan, tuple(names), undo)
+        _swap_own_functions(module, names, module_targets, undo)
     # 2. What is left: builtins, functions without source, functions living in another module.
     found = []
     for module, names, module_targets in modules:
-        for target in module_targets:
-            if target.qualname_is_literal:
-                found.extend(_resolve_literal(module, target))
-            else:
-                found.extend(_enumerate(module, names, target))
+        found.extend(_find_targets(module, names, module_targets))
     _hook([item for item in found if not _already_hooked(item, registry)], registry, undo)
+
+
+def patch_module(module, names, targets, registry, undo, rewritten=False):
+    """Hook the targets of one module that has just been imported, as if it had been loaded before.
+
+    ``rewritten``: the import hook rewrote its source, so its own Python
+    functions are served already (only the rest is left: builtins, functions
+    imported from elsewhere, methods of C types).
+    """
+    module_targets = _targets_for(targets, names)
+    if not module_targets:
+        return
+    if not rewritten:
+        _swap_own_functions(module, names, module_targets, undo)
+    found = _find_targets(module, names, module_targets)
+    _hook([item for item in found if not _already_hooked(item, registry)], registry, undo)
+
+
+def _swap_own_functions(module, names, module_targets, undo):
+    if module_targets and codeswap.can_swap(module.__name__):
+        select = _qualname_selector(module_targets)
+        swap_plan = _plan(module, select)
+        if swap_plan is not None:
+            codeswap.apply(swap_plan, tuple(names), undo)
+
+
+def _plan(module, select):
+    """codeswap's plan, or None when the rewrite itself fails: the wrapper engine takes over."""
+    try:
+        return codeswap.plan(module, select)
+    except Exception:
+        return None
+
+
+def _find_targets(module, names, module_targets):
+    found = []
+    for target in module_targets:
+        if target.qualname_is_literal:
+            found.extend(_resolve_literal(module, target))
+        else:
+            found.extend(_enumerate(module, names, target))
+    return found
 
 
 def _targets_for(targets, names):
@@ -185,6 +219,8 @@ def _enumerate(module, names, target):
 
 def _hook(found, registry, undo):
     """Hook each found callable once: rewrite in place where possible, else wrap."""
+    if not found:
+        return
     unique = {}
     for item in found:
         unique.setdefault(id(item.obj), []).append(item)
@@ -205,7 +241,7 @@ def _hook(found, registry, undo):
 def _swap_or_wrap(module, home_name, groups, registry, undo):
     """Functions found through another module's name (``from home import f``): rewrite them at home."""
     wanted = {items[0].qualname for items in groups}
-    swap_plan = codeswap.plan(module, lambda qualname: qualname in wanted)
+    swap_plan = _plan(module, lambda qualname: qualname in wanted)
     swapped = set()
     if swap_plan is not None:
         extra_names = tuple({item.target.module for items in groups for item in items if item.target.module_is_literal} - {home_name})
@@ -339,6 +375,24 @@ def _canonical_module(obj):
         if public is not None and _namespace(public).get(getattr(obj, "__name__", None)) is obj:
             return module[1:]
     return module
+
+
+def unmatched_message(target, module):
+    """One line: the target matched nothing in its module, and the names nearest to what it asked for."""
+    import difflib
+
+    holder, parts = module, target.qualname.split(".")
+    prefix = ""
+    for part in parts[:-1]:  # as deep as the qualname's classes exist
+        inner = _namespace(holder).get(part)
+        if not isinstance(inner, type):
+            break
+        holder, prefix = inner, prefix + part + "."
+    wanted = target.qualname[len(prefix):]
+    names = [name for name in _namespace(holder) if not name.startswith("__") or wanted.startswith("__")]
+    nearest = difflib.get_close_matches(wanted.replace("*", ""), names, n=3, cutoff=0.5)
+    hint = f"; nearest: {', '.join(prefix + name for name in nearest)}" if nearest else ""
+    return f"target {target.text!r} matches nothing in module {module.__name__!r}{hint}"
 
 
 def _refuse_unwrappable(obj, target):

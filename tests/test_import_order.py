@@ -1,0 +1,78 @@
+"""A target holds whatever the import order: a module imported after the hooks
+are installed gets its C functions (and what it re-exports) served by
+attribute replacement as soon as its code has run, exactly as a module loaded
+before hookwise started. Fresh processes, both orders."""
+
+import textwrap
+
+import pytest
+
+from helpers import read_jsonl, run_driver
+
+PROGRAM = """\
+import hashlib, json, os.path, pickle, sqlite3, zlib
+
+print("pickle.loads", pickle.loads(pickle.dumps([1, 2])))
+print("zlib", zlib.decompress(zlib.compress(b"abc")))
+print("sha256", hashlib.sha256(b"x").hexdigest()[:8])
+print("json", json.loads("[3]"))
+print("join", os.path.join("a", "b"))
+connection = sqlite3.connect(":memory:")
+print("sqlite", connection.execute("select 1").fetchone())
+connection.close()
+"""
+
+# A listener module imported before the hooks exist: with it, the modules are loaded "early".
+EARLY_LISTENER = """\
+import hashlib, json, os.path, pickle, sqlite3, zlib
+
+class Nothing:
+    def end(self, call, result):
+        pass
+"""
+
+TARGETS = {
+    "pickle:loads": "pickle:loads",
+    "pickle:dumps": "pickle:dumps",
+    "zlib:decompress": "zlib:decompress",
+    "hashlib:sha256": None,  # openssl_sha256 or _sha2.sha256, by build: any defining module
+    "json:loads": "json:loads",
+    "os.path:join": "posixpath:join",
+    "sqlite3:connect": "sqlite3:connect",
+}
+
+
+@pytest.mark.parametrize("order", ["imported-after-install", "imported-before-install"])
+def test_every_target_reports_whatever_the_import_order(tmp_path, order):
+    (tmp_path / "program.py").write_text(PROGRAM)
+    (tmp_path / "early.py").write_text(EARLY_LISTENER)
+    log = tmp_path / "events.jsonl"
+    args = [arg for target in TARGETS for arg in ("--hook", target)]
+    if order == "imported-before-install":
+        args += ["--listener", "early:Nothing"]
+    plain = run_driver(["--no-follow-children", "--hook", "nomodule:nothing", "program.py"], cwd=tmp_path)
+    result = run_driver([*args, "--listener", f"jsonl={log}", "program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == plain.stdout
+    assert "matched nothing" not in result.stderr, result.stderr
+    starts = [event for event in read_jsonl(log) if event["event"] == "start"]
+    reported = {event["target"] for event in starts}
+    for asked, defined in TARGETS.items():
+        if defined is not None:
+            assert defined in reported, (asked, sorted(reported))
+    assert any(target.endswith("sha256") for target in reported), sorted(reported)
+    ends = [event for event in read_jsonl(log) if event["event"] in ("end", "error")]
+    assert sorted(e["call_id"] for e in ends) == sorted(e["call_id"] for e in starts)
+
+
+def test_a_module_imported_late_keeps_its_own_loader(tmp_path):
+    (tmp_path / "program.py").write_text(textwrap.dedent("""\
+        import zlib, importlib.util
+        print(type(zlib.__loader__).__name__, type(zlib.__spec__.loader).__name__)
+        import _json
+        print(type(_json.__spec__.loader).__name__)
+    """))
+    plain = run_driver(["--hook", "nomodule:nothing", "program.py"], cwd=tmp_path)
+    hooked = run_driver(["--hook", "zlib:decompress", "--hook", "_json:*", "program.py"], cwd=tmp_path)
+    assert hooked.returncode == 0, hooked.stderr
+    assert hooked.stdout == plain.stdout
