@@ -269,6 +269,18 @@ class Registry:
         self._site_targets[site] = matching
         return site
 
+    def add_site(self, site, matching):
+        """Register a Site made elsewhere (an audit event's), heard by the targets in ``matching``."""
+        for target in matching:
+            target.matched = True
+        site.set_listeners(self._listeners_for(matching))
+        self.sites.append(site)
+        self._site_targets[site] = list(matching)
+        return site
+
+    def targets_of(self, site):
+        return list(self._site_targets.get(site, ()))
+
     def attach(self, site, target):
         """``target`` names ``site`` too (found through another alias): give it its listeners."""
         matching = self._site_targets.setdefault(site, [])

@@ -12,6 +12,9 @@ OWN_PACKAGES = ("hookwise", "loader", "rewriter", "driver")
 
 _WILDCARD_CHARS = frozenset("*?[]!-")
 
+AUDIT_MODULE = "audit"
+"""``audit:EVENT`` names CPython's audit events (hookwise.audit), not a module."""
+
 
 class TargetError(ValueError):
     """A target that cannot be understood; the message says why, in one line."""
@@ -69,7 +72,10 @@ def parse_target(text, listeners=(), origin="command line", quiet=False):
     if not qualname:
         raise TargetError(f"target {text!r} has no function after ':' (use '{module}:*' for all of them)")
     _check_dotted(text, module, "module", allow_angle=False)
-    _check_dotted(text, qualname, "qualname", allow_angle=True)
+    if module == AUDIT_MODULE:  # an audit event's name, as CPython spells it: 'ctypes.dlsym/handle'
+        _check_dotted(text, qualname.replace("/", "."), "audit event name", allow_angle=False)
+    else:
+        _check_dotted(text, qualname, "qualname", allow_angle=True)
     if not has_wildcards(module) and is_own_module(module):
         raise TargetError(f"target {text!r} is inside hookwise itself, which cannot be hooked")
     return Target(stripped, module, qualname, listeners, origin, quiet)
@@ -98,7 +104,10 @@ class TargetSet:
         self._by_module = {}
         self._wildcard_modules = []
         self._candidates = {}  # module names -> the targets whose module side matches one of them
+        self.audit_targets = [target for target in self.targets if target.module == AUDIT_MODULE]
         for target in self.targets:
+            if target.module == AUDIT_MODULE:
+                continue  # served by hookwise.audit, never by the import hook or replacement
             if target.module_is_literal:
                 self._by_module.setdefault(target.module, []).append(target)
             else:

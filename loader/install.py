@@ -24,7 +24,7 @@ from hookwise import report
 from hookwise.listeners import ListenerSpecError, resolve
 from hookwise.runtime import REGISTRY
 
-from . import hook, patch
+from . import audit, hook, patch
 
 
 class Installation:
@@ -71,6 +71,7 @@ class Installation:
         sys.meta_path.insert(0, self.finder)
         self._undo.append(self._remove_finder)
         patch.patch_loaded_modules(self.targets, REGISTRY, self._undo)
+        audit.install(self.targets, self._undo)  # audit:EVENT targets: CPython's audit hook
         self.installed = True
         return self
 
@@ -146,6 +147,8 @@ class Installation:
         for target in REGISTRY.unmatched_targets():
             never_imported = target.module_is_literal and target.module not in sys.modules
             detail = f" (module {target.module!r} was never imported)" if never_imported else ""
+            if target in self.targets.audit_targets:
+                detail = audit.UNMATCHED_DETAIL
             report.warn(f"target {target.text!r} matched nothing{detail}")
 
 
