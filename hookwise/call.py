@@ -87,6 +87,11 @@ def arguments_of(call):
     layout = call.site.params
     if layout is None:
         return call.site.bind_arguments(*call.values)
+    return dict(zip(parameter_names(layout), call.values))
+
+
+def parameter_names(layout):
+    """The names of a site's parameter layout, in the order its values come."""
     positional, _, vararg, kwonly, kwarg = layout[:5]
     names = list(positional)
     if vararg is not None:
@@ -94,7 +99,7 @@ def arguments_of(call):
     names.extend(kwonly)
     if kwarg is not None:
         names.append(kwarg)
-    return dict(zip(names, call.values))
+    return names
 
 
 def changed_arguments_of(call):

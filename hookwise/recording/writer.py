@@ -20,7 +20,7 @@ import os
 from _thread import allocate_lock
 
 from .. import _originals, report
-from ..call import clock_ns, wall_offset_ns
+from ..call import clock_ns, parameter_names, wall_offset_ns
 from ..listeners._output import path_for_child
 from ..render import REDACTED, Render, exception_type_name
 from ..saferepr import object_repr
@@ -261,13 +261,8 @@ class RecordWriter:
             self._tuple(record, values[0])
             self._dict(record, values[1])
         else:
-            positional, _, vararg, kwonly, kwarg = params[:5]
-            names = list(positional)
-            if vararg is not None:
-                names.append(vararg)
-            names.extend(kwonly)
-            if kwarg is not None:
-                names.append(kwarg)
+            positional, _, vararg, _, kwarg = params[:5]
+            names = parameter_names(params)
             init = site.qualname.rpartition(".")[2] == "__init__"
             for index, (name, value) in enumerate(zip(names, values)):
                 if self.render.is_secret(name):
