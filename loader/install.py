@@ -86,13 +86,14 @@ class Installation:
         """
         if not self.installed:
             return
+        refused = []
         try:
-            patch.patch_module(module, names, self.targets, REGISTRY, self._undo, rewritten)
-        except patch.PatchError as exc:
-            report.warn(str(exc))
+            refused = patch.patch_module(module, names, self.targets, REGISTRY, self._undo, rewritten)
         except Exception as exc:
             report.warn_once(("serve", module.__name__),
                              f"could not hook the targets of module {module.__name__!r}: {type(exc).__name__}: {exc}")
+        for target, exc in refused:  # said once; the "matches nothing" line would contradict it
+            report.warn_once(("unmatched", target.text), str(exc))
         self._report_unmatched_in(module, names)
 
     def _report_unmatched_in(self, module, names):

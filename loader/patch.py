@@ -66,15 +66,23 @@ def patch_module(module, names, targets, registry, undo, rewritten=False):
 
     ``rewritten``: the import hook rewrote its source, so its own Python
     functions are served already (only the rest is left: builtins, functions
-    imported from elsewhere, methods of C types).
+    imported from elsewhere, methods of C types). Returns the targets that
+    cannot be hooked, each with its PatchError.
     """
     module_targets = _targets_for(targets, names)
     if not module_targets:
-        return
+        return []
     if not rewritten:
         _swap_own_functions(module, names, module_targets, undo)
-    found = _find_targets(module, names, module_targets)
+    # one target that cannot be hooked must not take the module's other targets with it
+    found, refused = [], []
+    for target in module_targets:
+        try:
+            found.extend(_find_targets(module, names, [target]))
+        except PatchError as exc:
+            refused.append((target, exc))
     _hook([item for item in found if not _already_hooked(item, registry)], registry, undo)
+    return refused
 
 
 def _swap_own_functions(module, names, module_targets, undo):
