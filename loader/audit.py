@@ -6,9 +6,10 @@ original for the program, so an event raised under one is the program's) and
 the undo step that leaves the hook inert.
 """
 
-from hookwise import audit
-
 from . import wrappers
+
+UNMATCHED_DETAIL = " (no audit event of that name was raised)"
+"""What the exit report adds to an audit target that matched nothing."""
 
 
 def install(targets, undo):
@@ -16,8 +17,8 @@ def install(targets, undo):
     audit_targets = targets.audit_targets
     if not audit_targets:
         return
+    # imported only for a run with audit targets: its event table stays out of every other start-up
+    from hookwise import audit
+
     audit.start(audit_targets, transparent_codes=(wrappers.WRAPPER_CODE,))
     undo.append(audit.stop)
-
-UNMATCHED_DETAIL = " (no audit event of that name was raised)"
-"""What the exit report adds to an audit target that matched nothing."""

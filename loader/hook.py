@@ -242,7 +242,7 @@ class HookwiseLoader(SourceFileLoader):
         self.rewrite_failed = True
         report.warn_once(
             ("rewrite", self.name),
-            f"could not rewrite module {self.name!r} ({type(exc).__name__}: {exc}); it runs without hooks",
+            f"could not rewrite module {self.name!r} ({type(exc).__name__}: {exc}); its targets are served by attribute replacement",
         )
 
 
