@@ -27,6 +27,7 @@ import sys
 
 from . import _originals, _state, accel, report
 from .audit_events import names_for
+from .own import is_own_file
 from .runtime import REGISTRY, Site
 
 MODULE = "audit"
@@ -34,9 +35,6 @@ MODULE = "audit"
 
 KIND = "audit"
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_OWN_PREFIXES = tuple(os.path.join(_ROOT, package) + os.sep for package in ("hookwise", "loader", "rewriter"))
-_OWN_FILES = (os.path.join(_ROOT, "driver.py"),)
 _IMPORT_SYSTEM_FILES = frozenset(
     ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>", "<frozen zipimport>")
 )
@@ -207,7 +205,7 @@ def _file_kind(code):
     if kind is None:
         if filename in _IMPORT_SYSTEM_FILES:
             kind = _IMPORT_SYSTEM
-        elif filename.startswith(_OWN_PREFIXES) or filename in _OWN_FILES:
+        elif is_own_file(filename):
             kind = _OWN
         elif filename.startswith("<frozen ") or (
             filename.startswith(_STDLIB_PREFIXES) and not filename.startswith(_SITE_PACKAGES_PREFIXES)

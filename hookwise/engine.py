@@ -11,8 +11,9 @@ program's own ``import loader`` finds its own module.
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENGINE_PACKAGES = ("loader", "rewriter", "driver")
+from .own import ROOT, is_own_module
+
+ENGINE_PACKAGES = ("loader", "rewriter")
 
 
 class EngineUnavailable(ImportError):
@@ -47,7 +48,10 @@ def import_engine():
 
 
 def hide_engine():
-    """Take the engine's names out of ``sys.modules`` (its objects stay alive where they are held)."""
-    for name in list(sys.modules):
-        if name.partition(".")[0] in ENGINE_PACKAGES:
+    """Take the engine's names out of ``sys.modules`` (its objects stay alive where they are held).
+
+    Only hookwise's own modules go: a program's ``loader`` imported by then stays.
+    """
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] in ENGINE_PACKAGES and is_own_module(name, module):
             del sys.modules[name]

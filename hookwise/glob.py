@@ -13,6 +13,31 @@ def has_wildcards(pattern):
     return any(char in _SPECIAL for char in pattern)
 
 
+def pattern_problem(pattern):
+    """Why ``pattern`` can never match a dotted name, in words; None when it is well formed.
+
+    fnmatch reads an unclosed ``[`` as a literal character, which no module or
+    function name holds: such a pattern matches nothing, silently.
+    """
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "[":
+            end = _set_end(pattern, index)
+            if end < 0:
+                return f"'[' at position {index + 1} has no closing ']'"
+            body = pattern[index + 1 : end].removeprefix("!")
+            for low, dash, high in zip(body, body[1:], body[2:]):
+                if dash == "-" and low > high:
+                    return f"the range '{low}-{high}' is empty"
+            index = end + 1
+            continue
+        if char in "]!-":
+            return f"{char!r} at position {index + 1} is outside a '[...]' set"
+        index += 1
+    return None
+
+
 def compile_pattern(pattern):
     """A predicate ``name -> bool`` for ``pattern`` (a plain equality test when it has no wildcards)."""
     if not has_wildcards(pattern):

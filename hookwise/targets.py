@@ -5,10 +5,8 @@ Both sides take shell wildcards (``myapp.*:*``, ``pkg.mod:Class.*``);
 ``__qualname__``: ``Outer.Inner.method``, ``factory.<locals>.inner``.
 """
 
-from .glob import compile_pattern, has_wildcards
-
-# hookwise's own top-level packages: never hooked (the runtime cannot watch itself).
-OWN_PACKAGES = ("hookwise", "loader", "rewriter", "driver")
+from .glob import compile_pattern, has_wildcards, pattern_problem
+from .own import is_own_name
 
 _WILDCARD_CHARS = frozenset("*?[]!-")
 
@@ -76,13 +74,13 @@ def parse_target(text, listeners=(), origin="command line", quiet=False):
         _check_dotted(text, qualname.replace("/", "."), "audit event name", allow_angle=False)
     else:
         _check_dotted(text, qualname, "qualname", allow_angle=True)
-    if not has_wildcards(module) and is_own_module(module):
+    for part, what in ((module, "module"), (qualname, "qualname")):
+        problem = pattern_problem(part) if any(char in part for char in "[]!-") else None
+        if problem:
+            raise TargetError(f"target {text!r}: malformed pattern in the {what}: {problem}")
+    if not has_wildcards(module) and is_own_name(module):
         raise TargetError(f"target {text!r} is inside hookwise itself, which cannot be hooked")
     return Target(stripped, module, qualname, listeners, origin, quiet)
-
-
-def is_own_module(name):
-    return any(name == own or name.startswith(own + ".") for own in OWN_PACKAGES)
 
 
 def _check_dotted(text, value, what, allow_angle):
@@ -122,14 +120,14 @@ class TargetSet:
     def for_module(self, name):
         """The targets whose module side matches ``name`` (cheap; asked for every import)."""
         found = self._by_module.get(name, [])
-        if self._wildcard_modules and not is_own_module(name):
+        if self._wildcard_modules and not is_own_name(name):
             found = found + [target for target in self._wildcard_modules if target.matches_module(name)]
         return found
 
     def may_hold_targets(self, name):
         return name in self._by_module or (
             bool(self._wildcard_modules)
-            and not is_own_module(name)
+            and not is_own_name(name)
             and any(target.matches_module(name) for target in self._wildcard_modules)
         )
 

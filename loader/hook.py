@@ -21,7 +21,7 @@ from importlib.machinery import SourceFileLoader
 import hookwise
 import rewriter
 from hookwise import _originals, report
-from hookwise.targets import is_own_module
+from hookwise.own import is_own_file, is_own_name
 
 from . import binding, cache
 
@@ -70,11 +70,11 @@ class HookwiseFinder:
         is_main = installation.is_main_candidate(fullname)
         if not is_main and not installation.targets.may_hold_targets(fullname):
             return None
-        if is_own_module(fullname):
+        if is_own_name(fullname):
             return None
         spec = self._spec_from_other_finders(fullname, path, target)
-        if spec is None:
-            return None
+        if spec is None or (isinstance(spec.origin, str) and is_own_file(os.path.abspath(spec.origin))):
+            return None  # hookwise's own loader or rewriter: a program's module of that name is hooked
         if type(spec.loader) is not SourceFileLoader or not str(spec.origin).endswith(".py"):
             # not ours to rewrite (a C extension, a builtin, a frozen or
             # sourceless module, another project's loader): its targets are

@@ -18,8 +18,8 @@ import sys
 import types
 from types import BuiltinFunctionType, FunctionType
 
+from hookwise.own import is_own_module
 from hookwise.runtime import BUILTIN, Site
-from hookwise.targets import is_own_module
 
 from . import codeswap, wrappers
 
@@ -135,7 +135,7 @@ def _loaded_modules():
     """(module, names) for each loaded module object, hookwise's own excluded."""
     by_id = {}
     for name, module in list(sys.modules.items()):
-        if not isinstance(module, types.ModuleType) or is_own_module(name):
+        if not isinstance(module, types.ModuleType) or is_own_module(name, module):
             continue
         # __main__ is the driver until the program runs; the runner serves __main__ targets
         if name == "__main__" or name in _IMPORT_SYSTEM:
@@ -319,7 +319,7 @@ def _replace_aliases(undo):
     if not _wrapped:
         return
     for name, module in list(sys.modules.items()):
-        if not isinstance(module, types.ModuleType) or is_own_module(name) or name in _IMPORT_SYSTEM:
+        if not isinstance(module, types.ModuleType) or name in _IMPORT_SYSTEM or is_own_module(name, module):
             continue
         namespace = _namespace(module)
         for key, value in list(namespace.items()):

@@ -19,7 +19,7 @@ import sys
 import types
 from importlib.machinery import SourceFileLoader, SourcelessFileLoader
 
-from hookwise import _originals
+from hookwise import _originals, own
 
 from .hook import HookwiseLoader
 
@@ -32,21 +32,6 @@ class ProgramNotFound(Exception):
     @classmethod
     def for_path(cls, path, errno=2, strerror="No such file or directory"):
         return cls(f"{sys.executable}: can't open file {os.path.abspath(path)!r}: [Errno {errno}] {strerror}")
-
-
-def _own_locations():
-    """Path prefixes of hookwise's own code: its three packages and the driver."""
-    import hookwise
-    import rewriter
-
-    packages = [os.path.dirname(module.__file__) + os.sep for module in (hookwise, rewriter)]
-    here = os.path.dirname(os.path.abspath(__file__))
-    packages.append(here + os.sep)
-    packages.append(os.path.join(os.path.dirname(here), "driver.py"))
-    return tuple(packages)
-
-
-OWN_LOCATIONS = _own_locations()
 
 
 def run_path(path, args, installation):
@@ -238,7 +223,7 @@ def strip_traceback(tb):
         filename = code.co_filename
         if code in _RUNNER_CODES:
             entries.clear()  # everything before the program's first frame is the launcher's
-        elif filename.startswith(OWN_LOCATIONS):
+        elif filename.startswith(own.LOCATIONS):
             while entries and entries[-1].tb_frame.f_code.co_filename.startswith(_IMPORTLIB):
                 entries.pop()
             after_own = True
