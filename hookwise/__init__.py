@@ -3,7 +3,8 @@
 What users touch: the ``Call`` record, the ``Listener`` interface, the
 ``Blocked`` exception, targets and settings. What instrumented code calls:
 ``hookwise.runtime``. The import machinery lives in the top-level ``loader``
-package and the AST rewrite in ``rewriter``; ``driver.py`` runs programs.
+package and the AST rewrite in ``rewriter``; ``hookwise.cli`` runs programs (the
+``hookwise`` command, ``python -m hookwise``, the checkout's ``driver.py``).
 """
 
 from .call import Call, Caller

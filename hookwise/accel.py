@@ -11,15 +11,36 @@ import os
 PURE_PYTHON = "HOOKWISE_PURE_PYTHON"
 """Environment variable: set it (to anything but empty or 0) to use the pure-Python runtime."""
 
+BUILD_COMMAND = "python setup.py build_ext --inplace"
+"""What builds the accelerator in a checkout (pip builds it when it installs hookwise)."""
+
+def _why_it_does_not_load(exc):
+    from importlib.machinery import EXTENSION_SUFFIXES  # loaded at start-up anyway
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not any(os.path.exists(os.path.join(here, "_speedups" + suffix)) for suffix in EXTENSION_SUFFIXES):
+        return "the accelerator hookwise._speedups is not built for this Python"
+    return f"the accelerator does not load: {exc}"  # built, yet broken (a missing library, a bad build)
+
+
 speedups = None
-if os.environ.get(PURE_PYTHON, "") in ("", "0"):
+WHY_PURE = None  # why the pure-Python runtime runs, in words; None while the accelerator does
+if os.environ.get(PURE_PYTHON, "") not in ("", "0"):
+    WHY_PURE = f"{PURE_PYTHON} is set"
+else:
     try:
         from . import _speedups as speedups
-    except ImportError:  # not built here: no compiler, or a checkout without build_ext
+    except ImportError as exc:  # not built here: no compiler, or a checkout without build_ext
         speedups = None
+        WHY_PURE = _why_it_does_not_load(exc)
 
 ACTIVE = speedups is not None
 
 
 def describe():
     return "C accelerator" if ACTIVE else "pure Python"
+
+
+def explain():
+    """``C accelerator``, or ``pure Python, because ...`` (what --version shows)."""
+    return "C accelerator" if ACTIVE else f"pure Python, because {WHY_PURE}"

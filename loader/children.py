@@ -30,6 +30,13 @@ PACKAGES_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def prepare(settings):
     """Set this process's environment so that Python children run under hookwise too."""
+    if not os.path.isfile(os.path.join(BOOTSTRAP_DIRECTORY, "sitecustomize.py")):
+        from hookwise import report
+
+        # an installed copy that lost its bootstrap: children would run unhooked without a word
+        report.warn(f"child processes will run without hooks: {BOOTSTRAP_DIRECTORY} holds no sitecustomize.py "
+                    "(reinstall hookwise)")
+        return
     os.environ[SETTINGS_VARIABLE] = settings.for_children()
     os.environ[ROOT_VARIABLE] = PACKAGES_ROOT
     current = os.environ.get("PYTHONPATH")
@@ -95,11 +102,17 @@ def how_this_process_runs():
 
 
 def _rerun_under_driver():
-    """Replace this process with ``python [its options] driver.py --from-parent script args``."""
+    """Replace this process with ``python [its options] -m hookwise --from-parent script args``.
+
+    A checkout's ``driver.py`` is run by its path instead: a checkout's packages
+    need not be importable from the child's working directory, while an
+    installed copy's are, from site-packages.
+    """
     original = sys.orig_argv
     options = original[1 : len(original) - len(sys.argv)]
     driver = os.path.join(PACKAGES_ROOT, "driver.py")
+    runner = [driver] if os.path.isfile(driver) else ["-m", "hookwise"]
     # orig_argv[0] is often a bare "python" found on PATH; execv does not search PATH
     executable = sys.executable or original[0]
     os.environ[RERUN_VARIABLE] = str(os.getpid())
-    os.execv(executable, [original[0], *options, driver, "--from-parent", *sys.argv])
+    os.execv(executable, [original[0], *options, *runner, "--from-parent", *sys.argv])
