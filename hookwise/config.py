@@ -173,8 +173,11 @@ def load_config(explicit_path=None, cwd=None):
     """(path, table) of the configuration in effect; (None, {}) when there is none."""
     cwd = cwd or os.getcwd()
     if explicit_path is not None:
-        if not os.path.isfile(explicit_path):
+        # not only regular files: /dev/null (no settings) and a pipe (<(...)) are configs too
+        if not os.path.exists(explicit_path):
             raise ConfigError(f"config file {explicit_path!r} does not exist")
+        if os.path.isdir(explicit_path):
+            raise ConfigError(f"config file {explicit_path!r} is a directory")
         return explicit_path, _validate(_read_toml(explicit_path), explicit_path)
     candidate = os.path.join(cwd, "hookwise.toml")
     if os.path.isfile(candidate):

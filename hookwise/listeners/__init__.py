@@ -124,8 +124,9 @@ def _instantiate(target, label, arg):
         raise ListenerSpecError(f"listener {label!r} is an object, not a class: it takes no '={arg}'")
     else:
         listener = target
-    if not any(callable(getattr(listener, method, None)) for method in ("start", "end", "error")):
-        raise ListenerSpecError(f"listener {label!r} has none of the methods start, end, error")
+    # close() alone is a listener too: one that only acts when the run ends
+    if not any(callable(getattr(listener, method, None)) for method in ("start", "end", "error", "close")):
+        raise ListenerSpecError(f"listener {label!r} has none of the methods start, end, error, close")
     return listener
 
 
