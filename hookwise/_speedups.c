@@ -502,29 +502,31 @@ static PyObject *call_get_kwargs(CallObject *self, void *c) { return call_helper
 static PyObject *call_get_arguments(CallObject *self, void *c) { return call_helper(helper_arguments, self); }
 static PyObject *call_get_changed(CallObject *self, void *c) { return call_helper(helper_changed, self); }
 
-/* caller and task: computed while the call is being reported, cached after. */
+/* caller and task: computed while the call is being reported, cached after.
+   Read first after that moment, they are unknown: an error says so, rather
+   than a None that reads as "no caller" (call.py says the same in Python). */
 static PyObject *
-call_cached_moment(CallObject *self, PyObject **slot, PyObject *helper)
+call_cached_moment(CallObject *self, PyObject **slot, PyObject *helper, const char *name)
 {
     if (*slot == NULL) {
-        if (tls_busy == (PyObject *)self) {
-            PyObject *value = call_helper(helper, self);
-            if (value == NULL) {
-                return NULL;
-            }
-            *slot = value;
+        if (tls_busy != (PyObject *)self) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "Call.%s is only known while a listener handles the call: read it in "
+                         "start(), end() or error() (once read, it is kept)", name);
+            return NULL;
         }
-        else {
-            Py_INCREF(Py_None);
-            *slot = Py_None;
+        PyObject *value = call_helper(helper, self);
+        if (value == NULL) {
+            return NULL;
         }
+        *slot = value;
     }
     Py_INCREF(*slot);
     return *slot;
 }
 
-static PyObject *call_get_caller(CallObject *self, void *c) { return call_cached_moment(self, &self->caller, helper_caller); }
-static PyObject *call_get_task(CallObject *self, void *c) { return call_cached_moment(self, &self->task, helper_task); }
+static PyObject *call_get_caller(CallObject *self, void *c) { return call_cached_moment(self, &self->caller, helper_caller, "caller"); }
+static PyObject *call_get_task(CallObject *self, void *c) { return call_cached_moment(self, &self->task, helper_task, "task"); }
 
 static PyObject *
 call_get_thread_name(CallObject *self, void *c)

@@ -7,7 +7,8 @@ at the caller or the argument names does not pay for them.
 
 Fields that depend on the moment (``caller``, ``task``) are only known while
 the call is being reported: read them inside ``start``/``end``/``error`` if you
-want to keep them; later they return what was read then, or None.
+want to keep them; later they return what was read then, and raise
+RuntimeError (saying so) when nothing was.
 
 Two implementations share the helpers below: ``PurePythonCall`` here, and the C
 type of ``hookwise._speedups`` (whose lazy fields call these same helpers).
@@ -192,19 +193,29 @@ class PurePythonCall:
     def caller(self):
         """``Caller(file, line, function)`` of the code that made the call, or None."""
         if self._caller is _MISSING:
-            self._caller = caller_of(self) if _state.busy_here() is self else None
+            if _state.busy_here() is not self:
+                raise RuntimeError(_too_late("caller"))
+            self._caller = caller_of(self)
         return self._caller
 
     @property
     def task(self):
         """Name of the asyncio task that made the call, or None outside of one."""
         if self._task is _MISSING:
-            self._task = task_of(self) if _state.busy_here() is self else None
+            if _state.busy_here() is not self:
+                raise RuntimeError(_too_late("task"))
+            self._task = task_of(self)
         return self._task
 
     def __repr__(self):
         state = "running" if self.duration_ns is None else ("raised" if self.exception is not None else "returned")
         return f"<Call #{self.call_id} {self.target} {state}>"
+
+
+def _too_late(name):
+    # the same words as the C type's (hookwise/_speedups.c, call_cached_moment)
+    return (f"Call.{name} is only known while a listener handles the call: read it in "
+            "start(), end() or error() (once read, it is kept)")
 
 
 def new_pure_call(site, values, call_id, thread_id, perf_ns):

@@ -90,7 +90,20 @@ def test_the_caller_is_only_known_while_the_call_is_reported():
     recorder = Recorder()
     namespace, _ = load_rewritten(SOURCE, listeners=[recorder])
     namespace["add"](1)
-    assert recorder.calls[-1].caller is None  # never read during the callbacks
+    late = recorder.calls[-1]  # caller and task were never read during the callbacks
+    for name in ("caller", "task"):
+        with pytest.raises(RuntimeError, match=rf"^Call\.{name} is only known while a listener handles the call"):
+            getattr(late, name)
+
+    class KeepsCaller(Recorder):
+        def start(self, call):
+            call.caller
+            super().start(call)
+
+    keeper = KeepsCaller()
+    namespace, _ = load_rewritten(SOURCE, listeners=[keeper])
+    namespace["add"](1)
+    assert keeper.calls[-1].caller.function.endswith("test_the_caller_is_only_known_while_the_call_is_reported")
 
 
 def test_thread_names_and_ids():
