@@ -1,4 +1,10 @@
-"""hookwise for a pytest session: ``pytest -p hookwise.pytest_plugin --hookwise-hook TARGET``.
+"""hookwise for a pytest session: ``pytest --hookwise-hook TARGET``.
+
+An installed hookwise registers this plugin with pytest (the ``pytest11`` entry
+point). It stays inert, changing nothing, unless the session asks for it: a
+``--hookwise-hook``, ``--hookwise-listener`` or ``--hookwise-config`` option,
+or the plugin named with ``-p hookwise.pytest_plugin`` (how a checkout loads
+it; then the config file and the embedded defaults apply as for the driver).
 
 The hooks are installed when pytest starts, before any conftest or test module
 (and so before the code under test) is imported, and removed when the session
@@ -19,7 +25,15 @@ Importing this module loads neither ``loader`` nor ``rewriter``: they are
 imported through ``hookwise.engine`` when pytest loads the initial conftests,
 and hidden again at once, so the project's own modules of those names stay
 importable.
+
+Test modules are hooked like any other (``--hookwise-hook 'test_intro:*'``):
+pytest's assertion rewriter loads them, and their targets are served by
+attribute replacement right after their code has run. Targets that matched
+nothing are listed in the session's summary. hookwise's own lines (and the
+console listener's) go to the terminal, not into a test's captured output.
 """
+
+import os
 
 import pytest
 
@@ -90,6 +104,8 @@ def pytest_load_initial_conftests(early_config, parser, args):
     from hookwise.listeners import ListenerSpecError
 
     options = early_config.known_args_namespace
+    if not _asked_for(options):
+        return
     try:
         loader = import_engine()
     except EngineUnavailable as exc:
@@ -97,12 +113,42 @@ def pytest_load_initial_conftests(early_config, parser, args):
     try:
         settings = build_settings(options.hookwise_hook, options.hookwise_listener, options.hookwise_config)
         listeners, per_target = loader.install.create_listeners(settings)
-        report.open_stream()
+        _open_stream_on_the_terminal(early_config, report)
         _installation = loader.Installation(settings).install([_recorder, *listeners], per_target)
     except (ConfigError, ListenerSpecError, loader.PatchError) as exc:
         raise pytest.UsageError(f"hookwise: {exc}") from None
     finally:
         hide_engine()
+
+
+PLUGIN = "hookwise.pytest_plugin"
+
+
+def _asked_for(options):
+    if options.hookwise_hook or options.hookwise_listener or options.hookwise_config:
+        return True
+    named = [*(getattr(options, "plugins", None) or []), *os.environ.get("PYTEST_PLUGINS", "").split(",")]
+    return PLUGIN in (name.strip() for name in named)
+
+
+def _open_stream_on_the_terminal(config, report):
+    """Take hookwise's duplicate of stderr from the real one, not from pytest's capture of it."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        report.open_stream()
+        return
+    with capture.global_and_fixture_disabled():
+        report.open_stream()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _installation is None:
+        return
+    messages = _installation.unmatched_messages()
+    if messages:
+        terminalreporter.section("hookwise")
+        for message in messages:
+            terminalreporter.write_line(f"hookwise: {message}")
 
 
 def pytest_unconfigure(config):
@@ -117,7 +163,8 @@ def pytest_unconfigure(config):
 def hookwise_calls():
     """A Recording of the hooked calls made during this test."""
     if _installation is None:
-        pytest.fail("hookwise is not installed in this session: run pytest with -p hookwise.pytest_plugin")
+        pytest.fail("hookwise is not installed in this session: run pytest with --hookwise-hook TARGET "
+                    "(or -p hookwise.pytest_plugin for the config file's targets)")
     recording = Recording()
     _recorder.recording = recording
     try:

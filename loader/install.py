@@ -145,12 +145,19 @@ class Installation:
         self.close_listeners()
         if not self.program_started or self.program_crashed or not self.report_unmatched:
             return
+        for message in self.unmatched_messages():
+            report.warn(message)
+
+    def unmatched_messages(self):
+        """One line per target that matched nothing (yet), saying why where it is known."""
+        messages = []
         for target in REGISTRY.unmatched_targets():
             never_imported = target.module_is_literal and target.module not in sys.modules
             detail = f" (module {target.module!r} was never imported)" if never_imported else ""
             if target in self.targets.audit_targets:
                 detail = audit.UNMATCHED_DETAIL
-            report.warn(f"target {target.text!r} matched nothing{detail}")
+            messages.append(f"target {target.text!r} matched nothing{detail}")
+        return messages
 
 
 # -- listeners ------------------------------------------------------------------

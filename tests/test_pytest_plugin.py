@@ -118,3 +118,48 @@ def test_a_project_with_its_own_loader_module(tmp_path):
     })
     result = pytest_in(tmp_path, "--hookwise-hook", "json:*", "tests")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+INTRO = {
+    "tests/test_intro.py": """
+        def helper(x):
+            return x * 2
+
+        def test_helper():
+            assert helper(2) == 4
+
+        def test_rewritten_assertion():
+            assert helper(1) == 3
+    """,
+}
+
+
+def test_the_test_modules_themselves_are_hooked_and_their_asserts_still_rewritten(tmp_path):
+    project(tmp_path, INTRO)
+    log = tmp_path / "events.jsonl"
+    result = pytest_in(tmp_path, "--hookwise-hook", "test_intro:*", "--hookwise-listener", f"jsonl={log}", "tests")
+    assert result.returncode == 1, result.stdout + result.stderr
+    # pytest's assertion rewriter still explains the failure
+    assert "where 2 = helper(1)" in result.stdout
+    ends = [(e["target"], e.get("result")) for e in read_jsonl(log) if e["event"] == "end"]
+    assert ("test_intro:helper", "4") in ends and ("test_intro:helper", "2") in ends
+    assert ("test_intro:test_helper", "None") in ends
+
+
+def test_targets_that_matched_nothing_are_in_the_session_summary(tmp_path):
+    project(tmp_path, INTRO)
+    result = pytest_in(tmp_path, "--hookwise-hook", "test_intro:helper", "--hookwise-hook", "nomodule:f",
+                       "--hookwise-hook", "test_intro:absent", "tests")
+    summary = result.stdout[result.stdout.index("= hookwise ="):]
+    assert "hookwise: target 'nomodule:f' matched nothing (module 'nomodule' was never imported)" in summary
+    assert "target 'test_intro:absent'" in summary
+    assert "'test_intro:helper'" not in summary
+
+
+def test_console_lines_reach_the_terminal_not_a_tests_captured_output(tmp_path):
+    project(tmp_path, INTRO)
+    result = pytest_in(tmp_path, "--hookwise-hook", "test_intro:helper", "--hookwise-listener", "console",
+                       "tests/test_intro.py::test_helper")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hookwise start #1 test_intro:helper(x=2)" in result.stderr
+    assert "Captured stderr" not in result.stdout
