@@ -127,13 +127,20 @@ class _Stats:
         self.listener = listener
 
     def event(self, event, call, outcome):
-        if event == "end":
-            self.listener.end(call, outcome)
-        elif event == "error":
-            self.listener.error(call, outcome)
+        _count(self.listener._durations, event, call)
 
     def close(self):
         self.listener.close()
+
+
+def _count(durations, event, call):
+    """Feed the stats' bookkeeping; the recordings of several processes share it, so keys name the pid."""
+    from .listeners._stats import lane_of
+
+    if event == "start":
+        durations.started((call.pid, call.call_id), call.target, lane_of(call.kind, (call.pid, call.thread_id), call.task))
+    elif event in ("end", "error"):
+        durations.finished((call.pid, call.call_id), call.target, call.duration_ns, event == "error")
 
 
 def _slice(call, origin_ns, render, now_ns=None):
@@ -243,10 +250,9 @@ class _Html:
             self.origin = call.perf_ns
             listener.origin_ns = call.perf_ns
             listener.origin_wall_ns = call.start_ns
+        _count(listener._durations, event, call)
         if event == "start":
             return
-        if event in ("end", "error"):
-            listener._durations.add(call.target, call.duration_ns, event == "error")
         if listener.limit is not None and listener._recorded >= listener.limit:
             listener._dropped += 1
             return

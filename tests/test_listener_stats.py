@@ -16,7 +16,7 @@ EXPECTED = {
     "__main__:numbers": (1, 0), "__main__:slow": (1, 0), "__main__:gather_all": (1, 0), "__main__:fetch": (2, 0),
 }
 DURATION = r"\d+(?:\.\d+)? (?:ns|us|ms|s)"
-ROW = re.compile(rf"^(\S+) +(\d+) +(\d+) +({DURATION}) +({DURATION}) +({DURATION}) +({DURATION}) +({DURATION})$")
+ROW = re.compile(rf"^(\S+) +(\d+) +(\d+)" + rf" +({DURATION})" * 6 + "$")
 UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
 
@@ -53,28 +53,72 @@ def test_the_table_has_a_row_per_target_with_counts_errors_and_the_slowest_total
     text = (tmp_path / "stats.txt").read_text()
     title, header, rows = parse_table(text)
     assert title == "hookwise stats: 22 calls of 8 targets, 2 errors; slowest total first"
-    assert header == ["target", "calls", "errors", "total", "mean", "p50", "p95", "max"]
+    assert header == ["target", "calls", "errors", "total", "self", "mean", "p50", "p95", "max"]
     assert {target: (int(cells[0]), int(cells[1])) for target, cells in rows.items()} == EXPECTED
     assert len(text.splitlines()) == 2 + len(EXPECTED)
 
-    # the same numbers, worked out from the events of the same run
-    durations = {}
-    for event in read_jsonl(tmp_path / "events.jsonl"):
+    # the same numbers, worked out from the events of the same run (no target of it recurses:
+    # the two fetches run at once, in two tasks, so both count in the total)
+    durations, events = {}, read_jsonl(tmp_path / "events.jsonl")
+    for event in events:
         if event["event"] in ("end", "error"):
             durations.setdefault(event["target"], []).append(event["duration_ns"])
     by_total = sorted(durations, key=lambda target: (-sum(durations[target]), target))
     assert list(rows) == by_total
     for target, cells in rows.items():
         values = sorted(durations[target])
-        assert cells[2:] == (
-            format_duration(sum(values)), format_duration(sum(values) // len(values)),
-            format_duration(nearest_rank(values, 50)), format_duration(nearest_rank(values, 95)),
-            format_duration(values[-1]),
+        assert cells[2] == format_duration(sum(values)), target
+        assert cells[4:] == (
+            format_duration(sum(values) // len(values)), format_duration(nearest_rank(values, 50)),
+            format_duration(nearest_rank(values, 95)), format_duration(values[-1]),
         ), target
+    # self time: a leaf's is its total; a caller's is less, by the hooked calls it made
+    for leaf in ("__main__:checksum", "__main__:slow", "__main__:numbers"):
+        assert rows[leaf][3] == rows[leaf][2], leaf
+    assert nanoseconds(rows["__main__:main"][3]) < nanoseconds(rows["__main__:main"][2])
+    assert nanoseconds(rows["__main__:load"][3]) < nanoseconds(rows["__main__:load"][2])
     assert list(rows)[0] == "__main__:main"  # it encloses everything else on MainThread
     assert nanoseconds(rows["__main__:slow"][2]) >= 50e6
     totals = [nanoseconds(cells[2]) for cells in rows.values()]
     assert totals == sorted(totals, reverse=True)
+
+
+RECURSIVE = """
+def leaf(n):
+    return n
+
+def fib(n):
+    return leaf(n) if n < 2 else fib(n - 1) + fib(n - 2)
+
+def main():
+    return fib(12) + fib(3)
+
+print(main())
+"""
+
+
+def test_a_recursive_call_counts_once_in_the_total_and_self_time_is_its_own(tmp_path):
+    (tmp_path / "app.py").write_text(RECURSIVE)
+    result = run_driver(["--hook", "__main__:*", "--listener", "stats=stats.txt", "--listener", "jsonl=events.jsonl",
+                         "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _, _, rows = parse_table((tmp_path / "stats.txt").read_text())
+    ends = [event for event in read_jsonl(tmp_path / "events.jsonl") if event["event"] == "end"]
+    starts = {event["call_id"]: event for event in read_jsonl(tmp_path / "events.jsonl") if event["event"] == "start"}
+
+    def took(target, called_from=None):
+        return sum(event["duration_ns"] for event in ends if event["target"] == target
+                   and (called_from is None or starts[event["call_id"]]["caller"]["function"] == called_from))
+
+    (main,) = [event["duration_ns"] for event in ends if event["target"] == "__main__:main"]
+    outer_fib = took("__main__:fib", called_from="main")  # fib(12) and fib(3), each once
+    assert list(rows)[:2] == ["__main__:main", "__main__:fib"]  # the caller above the recursion
+    assert rows["__main__:fib"][0] == str(sum(1 for event in ends if event["target"] == "__main__:fib"))
+    assert rows["__main__:fib"][2] == format_duration(outer_fib)
+    assert rows["__main__:fib"][3] == format_duration(outer_fib - took("__main__:leaf"))
+    assert rows["__main__:main"][2] == format_duration(main)
+    assert rows["__main__:main"][3] == format_duration(main - outer_fib)
+    assert rows["__main__:leaf"][2] == rows["__main__:leaf"][3] == format_duration(took("__main__:leaf"))
 
 
 def test_columns_are_aligned(tmp_path):
@@ -87,7 +131,7 @@ def test_columns_are_aligned(tmp_path):
     for line in table[1:]:
         assert line.startswith("__main__:")
         cell_ends = [match.end() for match in re.finditer(r"\d+(?:\.\d+)?(?: (?:ns|us|ms|s))?(?=\s|$)", line)]
-        assert cell_ends[-7:] == ends, line
+        assert cell_ends[-8:] == ends, line
 
 
 def test_without_a_path_the_table_goes_to_stderr_after_the_program(tmp_path):

@@ -24,7 +24,7 @@ from .. import __version__
 from . import _output, require_arg
 from ._html_page import PAGE
 from ._jsontext import dumps, for_script_element
-from ._stats import COLUMNS, Durations, count, plural
+from ._stats import COLUMNS, Durations, count, lane_of, plural
 from ._timeline import Timeline
 from .console import format_duration
 
@@ -44,13 +44,17 @@ class HtmlReportListener(Timeline):
         self._output = output
         self._durations = Durations()
 
+    def start(self, call):
+        Timeline.start(self, call)
+        self._durations.started(call.call_id, call.target, lane_of(call.kind, call.thread_id, call.task))
+
     def end(self, call, result):
         Timeline.end(self, call, result)
-        self._durations.add(call.target, call.duration_ns, False)
+        self._durations.finished(call.call_id, call.target, call.duration_ns, False)
 
     def error(self, call, exc):
         Timeline.error(self, call, exc)
-        self._durations.add(call.target, call.duration_ns, True)
+        self._durations.finished(call.call_id, call.target, call.duration_ns, True)
 
     def after_fork_in_child(self):
         Timeline.after_fork_in_child(self)

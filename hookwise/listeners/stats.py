@@ -1,26 +1,28 @@
 """``--listener stats`` or ``stats=PATH``: a table of call durations per target, at exit.
 
     hookwise stats: 2005 calls of 3 targets, 40 errors; slowest total first
-    target           calls  errors     total     mean      p50      p95      max
-    __main__:main        1       0  40.12 ms  40.12 ms  40.12 ms  40.12 ms  40.12 ms
-    __main__:work     2000      40   3.10 ms   1.5 us   1.4 us   2.1 us  35.2 us
+    target           calls  errors     total      self     mean      p50      p95      max
+    __main__:main        1       0  40.12 ms  37.02 ms  40.12 ms  40.12 ms  40.12 ms  40.12 ms
+    __main__:work     2000      40   3.10 ms   3.10 ms   1.5 us   1.4 us   2.1 us  35.2 us
 
 One row per target that finished at least one call: how many calls, how many
-raised, and their total / mean / median / 95th percentile / longest duration
-(see ``_stats`` for the percentile rule). Calls still running at exit are not
+raised, their total time (a recursive call counted once, as cProfile's
+cumulative time) and self time (without the hooked calls they made), and the
+mean / median / 95th percentile / longest duration of one call (see ``_stats``
+for both times and the percentile rule). Calls still running at exit are not
 counted. The table goes to hookwise's stderr (see ``hookwise.report``), or to
 PATH, created when the listener is. Every process of the run counts its own
 calls: a child process (started under hookwise, or forked) prints its own
 table titled with its pid, when it finished a hooked call, or writes it beside
 PATH (see ``_output``).
 
-Must never: show argument or result values, or cost a call more than an
-append (the numbers are worked out at exit).
+Must never: show argument or result values, or do more per call than
+``Durations`` books (the numbers are worked out at exit).
 """
 
 from .. import _originals, report
 from . import _output
-from ._stats import Durations, describe, format_table
+from ._stats import Durations, describe, format_table, lane_of
 
 
 def from_spec(arg, settings):
@@ -39,11 +41,14 @@ class StatsListener:
         self._child = child  # a child process of the run: its table names it
         self._closed = False
 
+    def start(self, call):
+        self._durations.started(call.call_id, call.target, lane_of(call.kind, call.thread_id, call.task))
+
     def end(self, call, result):
-        self._durations.add(call.target, call.duration_ns, False)
+        self._durations.finished(call.call_id, call.target, call.duration_ns, False)
 
     def error(self, call, exc):
-        self._durations.add(call.target, call.duration_ns, True)
+        self._durations.finished(call.call_id, call.target, call.duration_ns, True)
 
     def after_fork_in_child(self):
         self._durations.after_fork_in_child()
