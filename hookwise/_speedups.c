@@ -987,9 +987,32 @@ typedef struct {
     PyObject *site;
     PyObject *original;
     PyObject *dict;
+    PyObject *skip;     /* NULL, or skip(caller_globals, first_argument) -> true for
+                           calls not to report (hookwise/stdlib_internals.py) */
     vectorcallfunc vectorcall;
     int binds; /* behaves as a method in a class, like the function it wraps */
 } WrapperObject;
+
+/* 1 when the wrapper's skip predicate says this call is not to be reported.
+ * A predicate that fails counts as "report it": a call is never hidden by mistake. */
+static int
+is_skipped(WrapperObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *globals = PyEval_GetGlobals(); /* borrowed: the calling frame's */
+    PyObject *answer = PyObject_CallFunctionObjArgs(self->skip, globals != NULL ? globals : Py_None,
+                                                    nargs > 0 ? args[0] : Py_None, NULL);
+    if (answer == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int skipped = PyObject_IsTrue(answer);
+    Py_DECREF(answer);
+    if (skipped < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return skipped;
+}
 
 static int
 is_quiet_caller(void)
@@ -1048,7 +1071,8 @@ wrapper_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
 {
     WrapperObject *self = (WrapperObject *)op;
     SiteObject *site = (SiteObject *)self->site;
-    if (site->on != Py_True || tls_busy != NULL || is_quiet_caller()) {
+    if (site->on != Py_True || tls_busy != NULL || is_quiet_caller()
+        || (self->skip != NULL && is_skipped(self, args, PyVectorcall_NARGS(nargsf)))) {
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
     PyObject *values[2];
@@ -1092,8 +1116,8 @@ wrapper_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
 static PyObject *
 wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PyObject *site, *original;
-    if (!PyArg_ParseTuple(args, "O!O:Wrapper", &SiteType, &site, &original)) {
+    PyObject *site, *original, *skip = Py_None;
+    if (!PyArg_ParseTuple(args, "O!O|O:Wrapper", &SiteType, &site, &original, &skip)) {
         return NULL;
     }
     WrapperObject *self = (WrapperObject *)type->tp_alloc(type, 0);
@@ -1105,6 +1129,11 @@ wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Py_INCREF(original);
     self->original = original;
     self->dict = NULL;
+    self->skip = NULL;
+    if (skip != Py_None) {
+        Py_INCREF(skip);
+        self->skip = skip;
+    }
     self->vectorcall = wrapper_vectorcall;
     self->binds = Py_TYPE(original)->tp_descr_get != NULL;
     return (PyObject *)self;
@@ -1139,6 +1168,7 @@ wrapper_traverse(WrapperObject *self, visitproc visit, void *arg)
     Py_VISIT(self->site);
     Py_VISIT(self->original);
     Py_VISIT(self->dict);
+    Py_VISIT(self->skip);
     return 0;
 }
 
@@ -1148,6 +1178,7 @@ wrapper_clear(WrapperObject *self)
     Py_CLEAR(self->site);
     Py_CLEAR(self->original);
     Py_CLEAR(self->dict);
+    Py_CLEAR(self->skip);
     return 0;
 }
 
@@ -1178,7 +1209,8 @@ static PyGetSetDef wrapper_getset[] = {
 static PyTypeObject WrapperType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "hookwise._speedups.Wrapper",
-    .tp_doc = "Wrapper(site, original): reports calls of a C callable to its site.",
+    .tp_doc = "Wrapper(site, original, skip=None): reports calls of a C callable to its site,\n"
+              "but those for which skip(caller_globals, first_argument) is true.",
     .tp_basicsize = sizeof(WrapperObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_new = wrapper_new,

@@ -50,6 +50,11 @@ options:
   --record-limit SIZE  bound each file of --listener record=PATH (100M, 1G): when
                        full the recording stops and says so at exit
   --record-ring        with --record-limit: keep the most recent SIZE instead
+  --show-stdlib-internals
+                       with the built-in set: also show the dynamic code the
+                       standard library runs for itself (namedtuple,
+                       dataclasses) and the descriptors it opens (subprocess
+                       pipes); explicit targets always show them
   --no-cache           do not read or write hookwise's bytecode cache
   --no-follow-children do not hook Python child processes (by default they run
                        with the same hooks and listeners)
@@ -58,7 +63,8 @@ options:
   -h, --help           show this help and exit
 
 With no hook named anywhere, the built-in set watches command execution, file
-opens and dynamic code (os.system, subprocess.Popen, open, exec, ...).
+opens and dynamic code (os.system, subprocess.Popen, open, exec, ...) of the
+program and its libraries.
 """
 
 
@@ -78,6 +84,7 @@ class Options:
         self.user_reprs = None  # None: as the config file says (default: standard-library reprs only)
         self.record_limit = None  # --record-limit SIZE (None: as the config file says, default unbounded)
         self.record_ring = None  # --record-ring
+        self.show_stdlib_internals = None  # None: as the config file says (default: left out)
         self.from_parent = False
         self.module = None  # -m NAME
         self.command = None  # -c CODE
@@ -99,6 +106,7 @@ FLAG_OPTIONS = {
     "--no-follow-children": ("follow_children", False),
     "--user-reprs": ("user_reprs", True),
     "--record-ring": ("record_ring", True),
+    "--show-stdlib-internals": ("show_stdlib_internals", True),
     "--from-parent": ("from_parent", True),  # internal: a child re-run by loader/children.py
 }
 
@@ -182,7 +190,8 @@ def main(argv=None, prog=None):
                                       cli_redact=options.redact, cli_repr_limit=options.repr_limit,
                                       cli_follow_children=options.follow_children, cli_use_cache=options.use_cache,
                                       cli_user_reprs=options.user_reprs, cli_record_limit=options.record_limit,
-                                      cli_record_ring=options.record_ring)
+                                      cli_record_ring=options.record_ring,
+                                      cli_show_stdlib_internals=options.show_stdlib_internals)
         listeners, per_target = create_listeners(settings, tolerate_failures=settings.in_child)
         report.open_stream()
         if not accel.ACTIVE and not settings.in_child:

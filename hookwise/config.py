@@ -38,9 +38,12 @@ KNOWN_KEYS = {
     "user_reprs": "true or false: show values with __repr__ methods from outside the standard library",
     "record_limit": "a size such as '100M' or '1G' (or bytes): the most a recording file may hold",
     "record_ring": "true or false: a full recording keeps the most recent events instead of stopping",
+    "show_stdlib_internals": "true or false: the default set also shows the standard library's own dynamic code "
+                             "and descriptor opens",
 }
 _KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": int, "follow_children": bool,
-              "user_reprs": bool, "record_limit": (str, int), "record_ring": bool}
+              "user_reprs": bool, "record_limit": (str, int), "record_ring": bool,
+              "show_stdlib_internals": bool}
 
 # Built-in listeners whose argument is an output path: children get it absolute.
 _PATH_LISTENERS = ("jsonl", "chrome", "html", "stats", "record")
@@ -51,8 +54,12 @@ class Settings:
 
     def __init__(self, targets, listener_specs, config_path=None, default_targets=False,
                  redact=DEFAULT_REDACT, repr_limit=DEFAULT_REPR_LIMIT, follow_children=True,
-                 use_cache=True, in_child=False, user_reprs=False):
+                 use_cache=True, in_child=False, user_reprs=False, show_stdlib_internals=False):
         self.targets = TargetSet(targets)
+        self.show_stdlib_internals = show_stdlib_internals
+        if default_targets and not show_stdlib_internals:
+            for target in self.targets:
+                target.hide_stdlib_internals = True
         self.listener_specs = list(listener_specs)
         self.config_path = config_path
         self.default_targets = default_targets  # True when the embedded set is in use
@@ -85,6 +92,7 @@ class Settings:
             "user_reprs": self.user_reprs,
             "record_limit": self.record_limit,
             "record_ring": self.record_ring,
+            "show_stdlib_internals": self.show_stdlib_internals,
         })
 
     def code_key(self):
@@ -109,7 +117,8 @@ def settings_from_text(text):
     targets = [parse_target(target, listeners=listeners, origin=origin, quiet=quiet)
                for target, listeners, origin, quiet in data["targets"]]
     settings = Settings(targets, data["listeners"], None, data["default_targets"], data["redact"], data["repr_limit"],
-                    follow_children=True, use_cache=data["use_cache"], in_child=True, user_reprs=data["user_reprs"])
+                    follow_children=True, use_cache=data["use_cache"], in_child=True, user_reprs=data["user_reprs"],
+                    show_stdlib_internals=data.get("show_stdlib_internals", False))
     settings.record_limit = data.get("record_limit")
     settings.record_ring = data.get("record_ring", False)
     return settings
@@ -117,7 +126,7 @@ def settings_from_text(text):
 
 def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, cli_redact=(), cli_repr_limit=None,
                    cli_follow_children=None, cli_use_cache=True, cli_user_reprs=None, cli_record_limit=None,
-                   cli_record_ring=None):
+                   cli_record_ring=None, cli_show_stdlib_internals=None):
     """Merge the config file (explicit or discovered) with command-line options."""
     path, table = load_config(config_path, cwd)
     targets = []
@@ -140,8 +149,10 @@ def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, c
         raise ConfigError(f"repr_limit must be a whole number of characters, at least 8 (got {repr_limit!r})")
     follow = cli_follow_children if cli_follow_children is not None else table.get("follow_children", True)
     user_reprs = cli_user_reprs if cli_user_reprs is not None else table.get("user_reprs", False)
+    show = cli_show_stdlib_internals if cli_show_stdlib_internals is not None else table.get(
+        "show_stdlib_internals", False)
     settings = Settings(targets, listeners, path, used_defaults, redact, repr_limit, follow, cli_use_cache,
-                        user_reprs=user_reprs)
+                        user_reprs=user_reprs, show_stdlib_internals=show)
     limit = cli_record_limit if cli_record_limit is not None else table.get("record_limit")
     settings.record_limit = None if limit is None else parse_size(limit)
     ring = cli_record_ring if cli_record_ring is not None else table.get("record_ring", False)

@@ -21,7 +21,8 @@ class TargetError(ValueError):
 class Target:
     """One parsed target, plus what the user attached to it."""
 
-    __slots__ = ("text", "module", "qualname", "listeners", "origin", "quiet", "matched", "_module_match", "_qualname_match")
+    __slots__ = ("text", "module", "qualname", "listeners", "origin", "quiet", "matched", "hide_stdlib_internals",
+                 "_module_match", "_qualname_match")
 
     def __init__(self, text, module, qualname, listeners=(), origin="command line", quiet=False):
         self.text = text
@@ -31,6 +32,8 @@ class Target:
         self.origin = origin
         self.quiet = quiet  # the embedded defaults do not complain when a platform lacks one
         self.matched = False
+        # the default set's: leave out the standard library's own calls (hookwise.stdlib_internals)
+        self.hide_stdlib_internals = False
         self._module_match = compile_pattern(module)
         self._qualname_match = compile_pattern(qualname)
 

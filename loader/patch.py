@@ -18,6 +18,7 @@ import sys
 import types
 from types import BuiltinFunctionType, FunctionType
 
+from hookwise import stdlib_internals
 from hookwise.own import is_own_module
 from hookwise.runtime import BUILTIN, Site
 
@@ -290,7 +291,9 @@ def _wrap_all(items, registry, undo):
         names = (module,) + tuple(item.target.module for item in items if item.target.module != module)
         kind = BUILTIN if not isinstance(obj, FunctionType) else "function"
         site = registry.new_site(names, qualname, kind, None, original=obj, extra_targets=[item.target for item in items])
-        wrapper = wrappers.make_wrapper(site, obj, wrappers.adjuster_for(module, getattr(obj, "__name__", "")))
+        # the default set's own filter; any other target of this callable wants every call
+        skip = stdlib_internals.filter_for(obj) if all(item.target.hide_stdlib_internals for item in items) else None
+        wrapper = wrappers.make_wrapper(site, obj, wrappers.adjuster_for(module, getattr(obj, "__name__", "")), skip)
         _wrapped[id(obj)] = (obj, wrapper)
     for item in items:
         item.target.matched = True

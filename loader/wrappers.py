@@ -66,21 +66,22 @@ UNWRAPPABLE = {
 }
 
 
-def make_wrapper(site, original, adjust=None):
+def make_wrapper(site, original, adjust=None, skip=None):
     """A callable that reports calls to ``site`` and calls ``original``.
 
     With the C accelerator this is a ``_speedups.Wrapper``: no Python frame, so
     the original sees its real caller and ``adjust`` is not needed. In pure
     Python it is a function; ``adjust(frame, args, kwargs) -> (args, kwargs)``
     rewrites the arguments passed to the original (listeners still see what
-    the program passed).
+    the program passed). ``skip(caller_globals, first_argument)``, when given,
+    is true for calls that are not reported at all (``hookwise.stdlib_internals``).
     """
     if accel.ACTIVE:
-        wrapper = accel.speedups.Wrapper(site, original)
+        wrapper = accel.speedups.Wrapper(site, original, skip)
         site.code = None  # the call record keeps the caller's frame instead
         _copy_metadata(wrapper, original)
         return wrapper
-    wrapper = _python_wrapper(site, original, adjust)
+    wrapper = _python_wrapper(site, original, adjust, skip)
     site.code = WRAPPER_CODE
     if not hasattr(type(original), "__get__"):
         wrapper = _standing_for_a_builtin(wrapper, original)
@@ -109,11 +110,15 @@ def _standing_for_a_builtin(function, original):
     return kind()
 
 
-def _python_wrapper(site, original, adjust):
+def _python_wrapper(site, original, adjust, skip=None):
     def wrapper(*args, **kwargs):
         call = None
-        if site.on and _getframe(1).f_globals.get("__name__") not in _QUIET_CALLERS:
-            call = site.start(args, kwargs)
+        if site.on:
+            caller_globals = _getframe(1).f_globals
+            if caller_globals.get("__name__") not in _QUIET_CALLERS and (
+                skip is None or not _skipped(skip, caller_globals, args)
+            ):
+                call = site.start(args, kwargs)
         try:
             # inside the try: adjusting compiles the code for exec/eval, and its
             # SyntaxError is the call's own error, reported and shown as such
@@ -132,6 +137,13 @@ def _python_wrapper(site, original, adjust):
         return result
 
     return wrapper
+
+
+def _skipped(skip, caller_globals, args):
+    try:
+        return bool(skip(caller_globals, args[0] if args else None))
+    except Exception:  # never hide a call by mistake
+        return False
 
 
 # On 3.10 a bare ``raise`` re-raises with the traceback saved when the

@@ -213,3 +213,22 @@ def test_the_otel_listener_without_its_extra_is_refused_in_one_line(venv, workdi
     assert result.stdout == ""  # the program never ran
     assert result.stderr.startswith("hookwise: error: ") and result.stderr.count("\n") == 1
     assert "pip install 'hookwise[otel]'" in result.stderr or "opentelemetry" in result.stderr
+
+
+def test_the_readmes_guard_example_copied_beside_the_program(venv, workdir):
+    # examples/ is not installed; the README says to copy guard.py beside the program
+    shutil.copy(os.path.join(ROOT, "examples", "guard.py"), workdir / "guard.py")
+    write(workdir, {"app.py": """
+        import os
+        os.system("echo allowed")
+        try:
+            os.system("echo one; echo two")
+        except PermissionError as exc:
+            print("refused:", exc)
+    """})
+    result = run([str(venv / "hookwise"), "--hook", "os:system", "--listener", "guard:CommandGuard", "app.py"],
+                 workdir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and lines[0] == "allowed"  # the chained command never ran
+    assert lines[1].startswith("refused: hookwise guard refused posix:system('echo one; echo two')")
