@@ -411,19 +411,29 @@ call_dealloc(CallObject *self)
     PyObject_GC_Del(self);
 }
 
+static PyObject *str_target, *str_module, *str_qualname, *str_kind; /* interned on first use */
+
+/* The site's attribute ``name``, looked up by an interned string made once
+ * (not a new string per read: listeners read call.target on every call). */
 static PyObject *
-call_site_attr(CallObject *self, const char *name)
+call_site_attr(CallObject *self, PyObject **interned, const char *name)
 {
     if (self->site == NULL) { /* cleared: code run by the collector may still read it */
         Py_RETURN_NONE;
     }
-    return PyObject_GetAttrString(self->site, name);
+    if (*interned == NULL && (*interned = PyUnicode_InternFromString(name)) == NULL) {
+        return NULL;
+    }
+    return PyObject_GetAttr(self->site, *interned);
 }
 
-static PyObject *call_get_target(CallObject *self, void *c) { return call_site_attr(self, "target"); }
-static PyObject *call_get_module(CallObject *self, void *c) { return call_site_attr(self, "module"); }
-static PyObject *call_get_qualname(CallObject *self, void *c) { return call_site_attr(self, "qualname"); }
-static PyObject *call_get_kind(CallObject *self, void *c) { return call_site_attr(self, "kind"); }
+static PyObject *call_get_target(CallObject *self, void *c) { return call_site_attr(self, &str_target, "target"); }
+static PyObject *call_get_module(CallObject *self, void *c) { return call_site_attr(self, &str_module, "module"); }
+static PyObject *call_get_qualname(CallObject *self, void *c)
+{
+    return call_site_attr(self, &str_qualname, "qualname");
+}
+static PyObject *call_get_kind(CallObject *self, void *c) { return call_site_attr(self, &str_kind, "kind"); }
 
 static PyObject *
 call_get_duration(CallObject *self, void *c)
@@ -583,7 +593,7 @@ call_repr(CallObject *self)
     if (self->site == NULL) {
         return PyUnicode_FromString("<Call (cleared)>");
     }
-    PyObject *target = call_site_attr(self, "target");
+    PyObject *target = call_site_attr(self, &str_target, "target");
     if (target == NULL) {
         return NULL;
     }

@@ -134,13 +134,25 @@ class _Stats:
 
 
 def _count(durations, event, call):
-    """Feed the stats' bookkeeping; the recordings of several processes share it, so keys name the pid."""
-    from .listeners._stats import lane_of
-
+    """Feed the stats' bookkeeping: the recordings of several processes share it, so ids name the pid."""
+    durations.read_tasks = True
     if event == "start":
-        durations.started((call.pid, call.call_id), call.target, lane_of(call.kind, (call.pid, call.thread_id), call.task))
-    elif event in ("end", "error"):
-        durations.finished((call.pid, call.call_id), call.target, call.duration_ns, event == "error")
+        durations.call_started(_OfProcess(call))
+    elif event == "end":
+        durations.call_returned(_OfProcess(call), None)
+    elif event == "error":
+        durations.call_raised(_OfProcess(call), None)
+
+
+class _OfProcess:
+    """A recorded call whose call and thread ids are qualified by its process's pid."""
+
+    __slots__ = ("call_id", "thread_id", "kind", "task", "target", "duration_ns")
+
+    def __init__(self, call):
+        self.call_id = (call.pid, call.call_id)
+        self.thread_id = (call.pid, call.thread_id)
+        self.kind, self.task, self.target, self.duration_ns = call.kind, call.task, call.target, call.duration_ns
 
 
 def _slice(call, origin_ns, render, now_ns=None):

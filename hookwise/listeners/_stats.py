@@ -1,8 +1,8 @@
 """Duration statistics per target: collected cheaply per call, summarized at exit.
 
-A call pays a push on ``started`` and a pop and an append on ``finished``,
-under a lock. Sorting and percentiles happen once, in ``summary()``, when the
-program exits. The stats listener prints the summary as a table; the html
+A call pays a push when it starts and a pop and an append when it finishes
+(no lock: see ``Durations``). Sorting and percentiles happen once, in
+``summary()``, when the program exits. The stats listener prints the summary as a table; the html
 report shows the same rows.
 
 Two times per target, as cProfile has them:
@@ -26,106 +26,133 @@ Must never: look at argument or result values (statistics are about time), or
 do more per call than the bookkeeping above.
 """
 
-from _thread import RLock
+from sys import modules as _modules
 
 from .console import format_duration
 
 COLUMNS = ("target", "calls", "errors", "total", "self", "mean", "p50", "p95", "max")
 
-_UNNESTED_KINDS = frozenset(("generator", "async_generator"))
 
+class _Lane:
+    """The calls open in one lane, innermost last, as three parallel lists.
 
-def lane_of(kind, thread_id, task):
-    """Where a call of ``kind`` nests: (thread, task), or None for a call that nests nowhere."""
-    if kind in _UNNESTED_KINDS or (kind == "coroutine" and task is None):
-        return None
-    return (thread_id, task)
+    Only the lane's own thread touches it. Parallel lists of plain values, not
+    an object per call: on the hot path every allocation and every attribute
+    read shows (``in`` over ``targets`` is a C loop of identity checks).
+    """
 
+    __slots__ = ("ids", "targets", "children")
 
-class _Open:
-    """A call that started and has not finished: its lane's stack holds it."""
-
-    __slots__ = ("target", "lane", "stack", "children_ns")
-
-    def __init__(self, target, lane, stack):
-        self.target = target
-        self.lane = lane
-        self.stack = stack
-        self.children_ns = 0  # the time of the hooked calls it made directly, so far
+    def __init__(self):
+        self.ids = []  # call ids
+        self.targets = []
+        self.children = []  # the time of the hooked calls each made directly, so far
 
 
 class Durations:
-    """Every finished call's duration, by target, with its total and self time."""
+    """Every finished call's duration, by target, with its total and self time.
+
+    No lock: a lane, and the rows a thread adds to, are only ever touched by
+    that thread (the shared dicts are only read and written whole, which the
+    GIL makes atomic). So a thread that comes back in here while it is in here
+    (the SIGTERM handler closing the listeners, the garbage collector
+    finishing a hooked generator during an allocation) cannot deadlock.
+    """
+
+    read_tasks = False
+    """True: always read ``call.task`` (recorded calls carry it); live calls read it once asyncio is loaded."""
 
     def __init__(self):
-        # re-entrant: this thread can come back while holding it, when the SIGTERM handler
-        # closes the listeners, or the garbage collector finishes a hooked generator (an
-        # end event) during an allocation in here
-        self._lock = RLock()
-        self._by_target = {}  # target -> [list of duration_ns, errors, total_ns, self_ns]
-        self._open = {}  # call_id -> _Open, for the calls that nest in a lane
-        self._stacks = {}  # lane -> [_Open, ...], innermost last
-        self._running = {}  # (lane, target) -> how many calls of target are open in lane
+        self._lanes = {}  # (thread, task) -> _Lane
+        self._rows = {}  # thread -> {target: [list of duration_ns, errors, total_ns, self_ns]}
 
-    def started(self, call_id, target, lane):
-        """A call began (``lane`` from ``lane_of``; None: it nests nowhere)."""
-        if lane is None:
+    def _lane_key(self, call):
+        """(thread, task) where ``call`` nests, or None: it nests nowhere."""
+        kind = call.kind
+        if kind == "function" or kind == "builtin":
+            # outside asyncio there is no task, and reading it costs a lookup per call
+            if self.read_tasks or _modules.get("asyncio") is not None:
+                return (call.thread_id, call.task)
+            return (call.thread_id, None)
+        if kind == "coroutine":
+            task = call.task
+            return (call.thread_id, task) if task is not None else None  # driven by hand: nowhere
+        return None  # generators are resumed around unrelated calls
+
+    # The listener callbacks themselves (stats and html use these bound methods
+    # as their own): every frame between the runtime and the bookkeeping costs.
+    def call_started(self, call):
+        key = self._lane_key(call)
+        if key is None:
             return
-        with self._lock:
-            stack = self._stacks.get(lane)
-            if stack is None:
-                stack = self._stacks[lane] = []
-            opened = _Open(target, lane, stack)
-            stack.append(opened)
-            self._open[call_id] = opened
-            key = (lane, target)
-            self._running[key] = self._running.get(key, 0) + 1
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        lane.ids.append(call.call_id)
+        lane.targets.append(call.target)
+        lane.children.append(0)
 
-    def finished(self, call_id, target, duration_ns, failed):
-        """A call ended (``failed``: it raised); its time goes to its target and its parent."""
-        with self._lock:
-            outermost, self_ns = True, duration_ns
-            opened = self._open.pop(call_id, None)
-            if opened is not None:
-                stack = opened.stack
-                position = len(stack) - 1 if stack and stack[-1] is opened else stack.index(opened)
-                del stack[position]
-                if not stack:  # a task's lane ends with the task: keep no lane for it
-                    del self._stacks[opened.lane]
+    def call_raised(self, call, exc):
+        self.call_returned(call, None)
+        self._rows[call.thread_id][call.target][1] += 1  # errors are rare: they pay the second frame
+
+    def call_returned(self, call, result):
+        """The call's time goes to its target (total once per lane, self without its children) and its parent."""
+        duration_ns = call.duration_ns
+        target = call.target
+        outermost, self_ns = True, duration_ns
+        key = self._lane_key(call)
+        lane = self._lanes.get(key) if key is not None else None
+        if lane is not None:
+            ids = lane.ids
+            call_id = call.call_id
+            if ids and ids[-1] == call_id:
+                ids.pop()
+                lane.targets.pop()
+                children = lane.children.pop()
+                position = len(ids)
+            else:  # nesting broken (two tasks of one name), or it started before asyncio was loaded
+                position = ids.index(call_id) if call_id in ids else -1
+                if position >= 0:
+                    del ids[position], lane.targets[position]
+                    children = lane.children.pop(position)
+            if position >= 0:
                 if position:
-                    stack[position - 1].children_ns += duration_ns
-                self_ns = max(duration_ns - opened.children_ns, 0)
-                key = (opened.lane, target)
-                left = self._running.get(key, 1) - 1
-                if left:
-                    self._running[key] = left
-                    outermost = False
-                else:
-                    self._running.pop(key, None)
-            entry = self._by_target.get(target)
-            if entry is None:
-                entry = self._by_target[target] = [[], 0, 0, 0]
-            entry[0].append(duration_ns)
-            if failed:
-                entry[1] += 1
-            if outermost:
-                entry[2] += duration_ns
-            entry[3] += self_ns
+                    lane.children[position - 1] += duration_ns
+                self_ns = duration_ns - children if duration_ns > children else 0
+                outermost = target not in lane.targets
+                if not ids and key[1] is not None:  # a task's lane ends with its task
+                    self._lanes.pop(key, None)
+        thread = call.thread_id
+        rows = self._rows.get(thread)
+        if rows is None:
+            rows = self._rows[thread] = {}
+        row = rows.get(target)
+        if row is None:
+            row = rows[target] = [[], 0, 0, 0]
+        row[0].append(duration_ns)
+        if outermost:
+            row[2] += duration_ns
+        row[3] += self_ns
 
     def after_fork_in_child(self):
         """A forked child counts its own calls: the parent's are in the parent's report."""
-        self._lock = RLock()  # another thread may have held the parent's at the fork
-        self._by_target = {}
-        self._open = {}
-        self._stacks = {}
-        self._running = {}
+        self._lanes = {}
+        self._rows = {}
 
     def summary(self):
         """One ``Row`` per target, the largest total time first."""
-        with self._lock:
-            snapshot = [(target, list(durations), errors, total, own)
-                        for target, (durations, errors, total, own) in self._by_target.items()]
-        rows = [Row(*entry) for entry in snapshot]
+        merged = {}
+        for rows in list(self._rows.values()):
+            for target, (durations, errors, total, own) in list(rows.items()):
+                into = merged.get(target)
+                if into is None:
+                    into = merged[target] = [[], 0, 0, 0]
+                into[0].extend(durations)
+                into[1] += errors
+                into[2] += total
+                into[3] += own
+        rows = [Row(target, *values) for target, values in merged.items()]
         rows.sort(key=lambda row: (-row.total_ns, row.target))
         return rows
 

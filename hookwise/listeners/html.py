@@ -24,7 +24,7 @@ from .. import __version__
 from . import _output, require_arg
 from ._html_page import PAGE
 from ._jsontext import dumps, for_script_element
-from ._stats import COLUMNS, Durations, count, lane_of, plural
+from ._stats import COLUMNS, Durations, count, plural
 from ._timeline import Timeline
 from .console import format_duration
 
@@ -46,15 +46,15 @@ class HtmlReportListener(Timeline):
 
     def start(self, call):
         Timeline.start(self, call)
-        self._durations.started(call.call_id, call.target, lane_of(call.kind, call.thread_id, call.task))
+        self._durations.call_started(call)
 
     def end(self, call, result):
         Timeline.end(self, call, result)
-        self._durations.finished(call.call_id, call.target, call.duration_ns, False)
+        self._durations.call_returned(call, result)
 
     def error(self, call, exc):
         Timeline.error(self, call, exc)
-        self._durations.finished(call.call_id, call.target, call.duration_ns, True)
+        self._durations.call_raised(call, exc)
 
     def after_fork_in_child(self):
         Timeline.after_fork_in_child(self)
