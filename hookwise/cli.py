@@ -13,7 +13,7 @@ import sys
 
 # Imported before any hook exists: whatever these load can only be hooked by
 # attribute replacement. Keep this list short.
-from hookwise import __version__, accel, engine, report
+from hookwise import __version__, _state, accel, engine, report
 from hookwise.config import ConfigError, build_settings, settings_from_text
 from hookwise.listeners import ListenerSpecError
 
@@ -203,12 +203,13 @@ def main(argv=None, prog=None):
     except (UsageError, ConfigError, ListenerSpecError, PatchError) as exc:
         sys.stderr.write(f"hookwise: error: {exc}\n")
         return EXIT_BAD_INPUT
-    installation.register_exit()
-    if settings.in_child:
-        installation.report_unmatched = False  # the parent run reports its targets once
-    elif settings.follow_children:
-        children.prepare(settings)
-    engine.hide_engine()
+    with _state.quiet():  # hookwise's own work until the program starts: none of its calls is an event
+        installation.register_exit()
+        if settings.in_child:
+            installation.report_unmatched = False  # the parent run reports its targets once
+        elif settings.follow_children:
+            children.prepare(settings)
+        engine.hide_engine()
     try:
         if options.module is not None:
             loader.run.run_module(options.module, options.args, installation)

@@ -38,7 +38,10 @@ def is_own_module(name, module):
     """True when the loaded ``module`` (known as ``name``) is hookwise's code.
 
     Reads ``__file__`` from the module's dict, never through attribute access:
-    a module's ``__getattr__`` (PEP 562) is the program's code.
+    a module's ``__getattr__`` (PEP 562) is the program's code. The name is
+    compared as it is, never through ``os.path``: hookwise asks this while the
+    program runs, and ``posixpath`` may be hooked (imported modules' files are
+    absolute: site.py makes ``sys.path`` so).
     """
     if is_own_name(name):
         return True
@@ -46,4 +49,4 @@ def is_own_module(name, module):
         filename = vars(module).get("__file__")
     except TypeError:
         return False
-    return isinstance(filename, str) and is_own_file(os.path.abspath(filename))
+    return type(filename) is str and is_own_file(filename)

@@ -73,7 +73,7 @@ class HookwiseFinder:
         if is_own_name(fullname):
             return None
         spec = self._spec_from_other_finders(fullname, path, target)
-        if spec is None or (isinstance(spec.origin, str) and is_own_file(os.path.abspath(spec.origin))):
+        if spec is None or (type(spec.origin) is str and is_own_file(spec.origin)):  # no os.path: it may be hooked
             return None  # hookwise's own loader or rewriter: a program's module of that name is hooked
         if type(spec.loader) is not SourceFileLoader or not str(spec.origin).endswith(".py"):
             # not ours to rewrite (a C extension, a builtin, a frozen or

@@ -19,7 +19,7 @@ import sys
 import types
 from importlib.machinery import SourceFileLoader, SourcelessFileLoader
 
-from hookwise import _originals, own
+from hookwise import _originals, _state, own
 
 from .hook import HookwiseLoader
 
@@ -38,27 +38,41 @@ def run_path(path, args, installation):
     """Run a script file, ``-`` (stdin), a .pyc file, a directory or a zip file with ``__main__.py``."""
     if path == "-":
         return _run_stdin(args, installation)
-    if os.path.isdir(path) or (not path.endswith(".py") and _is_zip(path)):
+    with _state.quiet():
+        runs_main_of = os.path.isdir(path) or (not path.endswith(".py") and _is_zip(path))
+    if runs_main_of:
         return _run_main_of(path, args, installation)
-    absolute = os.path.abspath(path)
-    try:
-        with _originals.open(absolute, "rb") as handle:
-            source = handle.read()
-    except OSError as exc:
-        raise ProgramNotFound.for_path(absolute, exc.errno, exc.strerror) from None
-    sys.argv[:] = [path, *args]
-    _set_path0(os.path.dirname(os.path.realpath(absolute)))
-    main = _fresh_main()
-    if source[:4] == _bytecode_magic():  # python runs a compiled file as it is: there is no source to rewrite
-        loader = SourcelessFileLoader("__main__", absolute)
+    loader, code, absolute, main = _prepare_script(path, args, installation)
+    _execute(loader, code, absolute, main, installation)
+
+
+def _prepare_script(path, args, installation):
+    """(loader, source or code, absolute path, fresh __main__) of a script file.
+
+    hookwise's own work: the path and file calls it makes (``realpath``'s
+    ``os.path.join``, say) are not the program's, and report nothing. The
+    caller runs ``_execute``, so the program has no more frames below it.
+    """
+    with _state.quiet():
+        absolute = os.path.abspath(path)
+        try:
+            with _originals.open(absolute, "rb") as handle:
+                source = handle.read()
+        except OSError as exc:
+            raise ProgramNotFound.for_path(absolute, exc.errno, exc.strerror) from None
+        sys.argv[:] = [path, *args]
+        _set_path0(os.path.dirname(os.path.realpath(absolute)))
+        main = _fresh_main()
+        if source[:4] == _bytecode_magic():  # python runs a compiled file as it is: there is no source to rewrite
+            loader = SourcelessFileLoader("__main__", absolute)
+            main.__dict__.update(__file__=absolute, __cached__=None, __loader__=loader)
+            return loader, loader.get_code("__main__"), absolute, main
+        if installation.targets.selector(("__main__",)) is not None:
+            loader = HookwiseLoader("__main__", absolute, installation, ("__main__",))
+        else:
+            loader = SourceFileLoader("__main__", absolute)
         main.__dict__.update(__file__=absolute, __cached__=None, __loader__=loader)
-        return _execute(loader, loader.get_code("__main__"), absolute, main, installation)
-    if installation.targets.selector(("__main__",)) is not None:
-        loader = HookwiseLoader("__main__", absolute, installation, ("__main__",))
-    else:
-        loader = SourceFileLoader("__main__", absolute)
-    main.__dict__.update(__file__=absolute, __cached__=None, __loader__=loader)
-    _execute(loader, source, absolute, main, installation)
+        return loader, source, absolute, main
 
 
 def _run_stdin(args, installation):

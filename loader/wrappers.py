@@ -114,7 +114,10 @@ def _python_wrapper(site, original, adjust, skip=None):
     def wrapper(*args, **kwargs):
         call = None
         if site.on:
-            caller_globals = _getframe(1).f_globals
+            caller = _getframe(1)
+            while caller.f_code is WRAPPER_CODE:  # C code of another wrapped callable called this one
+                caller = caller.f_back  # (3.10's open_code calls _io.open): whose call is it?
+            caller_globals = caller.f_globals
             if caller_globals.get("__name__") not in _QUIET_CALLERS and (
                 skip is None or not _skipped(skip, caller_globals, args)
             ):

@@ -13,6 +13,8 @@ def _bootstrap():
 
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
+    # worked out before the hooks exist: os.path may be hooked, and this is hookwise's work
+    shadowed_path = list(sys.path)
     settings = os.environ.get("HOOKWISE_SETTINGS")
     root = os.environ.get("HOOKWISE_ROOT")
     children = None
@@ -29,17 +31,15 @@ def _bootstrap():
                 sys.path.remove(root)
         if children is not None:
             children.start_in_child(settings)
-    _run_shadowed_sitecustomize(here)
+    _run_shadowed_sitecustomize(shadowed_path)
 
 
-def _run_shadowed_sitecustomize(here):
-    """Run the ``sitecustomize`` this one shadows, the way site.py would have."""
+def _run_shadowed_sitecustomize(path):
+    """Run the ``sitecustomize`` this one shadows (found on ``path``), the way site.py would have."""
     import importlib.util
-    import os
     import sys
     from importlib.machinery import PathFinder
 
-    path = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
     spec = PathFinder.find_spec("sitecustomize", path)
     if spec is None or spec.loader is None:
         return
