@@ -157,7 +157,11 @@ def _resolve_literal(module, target):
     key = parts[-1]
     namespace = _namespace(holder)
     if key not in namespace:
-        return []
+        inherited = _inherited_from_c_type(holder, key)
+        if inherited is None:
+            return []
+        # defined on the Python class itself, where the wrapper can go (socket.socket.connect)
+        return [_Found(inherited.__qualname__, inherited, holder, key, "plain", target)]
     value = namespace[key]
     slot, obj = _unwrap_descriptor(value)
     if slot == "property":  # the getter, setter and deleter all carry the property's qualname
@@ -371,6 +375,25 @@ def _unwrap_descriptor(value):
     return "plain", value
 
 
+def _inherited_from_c_type(holder, key):
+    """The method ``key`` that the Python class ``holder`` inherits from a C type, or None.
+
+    ``socket.socket`` is a Python subclass of ``_socket.socket``: its
+    ``connect`` is the C type's, which cannot be patched there, but a wrapper
+    defined on the subclass serves every call made through the subclass.
+    Only plain methods (``method_descriptor``), not slots such as ``__len__``.
+    """
+    if not isinstance(holder, type) or holder.__flags__ & _IMMUTABLE_TYPE:
+        return None
+    for base in holder.__mro__[1:]:
+        value = _namespace(base).get(key)
+        if value is not None:
+            if base.__flags__ & _IMMUTABLE_TYPE and isinstance(value, types.MethodDescriptorType):
+                return value
+            return None  # the first class that has it is not a C type, or it is no plain method
+    return None
+
+
 def _defined_in(cls, module_name):
     try:
         return vars(cls).get("__module__") == module_name
@@ -380,7 +403,8 @@ def _defined_in(cls, module_name):
 
 def _canonical_module(obj):
     """The public module of a builtin: ``io`` for ``_io.open``, ``posix`` for ``system``."""
-    module = getattr(obj, "__module__", None) or "builtins"
+    owner = getattr(obj, "__objclass__", None)  # a C type's method: the type's module
+    module = (owner.__module__ if isinstance(owner, type) else None) or getattr(obj, "__module__", None) or "builtins"
     if module.startswith("_"):
         public = sys.modules.get(module[1:])
         if public is not None and _namespace(public).get(getattr(obj, "__name__", None)) is obj:

@@ -90,3 +90,45 @@ def test_a_target_that_cannot_be_hooked_is_said_at_import_and_spares_the_modules
     assert not any("matches nothing in module" in line for line in refused)
     assert "hookwise: target 'sqlite3:nope' matches nothing in module 'sqlite3'" in result.stderr
     assert [e["target"] for e in read_jsonl(log) if e["event"] == "start"] == ["sqlite3:connect"]
+
+
+SOCKETS = """\
+import socket
+
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+client = socket.socket()
+client.connect(server.getsockname())
+accepted, _ = server.accept()
+client.sendall(b"ping")
+print(accepted.recv(4), isinstance(client, socket.socket), socket.socket.__mro__[1].__module__)
+try:
+    socket.socket().connect(("127.0.0.1", 1))  # nothing listens on port 1
+except ConnectionRefusedError as exc:
+    print("refused", type(exc).__name__)
+for each in (client, accepted, server):
+    each.close()
+"""
+
+
+@pytest.mark.parametrize("order", ["imported-after-install", "imported-before-install"])
+def test_methods_socket_socket_inherits_from_the_c_type(tmp_path, order):
+    (tmp_path / "program.py").write_text(SOCKETS)
+    (tmp_path / "early.py").write_text("import socket\n\nclass Nothing:\n    def end(self, call, result):\n        pass\n")
+    log = tmp_path / "events.jsonl"
+    args = ["--hook", "socket:socket.connect", "--hook", "socket:socket.sendall", "--hook", "socket:socket.bind"]
+    if order == "imported-before-install":
+        args += ["--listener", "early:Nothing"]
+    plain = run_driver(["--hook", "nomodule:nothing", "program.py"], cwd=tmp_path)
+    result = run_driver([*args, "--listener", f"jsonl={log}", "program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == plain.stdout == "b'ping' True _socket\nrefused ConnectionRefusedError\n"
+    assert "matched nothing" not in result.stderr and "matches nothing" not in result.stderr, result.stderr
+    events = read_jsonl(log)
+    starts = [(event["target"], event["args"][1:]) for event in events if event["event"] == "start"]
+    assert [target for target, _ in starts] == ["_socket:socket.bind", "_socket:socket.connect",
+                                                "_socket:socket.sendall", "_socket:socket.connect"]
+    assert starts[-1][1] == ["('127.0.0.1', 1)"]
+    errors = [event for event in events if event["event"] == "error"]
+    assert [event["exception_type"] for event in errors] == ["ConnectionRefusedError"]
