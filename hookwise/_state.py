@@ -17,6 +17,9 @@ from . import _originals
 # only while its thread runs listeners or quiet code, so no dead thread's id
 # stays behind to be inherited by a new thread that gets the same id.
 busy = {}
+stand_ins = set()
+"""ids of the globals of hookwise modules whose functions stand between the program and a
+hooked call (loader/c_types.py's sqlite3 shortcuts): a call's caller is looked for past them."""
 pid = _originals.os_getpid()
 main_thread_id = _originals.get_ident()
 

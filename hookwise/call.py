@@ -129,6 +129,9 @@ def caller_of(call):
         frame = frame.f_back if frame is not None else None
     else:  # a C wrapper has no frame: it kept its caller's
         frame = call._frame
+    stand_ins = _state.stand_ins
+    while frame is not None and stand_ins and id(frame.f_globals) in stand_ins:
+        frame = frame.f_back  # hookwise's Python version of a C method: the program called that
     if frame is None:
         return None
     code = frame.f_code

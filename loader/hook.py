@@ -254,8 +254,6 @@ except ImportError:  # before 3.12
 
 def _rewrite_fingerprint():
     """A digest of the code that shapes rewritten bytecode: any change to it is a cache miss."""
-    from . import binding
-
     digest = sha256()
     for module in (rewriter.transform, rewriter.names, binding):
         with _originals.open(module.__file__, "rb") as handle:

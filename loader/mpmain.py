@@ -16,6 +16,8 @@ import sys
 
 from hookwise import _originals
 
+from .hook import HookwiseLoader  # at import: once the engine is hidden, "from ." would find another loader
+
 
 def wants_it(settings):
     """Whether this child is multiprocessing's and ``__main__`` has targets."""
@@ -48,8 +50,6 @@ def install(installation):
 
 
 def _run_path(plain_run_path, installation, path_name, init_globals, run_name):
-    from .hook import HookwiseLoader
-
     code = None
     if isinstance(path_name, str) and path_name.endswith(".py"):
         try:

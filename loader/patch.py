@@ -22,7 +22,7 @@ from hookwise import stdlib_internals
 from hookwise.own import is_own_module
 from hookwise.runtime import BUILTIN, Site
 
-from . import codeswap, wrappers
+from . import c_types, codeswap, wrappers
 
 # Py_TPFLAGS_IMMUTABLETYPE (3.10+): attributes of such types cannot be set.
 _IMMUTABLE_TYPE = 1 << 8
@@ -52,6 +52,8 @@ class _Found:
 def patch_loaded_modules(targets, registry, undo):
     """Hook every target that lives in an already-loaded module."""
     modules = [(module, names, _targets_for(targets, names)) for module, names in _loaded_modules()]
+    for module, names, module_targets in modules:
+        c_types.prepare(module, module_targets, undo, _setattr_with_undo)
     # 1. Python functions, nested ones included: rewritten in place from the module's source.
     for module, names, module_targets in modules:
         _swap_own_functions(module, names, module_targets, undo)
@@ -75,6 +77,7 @@ def patch_module(module, names, targets, registry, undo, rewritten=False):
         return []
     if not rewritten:
         _swap_own_functions(module, names, module_targets, undo)
+    c_types.prepare(module, module_targets, undo, _setattr_with_undo)
     # one target that cannot be hooked must not take the module's other targets with it
     found, refused = [], []
     for target in module_targets:
@@ -172,6 +175,9 @@ def _resolve_literal(module, target):
             if isinstance(accessor, FunctionType)
         ]
     if isinstance(holder, type) and holder.__flags__ & _IMMUTABLE_TYPE:
+        if c_types.serves(holder) and isinstance(obj, types.MethodDescriptorType):
+            # served through the objects the module makes (sqlite3.connect's factory)
+            return [_Found(obj.__qualname__, obj, holder, key, "c_type", target)]
         raise PatchError(
             f"cannot hook {target.text!r}: {holder.__qualname__} is a C type, whose methods cannot be patched"
         )
@@ -306,6 +312,9 @@ def _wrap_all(items, registry, undo):
 
 
 def _set_slot(holder, key, slot, wrapper, undo):
+    if slot == "c_type":
+        c_types.serve_method(holder, key, wrapper, undo, _setattr_with_undo)
+        return
     namespace = _namespace(holder)
     current = namespace.get(key)
     if slot == "staticmethod":
@@ -352,6 +361,7 @@ def _setattr_with_undo(holder, key, value, undo):
 def forget_wrappers():
     """Drop the wrapper bookkeeping (after an uninstall)."""
     _wrapped.clear()
+    c_types.forget()
 
 
 # -- helpers ----------------------------------------------------------------

@@ -1,0 +1,232 @@
+"""Methods of C types, served through the objects their module makes: sqlite3's Connection and Cursor.
+
+A C type's methods cannot be replaced (its attributes are read-only), so a
+target such as ``sqlite3:Connection.execute`` is served the way the DB-API
+integrations of OpenTelemetry and ddtrace do it, without their proxy object:
+``sqlite3.connect`` is replaced by a callable that passes ``factory=`` a
+subclass of the factory the program asked for (``sqlite3.Connection`` by
+default), and that subclass holds the hooked methods. Its ``cursor()`` makes
+cursors of a subclass of the requested cursor factory in the same way. So
+``isinstance(conn, sqlite3.Connection)`` holds, a program's own ``factory=``
+keeps working (and keeps its name), and everything not hooked is the C type's.
+
+``conn.execute(...)`` (and ``executemany``, ``executescript``) is "make a
+cursor, call its method": Python 3.10 does it by calling the two methods by
+name, 3.11 and later inside C. The subclass does it in Python on every
+version, as 3.10 does, so both ``conn.execute`` and ``conn.cursor().execute``
+reach a hooked ``Cursor.execute`` and the cursor ``conn.execute`` returns is
+hooked too. Its frame is taken out of tracebacks.
+
+Limits (said in the README): a connection made before the hooks were
+installed, or by calling ``sqlite3.Connection(...)`` directly, is the C
+type's; a program's subclass that overrides a method in Python keeps its own.
+"""
+
+import sys
+
+from hookwise import _state
+from hookwise.own import is_own_module
+
+from . import wrappers  # at import: once the engine is hidden, "from . import" would find another loader
+
+# (module, qualname) of the C types served here
+SERVED = {("sqlite3", "Connection"), ("sqlite3", "Cursor")}
+
+_SHORTCUTS = ("execute", "executemany", "executescript")  # Connection methods that make a cursor
+_EMULATE_SHORTCUTS = sys.version_info >= (3, 11)  # 3.10 calls cursor() and the cursor's method by name
+
+_methods = {"Connection": {}, "Cursor": {}}  # qualname -> {method name: callable to put on the subclass}
+_subclasses = {"Connection": {}, "Cursor": {}}  # qualname -> {program's class: hooked subclass}
+_installed = []  # the _Connect in place, if any
+
+
+def prepare(module, targets, undo, set_attribute):
+    """Before a module's targets are looked for: put the connect stand-in in place if they need it.
+
+    First, so that a ``sqlite3:connect`` target of the same module wraps the
+    stand-in (and reports the program's own arguments), not the other way round.
+    """
+    if module.__name__ not in ("sqlite3", "sqlite3.dbapi2"):
+        return
+    if any(target.qualname.partition(".")[0] in ("Connection", "Cursor") for target in targets):
+        _install_connect(undo, set_attribute)
+
+
+def serves(cls):
+    """True for a C type whose methods this module can serve."""
+    return isinstance(cls, type) and (cls.__module__, cls.__qualname__) in SERVED
+
+
+def serve_method(cls, name, wrapper, undo, set_attribute):
+    """Put ``wrapper`` (a hooked method of the C type ``cls``) on every connection or cursor made from now on.
+
+    ``set_attribute(holder, key, value, undo)`` is how the patcher sets an
+    attribute with its undo.
+    """
+    kind = cls.__qualname__
+    if kind == "Connection" and (name == "cursor" or (_EMULATE_SHORTCUTS and name in _SHORTCUTS)):
+        # the hooked method runs hookwise's Python version of it (see the module docstring)
+        wrapper = wrappers.make_wrapper(wrapper.__hookwise_site__, _connection_method(name))
+    _methods[kind][name] = wrapper
+    for subclass in list(_subclasses[kind].values()):  # made before this target was served
+        set_attribute(subclass, name, wrapper, undo)
+    _install_connect(undo, set_attribute)  # if prepare did not (the targets named another alias)
+
+
+def forget():
+    """After an uninstall: nothing is served any more."""
+    for table in (_methods, _subclasses):
+        for entries in table.values():
+            entries.clear()
+    _installed.clear()
+
+
+# -- the subclasses -------------------------------------------------------------
+
+
+def _sqlite3():
+    return sys.modules["sqlite3"]
+
+
+def hooked_connection_class(factory):
+    """The subclass of the program's connection ``factory`` that holds the hooked methods."""
+    sqlite3 = _sqlite3()
+    if not (isinstance(factory, type) and issubclass(factory, sqlite3.Connection)):
+        return factory  # a callable that makes connections some other way: left as it is
+    return _subclass("Connection", factory)
+
+
+def hooked_cursor_class(factory):
+    sqlite3 = _sqlite3()
+    if not (isinstance(factory, type) and issubclass(factory, sqlite3.Cursor)):
+        return factory
+    return _subclass("Cursor", factory)
+
+
+def _subclass(kind, factory):
+    if vars(factory).get("_hookwise_served", False):
+        return factory  # already ours
+    made = _subclasses[kind].get(factory)
+    if made is None:
+        namespace = {}
+        if kind == "Connection":
+            namespace["cursor"] = _connection_method("cursor")
+            if _EMULATE_SHORTCUTS:
+                namespace.update((name, _connection_method(name)) for name in _SHORTCUTS)
+        namespace.update(_methods[kind])  # the hooked ones, over the plain versions
+        # named as the program's class, so reprs and error messages read as without hookwise
+        namespace.update(__module__=factory.__module__, __qualname__=factory.__qualname__,
+                         __doc__=factory.__doc__, _hookwise_served=True)
+        made = _subclasses[kind][factory] = type(factory.__name__, (factory,), namespace)
+    return made
+
+
+# -- the Python versions of the Connection methods that make cursors --------------
+
+
+def _connection_method(name):
+    if name == "cursor":
+        def cursor(self, *args, **kwargs):
+            try:
+                args, kwargs = _with_hooked_factory(args, kwargs)
+                return _c_cursor(self, *args, **kwargs)
+            except BaseException as exc:
+                _drop_frames_of(exc, cursor.__code__)
+                raise
+
+        return cursor
+
+    def shortcut(self, *args, **kwargs):
+        try:
+            return getattr(_c_cursor(self, hooked_cursor_class(_sqlite3().Cursor)), name)(*args, **kwargs)
+        except BaseException as exc:
+            _drop_frames_of(exc, shortcut.__code__)
+            raise
+
+    shortcut.__name__ = shortcut.__qualname__ = name
+    return shortcut
+
+
+def _c_cursor(connection, *args, **kwargs):
+    return _sqlite3().Connection.cursor(connection, *args, **kwargs)
+
+
+def _with_hooked_factory(args, kwargs):
+    """``cursor(factory)`` / ``cursor(factory=...)`` / ``cursor()`` with the factory's hooked subclass."""
+    if args:
+        return (hooked_cursor_class(args[0]), *args[1:]), kwargs
+    if "factory" in kwargs:
+        return args, dict(kwargs, factory=hooked_cursor_class(kwargs["factory"]))
+    return args, dict(kwargs, factory=hooked_cursor_class(_sqlite3().Cursor))
+
+
+def _drop_frames_of(exc, code):
+    """The traceback the program would see without hookwise: none of this module's frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code is code:
+        tb = tb.tb_next
+    if tb is not exc.__traceback__:
+        exc.__traceback__ = tb
+
+
+# -- sqlite3.connect ---------------------------------------------------------------
+
+
+class _Connect:
+    """Stands for ``sqlite3.connect``: the same call, with ``factory=`` the hooked subclass.
+
+    Not a function, so that a ``sqlite3:connect`` target wraps it as the
+    builtin it stands for (and its events name ``sqlite3:connect``).
+    """
+
+    _FACTORY_POSITION = 5  # connect(database, timeout, detect_types, isolation_level, check_same_thread, factory, ...)
+
+    def __init__(self, original):
+        self._original = original
+        # what the patcher and the events read: the names of the function it stands for
+        self.__module__, self.__name__, self.__qualname__ = "sqlite3", "connect", "connect"
+        self.__doc__ = getattr(original, "__doc__", None)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            if len(args) > self._FACTORY_POSITION:
+                index = self._FACTORY_POSITION
+                args = (*args[:index], hooked_connection_class(args[index]), *args[index + 1:])
+            else:
+                kwargs["factory"] = hooked_connection_class(kwargs.get("factory", _sqlite3().Connection))
+            return self._original(*args, **kwargs)
+        except BaseException as exc:
+            _drop_frames_of(exc, _Connect.__call__.__code__)
+            raise
+
+    def __repr__(self):
+        return repr(self._original)
+
+    def __reduce__(self):
+        return "connect"  # pickled by name, like the function it stands for
+
+
+def _install_connect(undo, set_attribute):
+    """Replace ``connect`` in sqlite3's modules and wherever a loaded module holds it (once)."""
+    if _installed:
+        return
+    modules = [sys.modules.get(name) for name in ("_sqlite3", "sqlite3.dbapi2", "sqlite3")]
+    sqlite3 = _sqlite3()
+    current = vars(sqlite3).get("connect")
+    if current is None or isinstance(current, _Connect):
+        return
+    replacement = _Connect(current)
+    _installed.append(replacement)
+    # and the pure-Python wrapper of a hooked shortcut (Connection.execute) above them
+    stand_ins = (id(globals()), id(vars(wrappers)))
+    _state.stand_ins.update(stand_ins)
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if type(namespace) is not dict or (module not in modules and is_own_module(name, module)):
+            continue
+        for key, value in list(namespace.items()):
+            if value is current:
+                set_attribute(module, key, replacement, undo)
+    undo.append(_installed.clear)
+    undo.append(lambda: _state.stand_ins.difference_update(stand_ins))
+
