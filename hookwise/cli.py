@@ -24,6 +24,7 @@ from loader import Installation, PatchError, children  # noqa: E402 - loaded by 
 from loader.install import create_listeners  # noqa: E402
 
 EXIT_BAD_INPUT = 2
+EXIT_STRICT_UNMATCHED = 3  # --strict: the program ended well, but a target never matched
 
 USAGE = """\
 usage: {prog} [options] script.py [args...]
@@ -55,6 +56,10 @@ options:
                        standard library runs for itself (namedtuple,
                        dataclasses) and the descriptors it opens (subprocess
                        pipes); explicit targets always show them
+  --strict             fail closed: a target that cannot be hooked stops the run
+                       (exit 2 before the program, or an ImportError of its
+                       module), and one that never matched makes the exit
+                       status 3
   --no-cache           do not read or write hookwise's bytecode cache
   --no-follow-children do not hook Python child processes (by default they run
                        with the same hooks and listeners)
@@ -85,6 +90,7 @@ class Options:
         self.record_limit = None  # --record-limit SIZE (None: as the config file says, default unbounded)
         self.record_ring = None  # --record-ring
         self.show_stdlib_internals = None  # None: as the config file says (default: left out)
+        self.strict = None  # None: as the config file says (default: not strict)
         self.from_parent = False
         self.module = None  # -m NAME
         self.command = None  # -c CODE
@@ -107,6 +113,7 @@ FLAG_OPTIONS = {
     "--user-reprs": ("user_reprs", True),
     "--record-ring": ("record_ring", True),
     "--show-stdlib-internals": ("show_stdlib_internals", True),
+    "--strict": ("strict", True),
     "--from-parent": ("from_parent", True),  # internal: a child re-run by loader/children.py
 }
 
@@ -191,7 +198,8 @@ def main(argv=None, prog=None):
                                       cli_follow_children=options.follow_children, cli_use_cache=options.use_cache,
                                       cli_user_reprs=options.user_reprs, cli_record_limit=options.record_limit,
                                       cli_record_ring=options.record_ring,
-                                      cli_show_stdlib_internals=options.show_stdlib_internals)
+                                      cli_show_stdlib_internals=options.show_stdlib_internals,
+                                      cli_strict=options.strict)
         listeners, per_target = create_listeners(settings, tolerate_failures=settings.in_child)
         report.open_stream()
         if not accel.ACTIVE and not settings.in_child:
@@ -220,5 +228,20 @@ def main(argv=None, prog=None):
     except loader.run.ProgramNotFound as exc:
         sys.stderr.write(f"{exc}\n")
         return loader.run.EXIT_USAGE
-    return 0
+    except SystemExit as exc:
+        if exc.code in (None, 0) and _strict_failed(settings, installation):
+            raise SystemExit(EXIT_STRICT_UNMATCHED) from None
+        raise
+    return EXIT_STRICT_UNMATCHED if _strict_failed(settings, installation) else 0
+
+
+def _strict_failed(settings, installation):
+    """--strict, at the end of a program that ended well: say each target that never matched; any?"""
+    if not settings.strict or settings.in_child:
+        return False
+    messages = installation.unmatched_messages()
+    for message in messages:
+        report.warn(f"--strict: {message}")
+    installation.report_unmatched = False  # said here, not again at exit
+    return bool(messages)
 

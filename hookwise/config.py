@@ -40,10 +40,11 @@ KNOWN_KEYS = {
     "record_ring": "true or false: a full recording keeps the most recent events instead of stopping",
     "show_stdlib_internals": "true or false: the default set also shows the standard library's own dynamic code "
                              "and descriptor opens",
+    "strict": "true or false: a target that cannot be hooked or never matches fails the run",
 }
 _KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": int, "follow_children": bool,
               "user_reprs": bool, "record_limit": (str, int), "record_ring": bool,
-              "show_stdlib_internals": bool}
+              "show_stdlib_internals": bool, "strict": bool}
 
 # Built-in listeners whose argument is an output path: children get it absolute.
 _PATH_LISTENERS = ("jsonl", "chrome", "html", "stats", "record")
@@ -72,6 +73,7 @@ class Settings:
         self.in_child = in_child  # a child process of a hookwise run: outputs are shared, not restarted
         self.record_limit = None  # bytes a recording file may hold (--record-limit), None: no bound
         self.record_ring = False  # a full recording keeps the most recent events (--record-ring)
+        self.strict = False  # --strict: a target that cannot be hooked or never matched fails the run
 
     def for_children(self):
         """These settings as text for a child process's environment (read by ``settings_from_text``)."""
@@ -93,6 +95,7 @@ class Settings:
             "record_limit": self.record_limit,
             "record_ring": self.record_ring,
             "show_stdlib_internals": self.show_stdlib_internals,
+            "strict": self.strict,
         })
 
     def code_key(self):
@@ -121,12 +124,13 @@ def settings_from_text(text):
                     show_stdlib_internals=data.get("show_stdlib_internals", False))
     settings.record_limit = data.get("record_limit")
     settings.record_ring = data.get("record_ring", False)
+    settings.strict = data.get("strict", False)
     return settings
 
 
 def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, cli_redact=(), cli_repr_limit=None,
                    cli_follow_children=None, cli_use_cache=True, cli_user_reprs=None, cli_record_limit=None,
-                   cli_record_ring=None, cli_show_stdlib_internals=None):
+                   cli_record_ring=None, cli_show_stdlib_internals=None, cli_strict=None):
     """Merge the config file (explicit or discovered) with command-line options."""
     path, table = load_config(config_path, cwd)
     targets = []
@@ -157,6 +161,7 @@ def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, c
     settings.record_limit = None if limit is None else parse_size(limit)
     ring = cli_record_ring if cli_record_ring is not None else table.get("record_ring", False)
     settings.record_ring = bool(ring)
+    settings.strict = bool(cli_strict if cli_strict is not None else table.get("strict", False))
     return settings
 
 

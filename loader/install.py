@@ -72,8 +72,18 @@ class Installation:
         self._undo.append(self._remove_finder)
         patch.patch_loaded_modules(self.targets, REGISTRY, self._undo)
         audit.install(self.targets, self._undo)  # audit:EVENT targets: CPython's audit hook
+        if self.settings.strict:
+            self._refuse_unmatched_in_loaded_modules()
         self.installed = True
         return self
+
+    def _refuse_unmatched_in_loaded_modules(self):
+        """--strict: a literal target whose module is loaded and holds nothing it names stops the run now."""
+        for target in self.targets:
+            module = sys.modules.get(target.module) if target.module_is_literal else None
+            if module is not None and not target.matched and not target.quiet and target.qualname_is_literal:
+                self.uninstall()
+                raise patch.PatchError(f"--strict: {patch.unmatched_message(target, module)}")
 
     def serve_imported(self, module, names, rewritten=False):
         """A module a target can name has just run its code: serve what the rewrite did not.
@@ -92,14 +102,32 @@ class Installation:
         except Exception as exc:
             report.warn_once(("serve", module.__name__),
                              f"could not hook the targets of module {module.__name__!r}: {type(exc).__name__}: {exc}")
+        if self.settings.strict:
+            self._fail_the_import(module, names, refused)
         for target, exc in refused:  # said once; the "matches nothing" line would contradict it
             report.warn_once(("unmatched", target.text), str(exc))
         self._report_unmatched_in(module, names)
 
+    def _unmatched_in(self, module, names):
+        return [target for target in self.targets
+                if target.module_is_literal and target.module in names and not target.matched and not target.quiet]
+
     def _report_unmatched_in(self, module, names):
-        for target in self.targets:
-            if target.module_is_literal and target.module in names and not target.matched and not target.quiet:
-                report.warn_once(("unmatched", target.text), patch.unmatched_message(target, module))
+        for target in self._unmatched_in(module, names):
+            report.warn_once(("unmatched", target.text), patch.unmatched_message(target, module))
+
+    def _fail_the_import(self, module, names, refused):
+        """--strict: the import of a module whose target cannot be served fails, naming the target.
+
+        A guard that silently vanishes is worse than none: the program stops
+        at the import rather than running unguarded.
+        """
+        reasons = [str(exc) for _, exc in refused]
+        refused_targets = {target for target, _ in refused}
+        reasons += [patch.unmatched_message(target, module) for target in self._unmatched_in(module, names)
+                    if target not in refused_targets and target.qualname_is_literal]
+        if reasons:
+            raise ImportError(f"hookwise --strict: {'; '.join(reasons)}", name=module.__name__)
 
     def uninstall(self):
         """Undo everything, newest first (tests and the pytest plugin use this)."""

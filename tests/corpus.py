@@ -89,6 +89,17 @@ ENTRIES = [
     stdlib("urllib.parse", ["urllib.parse"], test="test_urlparse"),
     stdlib("zoneinfo", ["zoneinfo"]),
     stdlib("typing", ["typing"]),
+    # socket.socket's methods come from the C type _socket.socket: hooked on the Python subclass
+    Entry("socket", ["socket:*"] + [f"socket:socket.{method}" for method in (
+        "connect", "connect_ex", "bind", "listen", "send", "sendall", "sendto", "recv", "recv_into", "recvfrom",
+        "setsockopt", "getsockopt", "settimeout", "shutdown", "getpeername", "getsockname")],
+        ["-m", "test", "-v", "test_socket"]),
+    # sqlite3's C types, served through the connections sqlite3.connect makes (loader/c_types.py)
+    Entry("sqlite3", ["sqlite3:*", "sqlite3.*:*"] + [f"sqlite3:Connection.{method}" for method in (
+        "execute", "executemany", "executescript", "cursor", "commit", "close")] + [
+        f"sqlite3:Cursor.{method}" for method in (
+            "execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall")],
+        ["-m", "test", "-v", "test_sqlite3"], since=(3, 11)),
     package("more-itertools", "more-itertools==10.5.0", ["more_itertools"]),
     package("attrs", "attrs==24.2.0", ["attr", "attrs"], ["hypothesis==6.155.2", "cloudpickle==3.1.0"]),
     package("jinja2", "jinja2==3.1.6", ["jinja2"], ["markupsafe==3.0.2", "trio==0.27.0"]),
