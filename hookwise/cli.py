@@ -63,6 +63,10 @@ options:
   --no-cache           do not read or write hookwise's bytecode cache
   --no-follow-children do not hook Python child processes (by default they run
                        with the same hooks and listeners)
+  --explain TARGET...  print what each target resolves to (the defining
+                       module:qualname of every match) and which engine serves
+                       it, or why it cannot be hooked; the modules are imported
+                       in a separate process, and no program runs
   --version            print hookwise's version and the runtime in use (the C
                        accelerator, or pure Python and why) and exit
   -h, --help           show this help and exit
@@ -91,6 +95,7 @@ class Options:
         self.record_ring = None  # --record-ring
         self.show_stdlib_internals = None  # None: as the config file says (default: left out)
         self.strict = None  # None: as the config file says (default: not strict)
+        self.explain = None  # --explain TARGET...: the targets (empty: those of --hook and the config)
         self.from_parent = False
         self.module = None  # -m NAME
         self.command = None  # -c CODE
@@ -130,6 +135,9 @@ def parse_args(argv, prog="hookwise"):
         if arg == "--version":
             sys.stdout.write(f"hookwise {__version__} ({accel.explain()})\n")
             raise SystemExit(0)
+        if arg == "--explain":  # everything after it is a target to explain; no program runs
+            options.explain = argv[index + 1 :]
+            return options
         if arg in FLAG_OPTIONS:
             attribute, value = FLAG_OPTIONS[arg]
             setattr(options, attribute, value)
@@ -187,6 +195,8 @@ def main(argv=None, prog=None):
     prog = prog or os.path.basename(sys.argv[0] or "hookwise")
     try:
         options = parse_args(argv, prog)
+        if options.explain is not None:
+            return _explain(options)
         if options.script not in (None, "-") and not os.path.exists(options.script):
             sys.stderr.write(f"{loader.run.ProgramNotFound.for_path(options.script)}\n")
             return loader.run.EXIT_USAGE
@@ -233,6 +243,25 @@ def main(argv=None, prog=None):
             raise SystemExit(EXIT_STRICT_UNMATCHED) from None
         raise
     return EXIT_STRICT_UNMATCHED if _strict_failed(settings, installation) else 0
+
+
+def _explain(options):
+    """--explain: what each target resolves to, worked out in another process (hookwise.explain)."""
+    import subprocess
+
+    from hookwise import own
+
+    targets = list(options.explain)
+    if not targets:
+        settings = build_settings(options.hooks, (), options.config)
+        targets = [target.text for target in settings.targets if target.origin != "defaults"]
+    if not targets:
+        raise UsageError("--explain needs targets: --explain TARGET... (or --hook TARGET before it)")
+    for text in targets:
+        build_settings([text], (), os.devnull)  # a target that cannot be parsed: status 2, here
+    launcher = (f"import sys; sys.path.insert(0, {own.ROOT!r}); from hookwise.explain import main; "
+                "del sys.path[0]; sys.exit(main(sys.argv[1:]))")
+    return subprocess.run([sys.executable, "-c", launcher, *targets]).returncode
 
 
 def _strict_failed(settings, installation):

@@ -93,6 +93,9 @@ def test_the_console_script_names_itself_and_its_runtime(venv, workdir):
         assert version.stdout == "hookwise 0.1.0 (pure Python, because HOOKWISE_PURE_PYTHON is set)\n"
     else:  # pip built the accelerator
         assert version.stdout == "hookwise 0.1.0 (C accelerator)\n"
+    explained = run([str(venv / "hookwise"), "--explain", "json:loads"], workdir)
+    assert explained.returncode == 0, explained.stderr
+    assert explained.stdout == "json:loads\n  -> json:loads  Python function: rewritten when the program imports json\n"
 
 
 CHILDREN = {
