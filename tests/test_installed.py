@@ -33,9 +33,9 @@ def _run(command, **kwargs):
 
 
 @pytest.fixture(scope="session")
-def venv(tmp_path_factory):
-    """bin/ of a fresh venv holding the wheel (built from a copy, so concurrent runs share no build/)."""
-    base = tmp_path_factory.mktemp("installed")
+def wheel(tmp_path_factory):
+    """The wheel ``pip wheel`` builds, from a copy of the sources (so concurrent runs share no build/)."""
+    base = tmp_path_factory.mktemp("wheel")
     sources = base / "sources"
     for name in PACKAGES:
         shutil.copytree(os.path.join(ROOT, name), sources / name,
@@ -45,14 +45,29 @@ def venv(tmp_path_factory):
     wheels = base / "wheels"
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
           "--no-build-isolation", "-w", str(wheels), str(sources)], env=clean_env())
-    (wheel,) = wheels.glob("hookwise-*.whl")
-    environment = base / "venv"
-    _run([sys.executable, "-m", "venv", str(environment)])
-    bin_dir = environment / "bin"
-    pytest_version = pytest.__version__
-    _run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel),
-          f"pytest=={pytest_version}"], env=clean_env())
-    return bin_dir
+    (built,) = wheels.glob("hookwise-*.whl")
+    return built
+
+
+def _fresh_venv(path, *requirements):
+    _run([sys.executable, "-m", "venv", str(path)])
+    _run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+          *requirements], env=clean_env())
+    return path / "bin"
+
+
+@pytest.fixture(scope="session")
+def venv(wheel, tmp_path_factory):
+    """bin/ of a fresh venv holding the wheel, and pytest for the plugin."""
+    return _fresh_venv(tmp_path_factory.mktemp("installed") / "venv", str(wheel), f"pytest=={pytest.__version__}")
+
+
+@pytest.fixture(scope="session")
+def venv_with_otel(wheel, tmp_path_factory):
+    """Another, with the otel extra as a user installs it (pinned as the test requirements pin it)."""
+    pins = [line.split(";")[0].strip() for line in open(os.path.join(ROOT, "tests", "requirements.txt"))
+            if line.startswith(("opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-otlp"))]
+    return _fresh_venv(tmp_path_factory.mktemp("installed-otel") / "venv", f"{wheel}[otel]", *pins)
 
 
 @pytest.fixture
@@ -235,3 +250,14 @@ def test_the_readmes_guard_example_copied_beside_the_program(venv, workdir):
     lines = result.stdout.splitlines()
     assert len(lines) == 2 and lines[0] == "allowed"  # the chained command never ran
     assert lines[1].startswith("refused: hookwise guard refused posix:system('echo one; echo two')")
+
+
+def test_the_otel_listener_with_its_extra_installed(venv_with_otel, workdir):
+    write(workdir, {"prog.py": LISTENED})
+    result = run([str(venv_with_otel / "hookwise"), "--hook", "__main__:fib", "--listener", "otel", "prog.py"],
+                 workdir, OTEL_TRACES_EXPORTER="console", OTEL_SERVICE_NAME="installed")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "8\n"
+    spans = [json.loads(line) for line in result.stderr.splitlines()]
+    assert len(spans) == 25 and {span["name"] for span in spans} == {"__main__:fib"}
+    assert spans[0]["resource"]["attributes"]["service.name"] == "installed"
