@@ -133,3 +133,38 @@ def test_methods_socket_socket_inherits_from_the_c_type(tmp_path, order):
     assert starts[-1][1] == ["('127.0.0.1', 1)"]
     errors = [event for event in events if event["event"] == "error"]
     assert [event["exception_type"] for event in errors] == ["ConnectionRefusedError"]
+
+
+PUBLIC_NAMES = {  # a package that re-exports, as flask (Flask from flask.app) and requests (get from requests.api) do
+    "shop/__init__.py": "from .app import Shop\nfrom .api import get\n",
+    "shop/app.py": "class Shop:\n    def serve(self, path):\n        return 'served ' + path\n",
+    "shop/api.py": "def get(url):\n    return 'got ' + url\n",
+    "program.py": "import shop\nprint(shop.Shop().serve('/'), shop.get('u'))\n",
+}
+
+
+@pytest.mark.parametrize("order", ["imported-after-install", "imported-before-install"])
+def test_targets_by_the_names_a_package_exposes_report_the_defining_names(order, tmp_path):
+    for name, text in PUBLIC_NAMES.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "early.py").write_text("import shop\n\nclass Nothing:\n    def end(self, call, result):\n        pass\n")
+    log = tmp_path / "events.jsonl"
+    args = ["--hook", "shop:Shop.serve", "--hook", "shop:get", "--listener", f"jsonl={log}"]
+    if order == "imported-before-install":
+        args += ["--listener", "early:Nothing"]
+    result = run_driver([*args, "program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "served / got u\n"
+    assert result.stderr == ""
+    assert [e["target"] for e in read_jsonl(log) if e["event"] == "start"] == ["shop.app:Shop.serve", "shop.api:get"]
+
+
+def test_a_wildcard_module_part_matches_defining_modules(tmp_path):
+    for name, text in PUBLIC_NAMES.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    log = tmp_path / "events.jsonl"
+    result = run_driver(["--hook", "shop.*:*", "--listener", f"jsonl={log}", "program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [e["target"] for e in read_jsonl(log) if e["event"] == "start"] == ["shop.app:Shop.serve", "shop.api:get"]
