@@ -17,9 +17,14 @@ version, as 3.10 does, so both ``conn.execute`` and ``conn.cursor().execute``
 reach a hooked ``Cursor.execute`` and the cursor ``conn.execute`` returns is
 hooked too. Its frame is taken out of tracebacks.
 
+While installed, ``sqlite3.Connection`` and ``sqlite3.Cursor`` name the
+hooked subclasses of the C types (so ``type(conn) is sqlite3.Connection``
+holds, ``sqlite3.Connection(...)`` made directly is hooked, and so is a class
+the program derives from them).
+
 Limits (said in the README): a connection made before the hooks were
-installed, or by calling ``sqlite3.Connection(...)`` directly, is the C
-type's; a program's subclass that overrides a method in Python keeps its own.
+installed is the C type's; a program's subclass that overrides a method in
+Python keeps its own.
 """
 
 import sys
@@ -37,6 +42,8 @@ _EMULATE_SHORTCUTS = sys.version_info >= (3, 11)  # 3.10 calls cursor() and the 
 
 _methods = {"Connection": {}, "Cursor": {}}  # qualname -> {method name: callable to put on the subclass}
 _subclasses = {"Connection": {}, "Cursor": {}}  # qualname -> {program's class: hooked subclass}
+_c_types = {}  # qualname -> the C type itself
+_public = {}  # qualname -> the hooked subclass that sqlite3.Connection / sqlite3.Cursor name while installed
 _installed = []  # the _Connect in place, if any
 
 
@@ -55,6 +62,14 @@ def prepare(module, targets, undo, set_attribute):
 def serves(cls):
     """True for a C type whose methods this module can serve."""
     return isinstance(cls, type) and (cls.__module__, cls.__qualname__) in SERVED
+
+
+def c_type_of(holder):
+    """The C type that ``holder`` stands for when it is one of the public hooked classes, else ``holder``."""
+    for kind, public in _public.items():
+        if holder is public:
+            return _c_types[kind]
+    return holder
 
 
 def serve_method(cls, name, wrapper, undo, set_attribute):
@@ -78,6 +93,8 @@ def forget():
     for table in (_methods, _subclasses):
         for entries in table.values():
             entries.clear()
+    _c_types.clear()
+    _public.clear()
     _installed.clear()
 
 
@@ -90,22 +107,19 @@ def _sqlite3():
 
 def hooked_connection_class(factory):
     """The subclass of the program's connection ``factory`` that holds the hooked methods."""
-    sqlite3 = _sqlite3()
-    if not (isinstance(factory, type) and issubclass(factory, sqlite3.Connection)):
-        return factory  # a callable that makes connections some other way: left as it is
     return _subclass("Connection", factory)
 
 
 def hooked_cursor_class(factory):
-    sqlite3 = _sqlite3()
-    if not (isinstance(factory, type) and issubclass(factory, sqlite3.Cursor)):
-        return factory
     return _subclass("Cursor", factory)
 
 
 def _subclass(kind, factory):
-    if vars(factory).get("_hookwise_served", False):
-        return factory  # already ours
+    if not (isinstance(factory, type) and issubclass(factory, _c_types[kind])):
+        return factory  # a callable that makes connections some other way: left as it is
+    public = _public.get(kind)
+    if public is not None and issubclass(factory, public):
+        return factory  # ours, or the program's subclass of sqlite3.Connection made while installed
     made = _subclasses[kind].get(factory)
     if made is None:
         namespace = {}
@@ -129,7 +143,7 @@ def _connection_method(name):
         def cursor(self, *args, **kwargs):
             try:
                 args, kwargs = _with_hooked_factory(args, kwargs)
-                return _c_cursor(self, *args, **kwargs)
+                return _c_types["Connection"].cursor(self, *args, **kwargs)
             except BaseException as exc:
                 _drop_frames_of(exc, cursor.__code__)
                 raise
@@ -138,7 +152,7 @@ def _connection_method(name):
 
     def shortcut(self, *args, **kwargs):
         try:
-            return getattr(_c_cursor(self, hooked_cursor_class(_sqlite3().Cursor)), name)(*args, **kwargs)
+            return getattr(_c_types["Connection"].cursor(self, _public["Cursor"]), name)(*args, **kwargs)
         except BaseException as exc:
             _drop_frames_of(exc, shortcut.__code__)
             raise
@@ -147,17 +161,13 @@ def _connection_method(name):
     return shortcut
 
 
-def _c_cursor(connection, *args, **kwargs):
-    return _sqlite3().Connection.cursor(connection, *args, **kwargs)
-
-
 def _with_hooked_factory(args, kwargs):
     """``cursor(factory)`` / ``cursor(factory=...)`` / ``cursor()`` with the factory's hooked subclass."""
     if args:
         return (hooked_cursor_class(args[0]), *args[1:]), kwargs
     if "factory" in kwargs:
         return args, dict(kwargs, factory=hooked_cursor_class(kwargs["factory"]))
-    return args, dict(kwargs, factory=hooked_cursor_class(_sqlite3().Cursor))
+    return args, dict(kwargs, factory=_public["Cursor"])
 
 
 def _drop_frames_of(exc, code):
@@ -193,7 +203,7 @@ class _Connect:
                 index = self._FACTORY_POSITION
                 args = (*args[:index], hooked_connection_class(args[index]), *args[index + 1:])
             else:
-                kwargs["factory"] = hooked_connection_class(kwargs.get("factory", _sqlite3().Connection))
+                kwargs["factory"] = hooked_connection_class(kwargs.get("factory", _public["Connection"]))
             return self._original(*args, **kwargs)
         except BaseException as exc:
             _drop_frames_of(exc, _Connect.__call__.__code__)
@@ -207,7 +217,14 @@ class _Connect:
 
 
 def _install_connect(undo, set_attribute):
-    """Replace ``connect`` in sqlite3's modules and wherever a loaded module holds it (once)."""
+    """Replace ``connect`` in sqlite3's modules and wherever a loaded module holds it (once).
+
+    And ``sqlite3.Connection`` / ``sqlite3.Cursor`` (in ``sqlite3`` and
+    ``sqlite3.dbapi2``) name the hooked subclasses meanwhile, so that
+    ``type(sqlite3.connect(...)) is sqlite3.Connection`` still holds (CPython's
+    own tests check it), a class the program derives from them is hooked by
+    inheritance, and ``sqlite3.Connection(...)`` made directly is hooked too.
+    """
     if _installed:
         return
     modules = [sys.modules.get(name) for name in ("_sqlite3", "sqlite3.dbapi2", "sqlite3")]
@@ -215,6 +232,13 @@ def _install_connect(undo, set_attribute):
     current = vars(sqlite3).get("connect")
     if current is None or isinstance(current, _Connect):
         return
+    for kind in ("Connection", "Cursor"):
+        _c_types[kind] = vars(sqlite3)[kind]
+    for kind in ("Connection", "Cursor"):
+        _public[kind] = _subclass(kind, _c_types[kind])
+        for public_module in (sqlite3, sys.modules.get("sqlite3.dbapi2")):
+            if public_module is not None and vars(public_module).get(kind) is _c_types[kind]:
+                set_attribute(public_module, kind, _public[kind], undo)
     replacement = _Connect(current)
     _installed.append(replacement)
     # and the pure-Python wrapper of a hooked shortcut (Connection.execute) above them

@@ -157,6 +157,7 @@ def _resolve_literal(module, target):
         holder = _namespace(holder).get(part)
         if not isinstance(holder, type):
             return []
+    holder = c_types.c_type_of(holder)  # sqlite3.Connection while served: the C type it stands for
     key = parts[-1]
     namespace = _namespace(holder)
     if key not in namespace:

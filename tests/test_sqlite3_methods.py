@@ -42,6 +42,8 @@ def test_every_statement_is_reported_and_the_program_sees_no_difference(order, t
     assert hooked.returncode == 0, hooked.stderr
     assert hooked.stdout == plain.stdout
     assert "connection True Connection sqlite3" in hooked.stdout
+    assert "types True True <class 'sqlite3.Connection'>" in hooked.stdout
+    assert "direct True (3,)" in hooked.stdout
     assert "own factory Audited True audited (2,)" in hooked.stdout
     assert "matches nothing" not in hooked.stderr and "matched nothing" not in hooked.stderr, hooked.stderr
     events = read_jsonl(log)
@@ -53,6 +55,7 @@ def test_every_statement_is_reported_and_the_program_sees_no_difference(order, t
     assert ("sqlite3:Connection.execute", "'select count(*) from items'") in statements
     assert ("sqlite3:Cursor.execute", "'select count(*) from items'") in statements
     assert ("sqlite3:Cursor.execute", "'select name from items where id > ?'") in statements
+    assert ("sqlite3:Connection.execute", "'select 3'") in statements  # a sqlite3.Connection(...) made directly
     # every call the program made names the program's line as its caller (not hookwise's stand-ins)
     for event in starts:
         file = event["caller"]["file"]
