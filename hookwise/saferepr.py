@@ -209,6 +209,8 @@ def _way_to_show(value, kind):
         way = "chainmap"
     elif any(_is_stdlib_instance(value, module, name) for module, name in _HOLDERS):
         way = "object"
+    elif _is_stdlib_instance(value, "socket", "socket") and _inherited(kind, "__repr__") is _socket_repr():
+        way = "socket"
     elif _repr_is_trusted(kind):
         way = "repr"
     else:
@@ -325,8 +327,42 @@ def _slice(value, kind, inner, limit, hide):
     return f"slice({inner(value.start)}, {inner(value.stop)}, {inner(value.step)})"
 
 
+def _socket_repr():
+    return vars(sys.modules["socket"].socket).get("__repr__")
+
+
+def _socket(value, kind, inner, limit, hide):
+    """What socket.socket's repr shows, read through the C type's own methods.
+
+    Its repr calls ``self.getsockname()``, ``self.fileno()``, ...: attributes a
+    program may have replaced on the class (CPython's own test_socket
+    replaces ``getsockname`` to inject a connection), which would then run,
+    at a moment of hookwise's choosing. ``_socket.socket``'s methods are
+    called directly instead.
+    """
+    module = sys.modules["socket"]
+    c_type = module.socket.__mro__[1]
+    closed = _plain_attribute(value, "_closed")
+    closed = closed is True
+    family = module._intenum_converter(c_type.family.__get__(value), module.AddressFamily)
+    socket_type = module._intenum_converter(c_type.type.__get__(value), module.SocketKind)
+    # %-formatting, as the repr itself does: str() of these enums differs between versions
+    text = "<%s.%s%s fd=%i, family=%s, type=%s, proto=%i" % (
+        kind.__module__, kind.__qualname__, " [closed]" if closed else "", c_type.fileno(value), family,
+        socket_type, c_type.proto.__get__(value))
+    if not closed:
+        for label, method in (("laddr", c_type.getsockname), ("raddr", c_type.getpeername)):
+            try:
+                address = method(value)
+            except (OSError, AttributeError):
+                continue
+            if address:
+                text += ", %s=%s" % (label, address)
+    return text + ">"
+
+
 _WRAPPERS = {"method": _bound_method, "partial": _partial, "namespace": _namespace, "exception": _exception,
-             "slice": _slice, "enum": _enum_member, "chainmap": _chain_map}
+             "slice": _slice, "enum": _enum_member, "chainmap": _chain_map, "socket": _socket}
 _WRAPPER_KINDS = {types.MethodType: "method", types.SimpleNamespace: "namespace", slice: "slice"}
 try:
     from functools import partial as _partial_type  # functools is loaded with ast, before any hook

@@ -170,16 +170,25 @@ def _with_hooked_factory(args, kwargs):
     return args, dict(kwargs, factory=_public["Cursor"])
 
 
-def _drop_frames_of(exc, code):
+def _drop_frames_of(exc, *codes):
     """The traceback the program would see without hookwise: none of this module's frames."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code is code:
+    while tb is not None and tb.tb_frame.f_code in codes:
         tb = tb.tb_next
     if tb is not exc.__traceback__:
         exc.__traceback__ = tb
 
 
 # -- sqlite3.connect ---------------------------------------------------------------
+
+
+_PARAMETERS = ("database", "timeout", "detect_types", "isolation_level", "check_same_thread", "factory",
+               "cached_statements", "uri")
+_POSITIONAL_DEPRECATED = sys.version_info >= (3, 13)
+_POSITIONAL_WARNING = (  # CPython 3.13's words (Modules/_sqlite/module.c)
+    "Passing more than 1 positional argument to {function}() is deprecated. Parameters 'timeout', "
+    "'detect_types', 'isolation_level', 'check_same_thread', 'factory', 'cached_statements' and 'uri' will "
+    "become keyword-only parameters in Python 3.15.")
 
 
 class _Connect:
@@ -199,6 +208,8 @@ class _Connect:
 
     def __call__(self, *args, **kwargs):
         try:
+            if len(args) > 1 and _POSITIONAL_DEPRECATED:
+                args, kwargs = self._as_keywords(args, kwargs)
             if len(args) > self._FACTORY_POSITION:
                 index = self._FACTORY_POSITION
                 args = (*args[:index], hooked_connection_class(args[index]), *args[index + 1:])
@@ -206,8 +217,26 @@ class _Connect:
                 kwargs["factory"] = hooked_connection_class(kwargs.get("factory", _public["Connection"]))
             return self._original(*args, **kwargs)
         except BaseException as exc:
-            _drop_frames_of(exc, _Connect.__call__.__code__)
+            _drop_frames_of(exc, _Connect.__call__.__code__, _Connect._as_keywords.__code__)
             raise
+
+    @staticmethod
+    def _as_keywords(args, kwargs):
+        """3.13 warns about positional arguments after ``database``, naming the caller's line.
+
+        Called from here, it would name this file: the arguments go on as
+        keywords, and the same warning is given for the program's own line.
+        """
+        if len(args) > len(_PARAMETERS) or any(name in kwargs for name in _PARAMETERS[1:len(args)]):
+            return args, kwargs  # the C function's own error, as without hookwise
+        level, frame = 3, sys._getframe(2)  # the caller of __call__, past pure-Python wrappers of connect
+        while frame is not None and frame.f_code is wrappers.WRAPPER_CODE:
+            level, frame = level + 1, frame.f_back
+        import warnings
+
+        for function in ("sqlite3.connect", "_sqlite3.Connection"):  # connect's, then its factory's
+            warnings.warn(_POSITIONAL_WARNING.format(function=function), DeprecationWarning, stacklevel=level)
+        return args[:1], dict(kwargs, **dict(zip(_PARAMETERS[1:], args[1:])))
 
     def __repr__(self):
         return repr(self._original)

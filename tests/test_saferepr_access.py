@@ -45,3 +45,31 @@ def test_no_built_in_output_reads_the_value(listener, tmp_path):
 def test_the_default_listener_with_default_targets_reads_nothing(tmp_path):
     result = _run([], tmp_path)
     assert result.stdout == PLAIN, (result.stdout, result.stderr)
+
+
+def test_a_socket_shows_as_its_repr_without_calling_the_methods_a_program_replaced():
+    # socket.socket's repr calls self.getsockname(): CPython's test_socket replaces it on the class
+    # to inject a connection, and a repr made at another moment than the program's ran it
+    import socket
+
+    from hookwise.saferepr import saferepr
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    datagram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sockets = [listener, client, accepted, datagram]
+    replaced, calls = socket.socket.getsockname, []
+    try:
+        expected = [repr(each) for each in sockets]
+        socket.socket.getsockname = lambda self: calls.append(self) or replaced(self)
+        assert [saferepr(each, 500) for each in sockets] == expected
+        assert calls == []
+    finally:
+        socket.socket.getsockname = replaced
+        for each in sockets:
+            each.close()
+    assert saferepr(client, 500) == repr(client)  # closed: "[closed]", no addresses
+    assert "[closed]" in repr(client)

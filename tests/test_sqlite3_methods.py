@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from helpers import FIXTURES, read_jsonl, run_driver
+from helpers import FIXTURES, read_jsonl, run_driver, run_python
 
 APP = os.path.join(FIXTURES, "sqlite_app", "app.py")
 CONNECTION_METHODS = ["execute", "executemany", "executescript", "cursor", "commit", "close"]
@@ -110,3 +110,26 @@ def test_a_guard_blocks_a_union_select_through_both_shortcuts(targets, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "shortcut refused: UNION SELECT refused", "cursor refused: UNION SELECT refused", "[('alice',)]"]
+
+
+WARNED = """
+import sqlite3, sys, warnings
+warnings.simplefilter(sys.argv[1])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    sqlite3.connect(":memory:", 5.0).close()  # 3.13 deprecates positional arguments after database
+print([(w.category.__name__, w.filename, w.lineno, str(w.message)) for w in caught])
+sqlite3.connect(":memory:", 5.0).close()
+print("no error")
+"""
+
+
+def test_warnings_of_connect_name_the_programs_line(tmp_path):
+    (tmp_path / "warned.py").write_text(WARNED)
+    for action in ("default", "error"):
+        plain = run_python(["warned.py", action], cwd=tmp_path)
+        hooked = run_driver(["--hook", "sqlite3:Cursor.execute", "--hook", "sqlite3:connect", "--listener",
+                             "jsonl=events.jsonl", "warned.py", action], cwd=tmp_path)
+        assert hooked.returncode == plain.returncode, hooked.stderr
+        assert hooked.stdout == plain.stdout
+        assert hooked.stderr == plain.stderr  # with "error": the same traceback, no hookwise frame
