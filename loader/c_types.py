@@ -28,6 +28,7 @@ Python keeps its own.
 """
 
 import sys
+import types
 
 from hookwise import _state
 from hookwise.own import is_own_module
@@ -191,6 +192,14 @@ _POSITIONAL_WARNING = (  # CPython 3.13's words (Modules/_sqlite/module.c)
     "become keyword-only parameters in Python 3.15.")
 
 
+def _init_in_python(cls):
+    """True when ``cls`` has an ``__init__`` written in Python (a program's factory), not only the C type's."""
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            return isinstance(vars(klass)["__init__"], types.FunctionType)
+    return False
+
+
 class _Connect:
     """Stands for ``sqlite3.connect``: the same call, with ``factory=`` the hooked subclass.
 
@@ -208,8 +217,8 @@ class _Connect:
 
     def __call__(self, *args, **kwargs):
         try:
-            if len(args) > 1 and _POSITIONAL_DEPRECATED:
-                args, kwargs = self._as_keywords(args, kwargs)
+            if _POSITIONAL_DEPRECATED and 1 < len(args) <= len(_PARAMETERS):
+                return self._connect_as_3_13_does(args, kwargs)
             if len(args) > self._FACTORY_POSITION:
                 index = self._FACTORY_POSITION
                 args = (*args[:index], hooked_connection_class(args[index]), *args[index + 1:])
@@ -217,26 +226,38 @@ class _Connect:
                 kwargs["factory"] = hooked_connection_class(kwargs.get("factory", _public["Connection"]))
             return self._original(*args, **kwargs)
         except BaseException as exc:
-            _drop_frames_of(exc, _Connect.__call__.__code__, _Connect._as_keywords.__code__)
+            _drop_frames_of(exc, _Connect.__call__.__code__, _Connect._connect_as_3_13_does.__code__)
             raise
 
-    @staticmethod
-    def _as_keywords(args, kwargs):
-        """3.13 warns about positional arguments after ``database``, naming the caller's line.
+    def _connect_as_3_13_does(self, args, kwargs):
+        """3.13's connect given positional arguments after ``database``: warn, audit, call the factory.
 
-        Called from here, it would name this file: the arguments go on as
-        keywords, and the same warning is given for the program's own line.
+        That is all its C code does (Modules/_sqlite/module.c), done here so
+        that each deprecation warning names the line it names without
+        hookwise: the C function would name its caller, this frame. The
+        factory's own warning comes from the C ``Connection.__init__``, which
+        names its caller: a factory's Python ``__init__`` passing the
+        arguments on, or else the program's line.
         """
-        if len(args) > len(_PARAMETERS) or any(name in kwargs for name in _PARAMETERS[1:len(args)]):
-            return args, kwargs  # the C function's own error, as without hookwise
+        import warnings
+
         level, frame = 3, sys._getframe(2)  # the caller of __call__, past pure-Python wrappers of connect
         while frame is not None and frame.f_code is wrappers.WRAPPER_CODE:
             level, frame = level + 1, frame.f_back
-        import warnings
-
-        for function in ("sqlite3.connect", "_sqlite3.Connection"):  # connect's, then its factory's
-            warnings.warn(_POSITIONAL_WARNING.format(function=function), DeprecationWarning, stacklevel=level)
-        return args[:1], dict(kwargs, **dict(zip(_PARAMETERS[1:], args[1:])))
+        warnings.warn(_POSITIONAL_WARNING.format(function="sqlite3.connect"), DeprecationWarning, stacklevel=level)
+        index = self._FACTORY_POSITION
+        factory = hooked_connection_class(args[index] if len(args) > index else kwargs.get("factory", _public["Connection"]))
+        if len(args) > index:
+            args = (*args[:index], factory, *args[index + 1:])
+        sys.audit("sqlite3.connect", args[0])
+        if _init_in_python(factory):
+            connection = factory(*args, **kwargs)
+        else:
+            warnings.warn(_POSITIONAL_WARNING.format(function="_sqlite3.Connection"), DeprecationWarning,
+                          stacklevel=level)
+            connection = factory(args[0], **dict(kwargs, **dict(zip(_PARAMETERS[1:], args[1:]))))
+        sys.audit("sqlite3.connect/handle", connection)
+        return connection
 
     def __repr__(self):
         return repr(self._original)

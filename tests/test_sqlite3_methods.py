@@ -114,10 +114,16 @@ def test_a_guard_blocks_a_union_select_through_both_shortcuts(targets, tmp_path)
 
 WARNED = """
 import sqlite3, sys, warnings
+
+class Factory(sqlite3.Connection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)  # 3.13 warns here for the C __init__'s positional arguments
+
 warnings.simplefilter(sys.argv[1])
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     sqlite3.connect(":memory:", 5.0).close()  # 3.13 deprecates positional arguments after database
+    sqlite3.connect(":memory:", 5.0, 0, None, True, Factory).close()
 print([(w.category.__name__, w.filename, w.lineno, str(w.message)) for w in caught])
 sqlite3.connect(":memory:", 5.0).close()
 print("no error")
