@@ -115,8 +115,8 @@ def _python_wrapper(site, original, adjust, skip=None):
         call = None
         if site.on:
             caller = _getframe(1)
-            while caller.f_code is WRAPPER_CODE:  # C code of another wrapped callable called this one
-                caller = caller.f_back  # (3.10's open_code calls _io.open): whose call is it?
+            while caller.f_code is WRAPPER_CODE and caller.f_back is not None:  # called by another wrapper's C
+                caller = caller.f_back  # code (3.10's open_code opens through _io.open): whose call is it?
             caller_globals = caller.f_globals
             if caller_globals.get("__name__") not in _QUIET_CALLERS and (
                 skip is None or not _skipped(skip, caller_globals, args)

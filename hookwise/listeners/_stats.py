@@ -2,8 +2,8 @@
 
 A call pays a push when it starts and a pop and an append when it finishes
 (no lock: see ``Durations``). Sorting and percentiles happen once, in
-``summary()``, when the program exits. The stats listener prints the summary as a table; the html
-report shows the same rows.
+``summary()``, when the program exits. The stats listener prints the summary
+as a table; the html report shows the same rows.
 
 Two times per target, as cProfile has them:
 
