@@ -58,10 +58,7 @@ def _explain(target, patch, loaded_at_start):
         return [f"  !! module {target.module!r} cannot be imported: {type(exc).__name__}: {exc}"], False
     engine = _module_engine(module, loaded_at_start)
     try:
-        if target.qualname_is_literal:
-            found = patch._resolve_literal(module, target)
-        else:
-            found = patch._enumerate(module, (module.__name__,), target)
+        found = patch.find_in(module, target)
     except patch.PatchError as exc:
         return [f"  !! {exc}"], False
     if not found:

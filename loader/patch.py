@@ -105,6 +105,14 @@ def _plan(module, select):
         return None
 
 
+def find_in(module, target):
+    """What ``target`` names in the loaded ``module``, as found items; PatchError when it cannot be hooked.
+
+    Looks only: nothing is hooked (``hookwise --explain`` asks this).
+    """
+    return _find_targets(module, (module.__name__,), [target])
+
+
 def _find_targets(module, names, module_targets):
     found = []
     for target in module_targets:
