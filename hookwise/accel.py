@@ -23,9 +23,12 @@ def _why_it_does_not_load(exc):
     return f"the accelerator does not load: {exc}"  # built, yet broken (a missing library, a bad build)
 
 
+PURE_REQUESTED = os.environ.get(PURE_PYTHON, "") not in ("", "0")
+"""The pure-Python runtime was asked for (HOOKWISE_PURE_PYTHON)."""
+
 speedups = None
 WHY_PURE = None  # why the pure-Python runtime runs, in words; None while the accelerator does
-if os.environ.get(PURE_PYTHON, "") not in ("", "0"):
+if PURE_REQUESTED:
     WHY_PURE = f"{PURE_PYTHON} is set"
 else:
     try:

@@ -257,8 +257,13 @@ def _explain(options):
         targets = [target.text for target in settings.targets if target.origin != "defaults"]
     if not targets:
         raise UsageError("--explain needs targets: --explain TARGET... (or --hook TARGET before it)")
-    for text in targets:
-        build_settings([text], (), os.devnull)  # a target that cannot be parsed: status 2, here
+    from hookwise.targets import TargetError, parse_target
+
+    for text in targets:  # a target that cannot be parsed: status 2, here, before anything is imported
+        try:
+            parse_target(text)
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
     launcher = (f"import sys; sys.path.insert(0, {own.ROOT!r}); from hookwise.explain import main; "
                 "del sys.path[0]; sys.exit(main(sys.argv[1:]))")
     return subprocess.run([sys.executable, "-c", launcher, *targets]).returncode

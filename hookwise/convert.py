@@ -125,6 +125,7 @@ class _Jsonl:
 class _Stats:
     def __init__(self, listener):
         self.listener = listener
+        listener._durations.read_tasks = True  # recorded calls carry their task
 
     def event(self, event, call, outcome):
         _count(self.listener._durations, event, call)
@@ -135,7 +136,6 @@ class _Stats:
 
 def _count(durations, event, call):
     """Feed the stats' bookkeeping: the recordings of several processes share it, so ids name the pid."""
-    durations.read_tasks = True
     if event == "start":
         durations.call_started(_OfProcess(call))
     elif event == "end":
@@ -254,6 +254,7 @@ class _Html:
 
     def __init__(self, listener):
         self.listener = listener
+        listener._durations.read_tasks = True  # recorded calls carry their task
         self.origin = None
 
     def event(self, event, call, outcome, render):

@@ -8,7 +8,6 @@ afterwards ``hide_engine`` takes the names out of ``sys.modules`` so that the
 program's own ``import loader`` finds its own module.
 """
 
-import os
 import sys
 
 from .own import ROOT, is_own_module
@@ -24,7 +23,7 @@ def import_engine():
     """The ``loader`` package (with every submodule hookwise uses loaded), from ROOT."""
     for name in ("loader", "rewriter"):
         module = sys.modules.get(name)
-        if module is not None and not os.path.abspath(getattr(module, "__file__", "") or "").startswith(ROOT + os.sep):
+        if module is not None and not is_own_module(name, module):
             raise EngineUnavailable(
                 f"a module named {name!r} is already imported ({getattr(module, '__file__', '?')}); "
                 "hookwise's own package of that name cannot be loaded"

@@ -17,7 +17,7 @@ from . import _originals, accel, own, report
 
 
 def say_once_if_pure_in_checkout():
-    if accel.ACTIVE or os.environ.get(accel.PURE_PYTHON, "") not in ("", "0") or not own.IN_CHECKOUT:
+    if accel.ACTIVE or accel.PURE_REQUESTED or not own.IN_CHECKOUT:
         return
     if not report.stream().isatty() or not _first_time_in_this_session():
         return

@@ -78,7 +78,7 @@ def parse_target(text, listeners=(), origin="command line", quiet=False):
     else:
         _check_dotted(text, qualname, "qualname", allow_angle=True)
     for part, what in ((module, "module"), (qualname, "qualname")):
-        problem = pattern_problem(part) if any(char in part for char in "[]!-") else None
+        problem = pattern_problem(part)
         if problem:
             raise TargetError(f"target {text!r}: malformed pattern in the {what}: {problem}")
     if not has_wildcards(module) and is_own_name(module):

@@ -277,7 +277,6 @@ def _install_connect(undo, set_attribute):
     """
     if _installed:
         return
-    modules = [sys.modules.get(name) for name in ("_sqlite3", "sqlite3.dbapi2", "sqlite3")]
     sqlite3 = _sqlite3()
     current = vars(sqlite3).get("connect")
     if current is None or isinstance(current, _Connect):
@@ -291,12 +290,13 @@ def _install_connect(undo, set_attribute):
                 set_attribute(public_module, kind, _public[kind], undo)
     replacement = _Connect(current)
     _installed.append(replacement)
-    # and the pure-Python wrapper of a hooked shortcut (Connection.execute) above them
+    # a call's caller is looked for past this module's frames, and past the
+    # pure-Python wrapper of a hooked shortcut (Connection.execute) above them
     stand_ins = (id(globals()), id(vars(wrappers)))
     _state.stand_ins.update(stand_ins)
     for name, module in list(sys.modules.items()):
         namespace = getattr(module, "__dict__", None)
-        if type(namespace) is not dict or (module not in modules and is_own_module(name, module)):
+        if type(namespace) is not dict or is_own_module(name, module):
             continue
         for key, value in list(namespace.items()):
             if value is current:

@@ -15,6 +15,8 @@ the user already had. Processes made by ``fork`` inherit the hooks directly.
 import os
 import sys
 
+from hookwise import own
+
 SETTINGS_VARIABLE = "HOOKWISE_SETTINGS"
 """Environment variable: the parent run's settings, as a Python literal (never executed)."""
 
@@ -25,7 +27,7 @@ RERUN_VARIABLE = "HOOKWISE_RERUN"
 """Environment variable: the pid of a child that re-runs itself under the driver (see below)."""
 
 BOOTSTRAP_DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap")
-PACKAGES_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES_ROOT = own.ROOT
 
 
 def prepare(settings):
