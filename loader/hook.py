@@ -20,7 +20,7 @@ from importlib.machinery import SourceFileLoader
 
 import hookwise
 import rewriter
-from hookwise import _originals, report
+from hookwise import _originals, own, report
 from hookwise.own import is_own_file, is_own_name
 
 from . import binding, cache
@@ -57,6 +57,21 @@ def compile_natively(source, path, optimize=-1):
     return _bootstrap._call_with_frames_removed(
         _originals.compile, source, path, "exec", dont_inherit=True, optimize=optimize
     )
+
+
+# warnings.warn(stacklevel=N) looks past the import system's frames, which it
+# knows by a file name holding both "importlib" and "_bootstrap" (the same test
+# in warnings.py and _warnings.c on 3.10 to 3.13). The loaders' exec_module
+# frames stand between importlib and the module's code, so they carry such a
+# name: a warning a module raises at import then names the importer's line, as
+# without hookwise. The name lies in hookwise's loader directory, so that
+# tracebacks leave those frames out as they do every hookwise frame.
+_AS_IMPORT_MACHINERY = os.path.join(own.ROOT, "loader", "<exec_module, part of importlib._bootstrap>")
+
+
+def _seen_as_import_machinery(function):
+    function.__code__ = function.__code__.replace(co_filename=_AS_IMPORT_MACHINERY)
+    return function
 
 
 class HookwiseFinder:
@@ -135,6 +150,7 @@ class ServingLoader:
         create = getattr(self._loader, "create_module", None)
         return create(spec) if create is not None else None
 
+    @_seen_as_import_machinery
     def exec_module(self, module):
         spec = getattr(module, "__spec__", None)
         if spec is not None and spec.loader is self:
@@ -166,6 +182,7 @@ class HookwiseLoader(SourceFileLoader):
         self.module_names = tuple(module_names or (fullname,))
         self.rewrite_failed = False  # then its targets are left to attribute replacement
 
+    @_seen_as_import_machinery
     def exec_module(self, module):
         try:
             super().exec_module(module)

@@ -290,3 +290,43 @@ def test_modules_imported_through_other_finders_keep_their_loader_and_are_served
     # not rewritten (zipimport's loader stays the module's), but hooked once its code has run
     assert [(e["event"], e["target"]) for e in events] == [("start", "zipmod:f"), ("end", "zipmod:f")]
     assert "matched nothing" not in result.stderr
+
+
+WARNS_AT_IMPORT = """\
+import warnings
+warnings.warn("old module", DeprecationWarning, stacklevel=2)
+
+def f():
+    return 1
+"""
+
+WARNING_PROGRAM = """\
+import os, sys, warnings
+sys.path.insert(0, 'zipped.zip')
+warnings.simplefilter('always')
+with warnings.catch_warnings(record=True) as seen:
+    import {module}
+print([(os.path.basename(w.filename), w.lineno) for w in seen], {module}.f())
+"""
+
+
+@pytest.mark.parametrize("how", ["rewritten", "served"])
+def test_a_warning_raised_at_import_points_at_the_importer_as_without_hookwise(project, how):
+    # stacklevel=2 at module level names the line that imported the module:
+    # warnings skips the import machinery's frames, and hookwise's loader is
+    # part of that machinery (the warning once named loader/hook.py)
+    import zipfile
+
+    (project / "warns.py").write_text(WARNS_AT_IMPORT)
+    with zipfile.ZipFile(project / "zipped.zip", "w") as archive:
+        archive.writestr("zipwarns.py", WARNS_AT_IMPORT)
+    module = "warns" if how == "rewritten" else "zipwarns"
+    program = WARNING_PROGRAM.format(module=module)
+    (project / "program.py").write_text(program)
+    plain = run_python(["program.py"], cwd=project, env=clean_env())
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.strip() == "[('program.py', 5)] 1"
+    result, events = run_program(project, program, [f"{module}:f"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == plain.stdout
+    assert [(e["event"], e["target"]) for e in events] == [("start", f"{module}:f"), ("end", f"{module}:f")]
