@@ -56,8 +56,28 @@ def prepare(module, targets, undo, set_attribute):
     """
     if module.__name__ not in ("sqlite3", "sqlite3.dbapi2"):
         return
-    if any(target.qualname.partition(".")[0] in ("Connection", "Cursor") for target in targets):
+    if any(_may_name_a_served_method(target, module) for target in targets):
         _install_connect(undo, set_attribute)
+
+
+def _may_name_a_served_method(target, module):
+    """True when ``target`` names, or its wildcard matches, a method of Connection or Cursor."""
+    if target.qualname_is_literal:
+        return target.qualname.partition(".")[0] in ("Connection", "Cursor")
+    for kind in ("Connection", "Cursor"):
+        cls = c_type_of(vars(module).get(kind))
+        if serves(cls) and any(
+            target.matches_qualname(f"{kind}.{name}")
+            for name, value in vars(cls).items()
+            if isinstance(value, types.MethodDescriptorType) and not name.startswith("__")
+        ):
+            return True
+    return False
+
+
+def is_stand_in(value):
+    """True for the callable that stands for ``sqlite3.connect`` while installed (a wildcard matches it)."""
+    return isinstance(value, _Connect)
 
 
 def serves(cls):

@@ -217,12 +217,39 @@ def _enumerate(module, names, target):
                         consider(accessor, holder, key, accessor_slot)
                 continue
             if isinstance(obj, type):
-                if depth < 8 and id(obj) not in seen and _defined_in(obj, home) and not obj.__flags__ & _IMMUTABLE_TYPE:
+                if id(obj) in seen or depth >= 8:
+                    continue
+                c_type = c_types.c_type_of(obj)  # sqlite3.Connection while served: the C type
+                if c_types.serves(c_type) and c_type.__module__ in names:
+                    seen.add(id(obj))
+                    visit_c_type(c_type)
+                elif _defined_in(obj, home) and not obj.__flags__ & _IMMUTABLE_TYPE:
                     seen.add(id(obj))
                     visit(obj, depth + 1)
+                    visit_inherited(obj)
                 continue
-            if isinstance(obj, (FunctionType, BuiltinFunctionType)):
+            if isinstance(obj, (FunctionType, BuiltinFunctionType)) or c_types.is_stand_in(obj):
                 consider(obj, holder, key, slot)
+
+    # A C type's own methods and those a Python class inherits from one: their
+    # named methods only (a wildcard reaching __reduce_ex__ or __sizeof__ would
+    # hook the interpreter's machinery; a literal target can still name them).
+    def visit_c_type(c_type):
+        for key, value in list(_namespace(c_type).items()):
+            if isinstance(value, types.MethodDescriptorType) and not _is_dunder(key):
+                if target.matches_qualname(value.__qualname__) and id(value) not in seen:
+                    seen.add(id(value))
+                    results.append(_Found(value.__qualname__, value, c_type, key, "c_type", target))
+
+    def visit_inherited(cls):
+        own = _namespace(cls)
+        keys = {key for base in cls.__mro__[1:] if base is not object for key in _namespace(base)}
+        for key in sorted(keys):
+            if key in own or _is_dunder(key):
+                continue
+            inherited = _inherited_from_c_type(cls, key)
+            if inherited is not None and target.matches_qualname(inherited.__qualname__):
+                results.append(_Found(inherited.__qualname__, inherited, cls, key, "plain", target))
 
     def consider(obj, holder, key, slot):
         if id(obj) in seen:
@@ -411,6 +438,10 @@ def _inherited_from_c_type(holder, key):
                 return value
             return None  # the first class that has it is not a C type, or it is no plain method
     return None
+
+
+def _is_dunder(name):
+    return name.startswith("__") and name.endswith("__")
 
 
 def _defined_in(cls, module_name):

@@ -135,6 +135,55 @@ def test_methods_socket_socket_inherits_from_the_c_type(tmp_path, order):
     assert [event["exception_type"] for event in errors] == ["ConnectionRefusedError"]
 
 
+WILDCARD_SQL = """\
+import sqlite3
+
+connection = sqlite3.connect(":memory:")
+connection.execute("create table t(x)")
+connection.executemany("insert into t values (?)", [(1,), (2,)])
+print(connection.cursor().execute("select x from t").fetchall(), isinstance(connection, sqlite3.Connection))
+connection.close()
+"""
+
+
+@pytest.mark.parametrize("order", ["imported-after-install", "imported-before-install"])
+def test_a_wildcard_reaches_the_methods_of_c_types(tmp_path, order):
+    # Connection.execute* and Cursor.fetch* are sqlite3's C methods; socket.conn* and socket.s*all
+    # are what socket.socket inherits from _socket.socket: matched by pattern as by name
+    (tmp_path / "program.py").write_text(WILDCARD_SQL + SOCKETS)
+    (tmp_path / "early.py").write_text(
+        "import socket, sqlite3\n\nclass Nothing:\n    def end(self, call, result):\n        pass\n")
+    log = tmp_path / "events.jsonl"
+    args = ["--hook", "sqlite3:Connection.execute*", "--hook", "sqlite3:Cursor.fetch*",
+            "--hook", "socket:socket.conn*", "--hook", "socket:socket.s*all"]
+    if order == "imported-before-install":
+        args += ["--listener", "early:Nothing"]
+    plain = run_driver(["--hook", "nomodule:nothing", "program.py"], cwd=tmp_path)
+    result = run_driver([*args, "--strict", "--listener", f"jsonl={log}", "program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == plain.stdout
+    assert result.stdout.startswith("[(1,), (2,)] True\n"), result.stdout
+    assert "matches nothing" not in result.stderr, result.stderr
+    starts = [event["target"] for event in read_jsonl(log) if event["event"] == "start"]
+    assert starts == ["sqlite3:Connection.execute", "sqlite3:Connection.executemany", "sqlite3:Cursor.fetchall",
+                      "_socket:socket.connect", "_socket:socket.sendall", "_socket:socket.connect"]
+
+
+def test_a_wildcard_over_a_whole_c_module_wraps_the_connect_stand_in(tmp_path):
+    # sqlite3:* matches connect and the C types' methods: connect reports the program's own arguments
+    (tmp_path / "program.py").write_text(WILDCARD_SQL)
+    log = tmp_path / "events.jsonl"
+    result = run_driver(["--hook", "sqlite3:*", "--listener", f"jsonl={log}", "program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[(1,), (2,)] True\n"
+    starts = [event for event in read_jsonl(log) if event["event"] == "start"]
+    assert starts[0]["target"] == "sqlite3:connect" and starts[0]["args"] == ["':memory:'"], starts[0]
+    targets = {event["target"] for event in starts}
+    assert {"sqlite3:Connection.execute", "sqlite3:Cursor.execute", "sqlite3:Connection.cursor",
+            "sqlite3:Cursor.fetchall", "sqlite3:Connection.close"} <= targets, sorted(targets)
+    assert not any(".__" in target for target in targets), sorted(targets)
+
+
 PUBLIC_NAMES = {  # a package that re-exports, as flask (Flask from flask.app) and requests (get from requests.api) do
     "shop/__init__.py": "from .app import Shop\nfrom .api import get\n",
     "shop/app.py": "class Shop:\n    def serve(self, path):\n        return 'served ' + path\n",
