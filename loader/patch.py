@@ -242,8 +242,11 @@ def _enumerate(module, names, target):
                     results.append(_Found(value.__qualname__, value, c_type, key, "c_type", target))
 
     def visit_inherited(cls):
+        # from an extension's C type (socket.socket's _socket.socket), not from int or str:
+        # an IntEnum of the module does not get int.bit_length wrapped by "module:*"
         own = _namespace(cls)
-        keys = {key for base in cls.__mro__[1:] if base is not object for key in _namespace(base)}
+        keys = {key for base in cls.__mro__[1:] if base.__flags__ & _IMMUTABLE_TYPE and base.__module__ != "builtins"
+                for key in _namespace(base)}
         for key in sorted(keys):
             if key in own or _is_dunder(key):
                 continue

@@ -169,6 +169,18 @@ def test_a_wildcard_reaches_the_methods_of_c_types(tmp_path, order):
                       "_socket:socket.connect", "_socket:socket.sendall", "_socket:socket.connect"]
 
 
+def test_a_wildcard_leaves_what_a_class_inherits_from_builtin_types(tmp_path):
+    # socket.AddressFamily is an IntEnum: int's C methods are not the module's to hook
+    (tmp_path / "program.py").write_text(
+        "import socket\nprint(sorted(set(vars(socket.AddressFamily)) & {'bit_length', 'to_bytes', 'conjugate'}),"
+        " type(vars(socket.socket).get('connect')).__name__)\n")
+    log = tmp_path / "events.jsonl"
+    result = run_driver(["--hook", "socket:*", "--listener", f"jsonl={log}", "program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "[]", result.stdout  # unhooked, nothing was set on the enum
+    assert result.stdout.split()[1] != "NoneType"  # while socket.socket.connect is served on the subclass
+
+
 def test_a_wildcard_over_a_whole_c_module_wraps_the_connect_stand_in(tmp_path):
     # sqlite3:* matches connect and the C types' methods: connect reports the program's own arguments
     (tmp_path / "program.py").write_text(WILDCARD_SQL)
