@@ -53,6 +53,7 @@ static PyObject *helper_arguments = NULL;
 static PyObject *helper_changed = NULL;
 static PyObject *helper_caller = NULL;
 static PyObject *helper_task = NULL;
+static PyObject *helper_app_caller = NULL;
 static PyObject *helper_thread_name = NULL; /* f(thread_id) */
 static PyObject *quiet_globals = NULL;    /* tuple of globals dicts of the import system */
 
@@ -280,6 +281,7 @@ typedef struct {
     PyObject *exception;
     PyObject *frame;       /* caller's frame, for calls through a Wrapper */
     PyObject *caller;      /* caches: NULL until first read */
+    PyObject *app_caller;
     PyObject *task;
     PyObject *thread_name;
     long long call_id;
@@ -349,6 +351,7 @@ call_new(PyObject *site, PyObject *const *items, Py_ssize_t n)
     call->exception = Py_None;
     call->frame = NULL;
     call->caller = NULL;
+    call->app_caller = NULL;
     call->task = NULL;
     call->thread_name = NULL;
     call->call_id = ++next_call_id;
@@ -370,6 +373,7 @@ call_traverse(CallObject *self, visitproc visit, void *arg)
     Py_VISIT(self->exception);
     Py_VISIT(self->frame);
     Py_VISIT(self->caller);
+    Py_VISIT(self->app_caller);
     Py_VISIT(self->task);
     Py_VISIT(self->thread_name);
     for (Py_ssize_t i = 0; i < self->n_inline; i++) {
@@ -387,6 +391,7 @@ call_clear(CallObject *self)
     Py_CLEAR(self->exception);
     Py_CLEAR(self->frame);
     Py_CLEAR(self->caller);
+    Py_CLEAR(self->app_caller);
     Py_CLEAR(self->task);
     Py_CLEAR(self->thread_name);
     Py_ssize_t n = self->n_inline;
@@ -537,6 +542,7 @@ call_cached_moment(CallObject *self, PyObject **slot, PyObject *helper, const ch
 
 static PyObject *call_get_caller(CallObject *self, void *c) { return call_cached_moment(self, &self->caller, helper_caller, "caller"); }
 static PyObject *call_get_task(CallObject *self, void *c) { return call_cached_moment(self, &self->task, helper_task, "task"); }
+static PyObject *call_get_app_caller(CallObject *self, void *c) { return call_cached_moment(self, &self->app_caller, helper_app_caller, "app_caller"); }
 
 static PyObject *
 call_get_thread_name(CallObject *self, void *c)
@@ -630,6 +636,7 @@ static PyGetSetDef call_getset[] = {
     {"arguments", (getter)call_get_arguments, NULL, NULL, NULL},
     {"changed_arguments", (getter)call_get_changed, NULL, NULL, NULL},
     {"caller", (getter)call_get_caller, NULL, NULL, NULL},
+    {"app_caller", (getter)call_get_app_caller, NULL, NULL, NULL},
     {"task", (getter)call_get_task, NULL, NULL, NULL},
     {"thread_name", (getter)call_get_thread_name, NULL, NULL, NULL},
     {"_frame", (getter)call_get_frame, NULL, NULL, NULL},
@@ -1265,6 +1272,7 @@ configure(PyObject *module, PyObject *args, PyObject *kwds)
     keep(&helper_changed, kwds, "changed_arguments");
     keep(&helper_caller, kwds, "caller");
     keep(&helper_task, kwds, "task");
+    keep(&helper_app_caller, kwds, "app_caller");
     keep(&helper_thread_name, kwds, "thread_name");
     keep(&quiet_globals, kwds, "quiet_globals");
     PyObject *pid = PyDict_GetItemString(kwds, "pid");

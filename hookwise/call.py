@@ -15,7 +15,9 @@ type of ``hookwise._speedups`` (whose lazy fields call these same helpers).
 ``Call`` is whichever is active (see ``hookwise.accel``).
 """
 
-from . import _originals, _state, accel
+import os as _os
+
+from . import _originals, _state, accel, own
 
 _MISSING = object()
 
@@ -123,6 +125,25 @@ def changed_arguments_of(call):
 
 def caller_of(call):
     """Caller(file, line, function) of the code that made ``call``; read during its callbacks."""
+    frame = _caller_frame(call)
+    return None if frame is None else _caller_at(frame)
+
+
+def app_caller_of(call):
+    """Caller of the first frame, from the caller outwards, that is the application's own code.
+
+    Not the standard library, not an installed package (site-packages,
+    dist-packages), not hookwise: the line of the program that led to the call
+    (a query run by SQLAlchemy names the program's line that asked for it).
+    None when every frame is library code (``python -m http.server``).
+    """
+    frame = _caller_frame(call)
+    while frame is not None and is_library_file(frame.f_code.co_filename):
+        frame = frame.f_back
+    return None if frame is None else _caller_at(frame)
+
+
+def _caller_frame(call):
     site = call.site
     if site.code is not None:
         frame = site.hooked_frame(_originals.getframe(1))
@@ -132,10 +153,31 @@ def caller_of(call):
     stand_ins = _state.stand_ins
     while frame is not None and stand_ins and id(frame.f_globals) in stand_ins:
         frame = frame.f_back  # hookwise's Python version of a C method: the program called that
-    if frame is None:
-        return None
+    return frame
+
+
+def _caller_at(frame):
     code = frame.f_code
     return Caller(code.co_filename, frame.f_lineno, getattr(code, "co_qualname", code.co_name))
+
+
+# Decided by prefix and substring alone: os.path may be hooked, and this runs inside callbacks.
+_STDLIB = _os.path.dirname(_os.__file__) + _os.sep
+_LIBRARY_PREFIXES = (_STDLIB, "<frozen ") + own.DIRECTORIES
+_PACKAGE_DIRECTORIES = (_os.sep + "site-packages" + _os.sep, _os.sep + "dist-packages" + _os.sep)
+_library_files = {}  # filename -> True for library code (a bounded set: the program's files)
+
+
+def is_library_file(filename):
+    """True for the standard library, an installed package, or hookwise; False for the application."""
+    known = _library_files.get(filename)
+    if known is None:
+        known = _library_files[filename] = (
+            filename.startswith(_LIBRARY_PREFIXES)
+            or filename in own.FILES
+            or any(part in filename for part in _PACKAGE_DIRECTORIES)
+        )
+    return known
 
 
 def task_of(call):
@@ -159,6 +201,7 @@ class PurePythonCall:
         "result",
         "exception",
         "_caller",
+        "_app_caller",
         "_task",
         "_thread_name",
         "_wall_offset",  # set when a wall-clock time is first read (no cost on calls nobody times)
@@ -202,6 +245,15 @@ class PurePythonCall:
         return self._caller
 
     @property
+    def app_caller(self):
+        """``Caller`` of the application's own line that led to the call (see ``app_caller_of``), or None."""
+        if self._app_caller is _MISSING:
+            if _state.busy_here() is not self:
+                raise RuntimeError(_too_late("app_caller"))
+            self._app_caller = app_caller_of(self)
+        return self._app_caller
+
+    @property
     def task(self):
         """Name of the asyncio task that made the call, or None outside of one."""
         if self._task is _MISSING:
@@ -240,6 +292,7 @@ def new_pure_call(site, values, call_id, thread_id, perf_ns):
     call.result = None
     call.exception = None
     call._caller = _MISSING
+    call._app_caller = _MISSING
     call._task = _MISSING
     call._thread_name = None
     return call

@@ -156,7 +156,7 @@ class _OfProcess:
 
 
 def _slice(call, origin_ns, render, now_ns=None):
-    from .listeners._timeline import Slice, _where
+    from .listeners._timeline import Slice, callers
 
     if call.site.params is None:
         arguments = [(f"arg{index}", text) for index, text in enumerate(render.args(call))]
@@ -164,7 +164,7 @@ def _slice(call, origin_ns, render, now_ns=None):
     else:
         arguments = list(render.arguments(call).items())
     piece = Slice(call.call_id, call.target, call.kind, call.thread_id, call.thread_name, call.task,
-                  call.perf_ns - origin_ns, arguments, _where(call.caller))
+                  call.perf_ns - origin_ns, arguments, *callers(call))
     if call.duration_ns is None:
         piece.duration_ns = max((now_ns or call.perf_ns) - call.perf_ns, 0)
         piece.unfinished = True

@@ -86,7 +86,8 @@ class _SessionRecorder:
     def start(self, call):
         recording = self.recording
         if recording is not None:
-            call.caller  # read now: the caller is only known while the call is reported
+            call.caller  # read now: the callers are only known while the call is reported
+            call.app_caller
             call.task
             recording.calls.append(call)
 

@@ -165,7 +165,8 @@ td.errors { color: var(--error); font-weight: 600; }
     list("", [
       ["call", "#" + call.id + " (" + call.kind + ")"], ["thread", track.thread], ["task", call.task],
       ["started", "+" + timeText(call.start - first)],
-      ["duration", call.duration_text + (call.unfinished ? " (still running at exit)" : "")], ["caller", call.caller]
+      ["duration", call.duration_text + (call.unfinished ? " (still running at exit)" : "")], ["caller", call.caller],
+      ["app caller", call.app_caller === call.caller ? null : call.app_caller]
     ]);
     list("arguments", call.arguments.length ? call.arguments : [["", "(none)"]]);
     if (call.error !== null) list("outcome", [["raised", call.error, "error"]]);

@@ -57,10 +57,11 @@ class Slice:
 
     __slots__ = (
         "call_id", "target", "kind", "thread_id", "thread_name", "task", "start_ns", "duration_ns",
-        "call_duration_ns", "arguments", "caller", "result", "error", "exception_type", "unfinished", "depth",
+        "call_duration_ns", "arguments", "caller", "app_caller", "result", "error", "exception_type", "unfinished", "depth",
     )
 
-    def __init__(self, call_id, target, kind, thread_id, thread_name, task, start_ns, arguments, caller):
+    def __init__(self, call_id, target, kind, thread_id, thread_name, task, start_ns, arguments, caller,
+                 app_caller=None):
         self.call_id = call_id
         self.target = target
         self.kind = kind
@@ -70,6 +71,7 @@ class Slice:
         self.start_ns = start_ns
         self.arguments = arguments  # [(name, rendered value), ...]
         self.caller = caller  # "file:line in function", or None
+        self.app_caller = app_caller  # the same for the application's own line (call.app_caller)
         self.duration_ns = None  # from the start callback to the end callback
         self.call_duration_ns = None  # the runtime's measure (call.duration_ns)
         self.result = None  # rendered return value
@@ -85,7 +87,7 @@ class Slice:
     def cut_at(self, now_ns):
         """A copy of this running call that ends at ``now_ns``, marked unfinished."""
         copy = Slice(self.call_id, self.target, self.kind, self.thread_id, self.thread_name, self.task,
-                     self.start_ns, self.arguments, self.caller)
+                     self.start_ns, self.arguments, self.caller, self.app_caller)
         copy.duration_ns = max(now_ns - self.start_ns, 0)
         copy.unfinished = True
         return copy
@@ -147,7 +149,7 @@ class Timeline:
             return
         record = Slice(
             call.call_id, call.target, call.kind, call.thread_id, call.thread_name, call.task,
-            now_ns, self._arguments(call), _where(call.caller),
+            now_ns, self._arguments(call), *callers(call),
         )
         with self._lock:
             self._recorded += 1
@@ -281,6 +283,11 @@ def _pack(track):
 def _program_name():
     argv0 = sys.argv[0] if sys.argv and isinstance(sys.argv[0], str) and sys.argv[0] else "python"
     return os.path.basename(argv0)
+
+
+def callers(call):
+    """(caller, app_caller) of a call, each as "file:line in function" or None."""
+    return _where(call.caller), _where(call.app_caller)
 
 
 def _where(caller):

@@ -21,7 +21,8 @@ extension (see ``_output``).
   ``id`` = the call id, ``cat`` "hookwise.generator" and so on), which trace
   viewers draw on tracks of their own, so they never break a thread's nesting.
 - ``args`` of a slice: ``call_id``, ``arguments`` (name -> rendered value,
-  redacted and bounded), ``caller``, ``task``, ``duration_ns``, and then ``result``, or
+  redacted and bounded), ``caller``, ``app_caller`` (the application's own
+  line that led to the call), ``task``, ``duration_ns``, and then ``result``, or
   ``error`` ("ValueError: message") with ``exception_type``; a slice that
   raised also has ``"cname": "terrible"`` (red in chrome://tracing). A call
   still running at exit ends at exit and has ``"unfinished": true``.
@@ -131,6 +132,8 @@ def _slice_args(piece):
     args = {"call_id": piece.call_id, "arguments": dict(piece.arguments)}
     if piece.caller is not None:
         args["caller"] = piece.caller
+    if piece.app_caller is not None:
+        args["app_caller"] = piece.app_caller
     if piece.task is not None:
         args["task"] = piece.task
     if piece.unfinished:

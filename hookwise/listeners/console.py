@@ -47,7 +47,10 @@ class ConsoleListener:
             line += f" task={call.task}"
         caller = call.caller
         if caller is not None:
-            line += f" from {self._path(caller.file)}:{caller.line} in {caller.function}"
+            line += f" from {self._where(caller)}"
+        app_caller = call.app_caller
+        if app_caller is not None and app_caller != caller:  # the program's line, when a library made the call
+            line += f" (app: {self._where(app_caller)})"
         self._write(line)
 
     def end(self, call, result):
@@ -69,6 +72,9 @@ class ConsoleListener:
         else:
             parts = [f"{name}={value}" for name, value in self.render.arguments(call, changed_only=True).items()]
         return ", ".join(parts)
+
+    def _where(self, caller):
+        return f"{self._path(caller.file)}:{caller.line} in {caller.function}"
 
     def _path(self, path):
         if path.startswith(self._cwd + os.sep):

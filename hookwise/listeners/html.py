@@ -119,6 +119,7 @@ def _call_data(piece):
         "duration_text": format_duration(piece.duration_ns if piece.unfinished else piece.call_duration_ns),
         "depth": piece.depth,
         "caller": piece.caller,
+        "app_caller": piece.app_caller,
         "arguments": [list(pair) for pair in piece.arguments],
         "result": piece.result,
         "error": piece.error,

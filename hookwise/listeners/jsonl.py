@@ -4,7 +4,10 @@ Every line has ``event`` ("start", "end" or "error"), ``call_id``, ``target``
 ("module:qualname"), ``thread_id``, ``thread_name``, ``pid`` and ``ts_ns`` (wall
 clock, ns). A start adds ``kind`` ("function", "generator", "coroutine",
 "async_generator" or "builtin"), ``args`` (list of reprs), ``kwargs`` (name -> repr),
-``caller`` ({"file", "line", "function"} or null) and, inside an asyncio task,
+``caller`` ({"file", "line", "function"} or null), ``app_caller`` (the same
+shape: the first frame outwards that is the application's own code, not the
+standard library, an installed package or hookwise; null when there is none)
+and, inside an asyncio task,
 ``task``; an end adds ``duration_ns`` and ``result`` (repr); an error adds
 ``duration_ns``, ``exception`` (repr) and ``exception_type`` (qualified name).
 Reprs are bounded and never fail. Each start is followed, some lines later, by
@@ -74,15 +77,14 @@ class JsonlListener:
         args = ",".join(_quote(text) for text in render.args(call))
         kwargs = ",".join(f"{_quote(name)}:{_quote(text)}" for name, text in render.kwargs(call).items())
         caller = call.caller
-        if caller is None:
-            where = "null"
-        else:
-            where = f'{{"file":{_quote(caller.file)},"line":{_int(caller.line)},"function":{_quote(caller.function)}}}'
+        where = _where(caller)
+        app_caller = call.app_caller
+        app_where = where if app_caller == caller else _where(app_caller)
         task = call.task
         extra = "" if task is None else f',"task":{_quote(task)}'
         self._write(
             f'{{"event":"start",{self._common(call, call.start_ns)},"kind":"{call.kind}","args":[{args}],'
-            f'"kwargs":{{{kwargs}}},"caller":{where}{extra}}}\n'
+            f'"kwargs":{{{kwargs}}},"caller":{where},"app_caller":{app_where}{extra}}}\n'
         )
 
     def end(self, call, result):
@@ -129,6 +131,12 @@ def _write_whole_for(fd):
     except OSError:
         return report.write_all
     return accel.speedups.write_whole
+
+
+def _where(caller):
+    if caller is None:
+        return "null"
+    return f'{{"file":{_quote(caller.file)},"line":{_int(caller.line)},"function":{_quote(caller.function)}}}'
 
 
 def _int(value):

@@ -270,6 +270,12 @@ class OtelListener:
             if isinstance(caller.line, int):
                 attributes["code.lineno"] = caller.line
             attributes["hookwise.caller.function"] = caller.function
+        app_caller = call.app_caller  # the application's own line that led to the call
+        if app_caller is not None:
+            attributes["hookwise.app_caller.filepath"] = app_caller.file
+            if isinstance(app_caller.line, int):
+                attributes["hookwise.app_caller.lineno"] = app_caller.line
+            attributes["hookwise.app_caller.function"] = app_caller.function
         task = call.task
         if task is not None:
             attributes["hookwise.task"] = task

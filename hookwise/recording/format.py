@@ -42,8 +42,10 @@ Meta records (in CHUNK_META chunks, written before any event refers to them)::
 Event records (in CHUNK_EVENTS chunks; ``dt`` is z, ns since the previous event
 of the chunk, the first from base_ts)::
 
-    START   5   dt call_id:u site:u file:u line:u function:u task:u n:u v*n
-                (file/function/task: string id + 1, 0 none; the values in the site's params order;
+    START   5   dt call_id:u site:u file:u line:u function:u app:u [line:u function:u] task:u n:u v*n
+                (file/function/task: string id + 1, 0 none; app, the app_caller's file: 0 none,
+                 1 the caller itself, else string id + 2, followed by its line and function;
+                 the values in the site's params order;
                  a replaced builtin has two: the positional tuple and the keyword dict)
     END     6   dt call_id:u result:v
     ERROR   7   dt call_id:u type:u repr:str text:str   (type: the qualified exception type name's string id)
@@ -68,7 +70,7 @@ wall times are ``wall_offset`` + them.
 import struct
 
 MAGIC = b"HOOKWISE-REC\0\0\0\0"
-VERSION = 1
+VERSION = 2  # 2: START records carry the app_caller
 HEADER_SIZE = 4096
 CHUNK_MAGIC = b"HWCK"
 CHUNK_HEADER = struct.Struct("<4sB3xQQq")

@@ -35,7 +35,7 @@ class RecordedSite:
 
 class RecordedCall:
     __slots__ = ("site", "call_id", "thread_id", "thread_name", "pid", "perf_ns", "start_ns", "duration_ns",
-                 "values", "caller", "task", "result", "exception", "wall_offset")
+                 "values", "caller", "app_caller", "task", "result", "exception", "wall_offset")
 
     target = property(lambda self: self.site.target)
     module = property(lambda self: self.site.module)
@@ -248,6 +248,10 @@ def _start(recording, data, pos, call_id, thread, ts):
     file_id, pos = get_u(data, pos)
     line, pos = get_u(data, pos)
     function_id, pos = get_u(data, pos)
+    app_file_id, pos = get_u(data, pos)
+    if app_file_id > 1:
+        app_line, pos = get_u(data, pos)
+        app_function_id, pos = get_u(data, pos)
     task_id, pos = get_u(data, pos)
     count, pos = get_u(data, pos)
     values = []
@@ -269,6 +273,12 @@ def _start(recording, data, pos, call_id, thread, ts):
     call.duration_ns = None
     call.values = tuple(values)
     call.caller = Caller(strings[file_id - 1], line, strings[function_id - 1]) if file_id else None
+    if app_file_id == 0:
+        call.app_caller = None
+    elif app_file_id == 1:
+        call.app_caller = call.caller
+    else:
+        call.app_caller = Caller(strings[app_file_id - 2], app_line, strings[app_function_id - 1])
     call.task = strings[task_id - 1] if task_id else None
     call.result = None
     call.exception = None

@@ -252,6 +252,15 @@ class RecordWriter:
             fmt.put_u(record, self._string(str(caller.file)) + 1)
             fmt.put_u(record, caller.line if isinstance(caller.line, int) and caller.line >= 0 else 0)
             fmt.put_u(record, self._string(str(caller.function)) + 1)
+        app_caller = call.app_caller
+        if app_caller is None:
+            record.append(0)
+        elif app_caller == caller:
+            record.append(1)
+        else:
+            fmt.put_u(record, self._string(str(app_caller.file)) + 2)
+            fmt.put_u(record, app_caller.line if isinstance(app_caller.line, int) and app_caller.line >= 0 else 0)
+            fmt.put_u(record, self._string(str(app_caller.function)) + 1)
         task = call.task
         fmt.put_u(record, 0 if task is None else self._string(str(task)) + 1)
         values = call.values

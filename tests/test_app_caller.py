@@ -1,0 +1,132 @@
+"""``app_caller``: the application's own line that led to a call, next to ``caller``, in every output.
+
+A library installed in a site-packages directory runs the hooked call (as
+SQLAlchemy runs a query): ``caller`` is the library's line, ``app_caller`` the
+program's. Fresh processes, through the driver.
+"""
+
+import json
+import os
+import re
+
+from helpers import clean_env, read_jsonl, run_driver, run_python
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+
+LIBRARY = """\
+import json
+
+
+def run(text):
+    return json.loads(text)
+
+
+def query(connection, statement):
+    return connection.execute(statement).fetchall()
+
+
+def through_two_frames(text):
+    return run(text)
+"""
+
+PROGRAM = """\
+import json, sqlite3
+import libby
+
+
+def main():
+    libby.through_two_frames("[1]")
+    json.loads("[2]")
+    libby.query(sqlite3.connect(":memory:"), "select 3")
+
+
+main()
+"""
+
+
+def _setup(tmp_path):
+    library = tmp_path / "venv" / "lib" / "site-packages" / "libby"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text(LIBRARY)
+    (tmp_path / "prog.py").write_text(PROGRAM)
+    return clean_env(PYTHONPATH=os.pathsep.join([str(library.parent), TESTS]))
+
+
+HOOKS = ["--hook", "json:loads", "--hook", "sqlite3:Connection.execute"]
+
+
+def _where(caller):
+    return None if caller is None else (os.path.basename(caller["file"]), caller["line"], caller["function"])
+
+
+def test_jsonl_and_the_recording_name_the_programs_line_past_the_library(tmp_path):
+    env = _setup(tmp_path)
+    result = run_driver([*HOOKS, "--listener", "jsonl=live.jsonl", "--listener", "record=rec.bin", "prog.py"],
+                        cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    converted = run_python(["-m", "hookwise.convert", "rec.bin", "--to", "jsonl=conv.jsonl"], cwd=tmp_path,
+                           env=clean_env(PYTHONPATH=ROOT))
+    assert converted.returncode == 0, converted.stderr
+    for log in ("live.jsonl", "conv.jsonl"):
+        starts = [event for event in read_jsonl(tmp_path / log) if event["event"] == "start"]
+        seen = [(event["target"], _where(event["caller"]), _where(event["app_caller"])) for event in starts]
+        assert seen == [
+            ("json:loads", ("__init__.py", 5, "run"), ("prog.py", 6, "main")),  # two library frames away
+            ("json:loads", ("prog.py", 7, "main"), ("prog.py", 7, "main")),  # the program's own call: the same
+            ("sqlite3:Connection.execute", ("__init__.py", 9, "query"), ("prog.py", 8, "main")),  # a C method
+        ], log
+
+
+def test_console_adds_the_app_line_only_when_a_library_made_the_call(tmp_path):
+    env = _setup(tmp_path)
+    result = run_driver([*HOOKS, "prog.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    starts = [line for line in result.stderr.splitlines() if line.startswith("hookwise start")]
+    assert len(starts) == 3, result.stderr
+    assert re.search(r"from \S+__init__\.py:5 in run \(app: prog\.py:6 in main\)$", starts[0]), starts[0]
+    assert starts[1].endswith("from prog.py:7 in main"), starts[1]
+    assert starts[2].endswith("in query (app: prog.py:8 in main)"), starts[2]
+
+
+def test_chrome_html_and_otel_carry_it(tmp_path):
+    env = _setup(tmp_path)
+    result = run_driver([*HOOKS, "--listener", "chrome=trace.json", "--listener", "html=report.html",
+                         "--listener", "otel_memory_listener:MemoryOtel=spans.json", "prog.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    program = str(tmp_path / "prog.py")
+    trace = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    slices = [event for event in trace if event.get("ph") == "X"]
+    assert [event["args"]["app_caller"] for event in slices] == [
+        f"{program}:6 in main", f"{program}:7 in main", f"{program}:8 in main"]
+    assert f"{program}:6 in main" in (tmp_path / "report.html").read_text()
+    spans = json.loads((tmp_path / "spans.json").read_text())
+    assert [(span["attributes"]["hookwise.app_caller.filepath"], span["attributes"]["hookwise.app_caller.lineno"])
+            for span in sorted(spans, key=lambda span: span["start_ns"])] == [(program, 6), (program, 7), (program, 8)]
+
+
+def test_a_run_with_no_application_frame_has_none(tmp_path):
+    # python -m json.tool: every frame is the standard library's (or hookwise's)
+    (tmp_path / "data.json").write_text("[1]")
+    result = run_driver(["--hook", "json:load*", "--listener", "jsonl=events.jsonl", "-m", "json.tool", "data.json"],
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    starts = [event for event in read_jsonl(tmp_path / "events.jsonl") if event["event"] == "start"]
+    assert starts and all(event["app_caller"] is None for event in starts), starts
+    assert all(os.sep + "json" + os.sep in event["caller"]["file"] for event in starts), starts
+
+
+def test_it_is_read_while_the_call_is_reported_like_caller(tmp_path):
+    # a listener that keeps the Call reads app_caller later: what it read then, or a clear error
+    (tmp_path / "keeper.py").write_text(
+        "kept = []\n\nclass Keeper:\n    def start(self, call):\n        kept.append(call)\n"
+        "        if len(kept) == 1:\n            call.app_caller\n\n"
+        "import atexit\n\n@atexit.register\ndef show():\n    print('first', kept[0].app_caller.line)\n"
+        "    try:\n        kept[1].app_caller\n    except RuntimeError as exc:\n        print('second', exc)\n")
+    (tmp_path / "prog.py").write_text("import json\njson.loads('1')\njson.loads('2')\n")
+    result = run_driver(["--hook", "json:loads", "--listener", "keeper:Keeper", "prog.py"], cwd=tmp_path,
+                        env=clean_env(PYTHONPATH=str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "first 2"
+    assert result.stdout.splitlines()[1].startswith("second Call.app_caller is only known while a listener handles")
+
