@@ -9,6 +9,7 @@ interpreter start-up anyway.
 
 import builtins
 import io
+import marshal
 import os
 import sys
 import time
@@ -34,3 +35,5 @@ time_ns = time.time_ns
 get_ident = get_ident
 getframe = sys._getframe
 exc_info = sys.exc_info
+marshal_loads = marshal.loads  # the bytecode cache's (marshal:loads is in the code preset)
+marshal_dumps = marshal.dumps

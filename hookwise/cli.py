@@ -37,6 +37,9 @@ Run a Python program with hooks on the functions you name.
 options:
   --hook TARGET        hook TARGET ('module:qualname', shell wildcards allowed,
                        e.g. 'os:system', 'myapp.*:*', '__main__:main'); repeatable
+  --preset NAME        add a named set of targets: commands, files, code, sql,
+                       deserialization, network, or security (all of them);
+                       repeatable. Targets of packages not installed add nothing
   --listener SPEC      send events to SPEC: 'console' (default), 'jsonl=PATH',
                        'stats[=PATH]', 'chrome=PATH', 'html=PATH', 'otel', an
                        installed plugin's name, or 'package.module:attr'; repeatable
@@ -71,9 +74,9 @@ options:
                        accelerator, or pure Python and why) and exit
   -h, --help           show this help and exit
 
-With no hook named anywhere, the built-in set watches command execution, file
-opens and dynamic code (os.system, subprocess.Popen, open, exec, ...) of the
-program and its libraries.
+With no hook or preset named anywhere, the built-in set (the presets commands,
+files and code) watches command execution, file opens and dynamic code
+(os.system, subprocess.Popen, open, exec, ...) of the program and its libraries.
 """
 
 
@@ -84,6 +87,7 @@ class UsageError(Exception):
 class Options:
     def __init__(self):
         self.hooks = []
+        self.presets = []
         self.listeners = []
         self.config = None
         self.redact = []
@@ -106,6 +110,7 @@ class Options:
 # option -> (attribute, how the value is kept)
 VALUE_OPTIONS = {
     "--hook": ("hooks", "append"),
+    "--preset": ("presets", "append"),
     "--listener": ("listeners", "append"),
     "--config": ("config", "set"),
     "--redact": ("redact", "append"),
@@ -209,7 +214,7 @@ def main(argv=None, prog=None):
                                       cli_user_reprs=options.user_reprs, cli_record_limit=options.record_limit,
                                       cli_record_ring=options.record_ring,
                                       cli_show_stdlib_internals=options.show_stdlib_internals,
-                                      cli_strict=options.strict)
+                                      cli_strict=options.strict, cli_presets=options.presets)
         listeners, per_target = create_listeners(settings, tolerate_failures=settings.in_child)
         report.open_stream()
         if not accel.ACTIVE and not settings.in_child:
@@ -253,7 +258,7 @@ def _explain(options):
 
     targets = list(options.explain)
     if not targets:
-        settings = build_settings(options.hooks, (), options.config)
+        settings = build_settings(options.hooks, (), options.config, cli_presets=options.presets)
         targets = [target.text for target in settings.targets if target.origin != "defaults"]
     if not targets:
         raise UsageError("--explain needs targets: --explain TARGET... (or --hook TARGET before it)")

@@ -9,6 +9,7 @@ nothing in it is executed. Command-line hooks and listeners add to the file's.
         "myapp.*:*",
         { target = "os:system", listeners = ["myapp.security:CommandGuard"] },
     ]
+    presets = ["sql"]                        # named sets of targets (hookwise.presets)
     listeners = ["console", "jsonl=calls.jsonl"]
     redact = ["password", "token", "pin"]   # replaces the default list of secret names
     repr_limit = 120                         # characters per shown value
@@ -19,7 +20,7 @@ with no listener named anywhere, ``console``.
 
 import os
 
-from . import defaults
+from . import defaults, presets
 from .render import DEFAULT_REDACT, DEFAULT_REPR_LIMIT, Render
 from .targets import TargetError, TargetSet, parse_target
 
@@ -31,6 +32,7 @@ class ConfigError(ValueError):
 # key -> what it holds (for the error message)
 KNOWN_KEYS = {
     "hooks": "a list of targets ('module:qualname' or {target = ..., listeners = [...]})",
+    "presets": f"a list of preset names ({', '.join(presets.PRESETS)})",
     "listeners": "a list of listener specs",
     "redact": "a list of words; arguments whose names contain one are shown as ***",
     "repr_limit": "a positive number of characters",
@@ -42,7 +44,7 @@ KNOWN_KEYS = {
                              "and descriptor opens",
     "strict": "true or false: a target that cannot be hooked or never matches fails the run",
 }
-_KEY_TYPES = {"hooks": list, "listeners": list, "redact": list, "repr_limit": int, "follow_children": bool,
+_KEY_TYPES = {"hooks": list, "presets": list, "listeners": list, "redact": list, "repr_limit": int, "follow_children": bool,
               "user_reprs": bool, "record_limit": (str, int), "record_ring": bool,
               "show_stdlib_internals": bool, "strict": bool}
 
@@ -58,9 +60,10 @@ class Settings:
                  use_cache=True, in_child=False, user_reprs=False, show_stdlib_internals=False):
         self.targets = TargetSet(targets)
         self.show_stdlib_internals = show_stdlib_internals
-        if default_targets and not show_stdlib_internals:
+        if not show_stdlib_internals:  # the curated sets leave the standard library's own business out
             for target in self.targets:
-                target.hide_stdlib_internals = True
+                if default_targets or target.origin.startswith("preset "):
+                    target.hide_stdlib_internals = True
         self.listener_specs = list(listener_specs)
         self.config_path = config_path
         self.default_targets = default_targets  # True when the embedded set is in use
@@ -130,7 +133,7 @@ def settings_from_text(text):
 
 def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, cli_redact=(), cli_repr_limit=None,
                    cli_follow_children=None, cli_use_cache=True, cli_user_reprs=None, cli_record_limit=None,
-                   cli_record_ring=None, cli_show_stdlib_internals=None, cli_strict=None):
+                   cli_record_ring=None, cli_show_stdlib_internals=None, cli_strict=None, cli_presets=()):
     """Merge the config file (explicit or discovered) with command-line options."""
     path, table = load_config(config_path, cwd)
     targets = []
@@ -141,6 +144,15 @@ def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, c
             targets.append(parse_target(text))
         except TargetError as exc:
             raise ConfigError(str(exc)) from None
+    chosen = list(table.get("presets", ())) + [name for name in cli_presets if name not in table.get("presets", ())]
+    named = {target.text for target in targets}
+    for name in chosen:
+        if name not in presets.PRESETS:
+            raise ConfigError(_unknown_preset(name))
+        for text in presets.PRESETS[name]:
+            if text not in named:  # quiet: a package that is not installed adds nothing and says nothing
+                named.add(text)
+                targets.append(parse_target(text, origin=f"preset {name}", quiet=True))
     used_defaults = not targets
     if used_defaults:
         targets = [parse_target(text, origin="defaults", quiet=True) for text in defaults.DEFAULT_TARGETS]
@@ -253,11 +265,18 @@ def _validate(table, where):
         expected = _KEY_TYPES[key]
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):  # True is an int
             raise ConfigError(f"{where}: {key!r} must be {KNOWN_KEYS[key]}")
-    for key in ("listeners", "redact"):
+    for key in ("presets", "listeners", "redact"):
         for item in table.get(key, ()):
             if not isinstance(item, str):
                 raise ConfigError(f"{where}: {key!r} must be a list of strings, found {item!r}")
+    for name in table.get("presets", ()):
+        if name not in presets.PRESETS:
+            raise ConfigError(f"{where}: {_unknown_preset(name)}")
     return table
+
+
+def _unknown_preset(name):
+    return f"unknown preset {name!r} (known presets: {', '.join(presets.PRESETS)})"
 
 
 def _target_from_config(entry, index, where):

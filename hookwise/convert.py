@@ -165,6 +165,9 @@ def _slice(call, origin_ns, render, now_ns=None):
         arguments = list(render.arguments(call).items())
     piece = Slice(call.call_id, call.target, call.kind, call.thread_id, call.thread_name, call.task,
                   call.perf_ns - origin_ns, arguments, *callers(call))
+    if call.site.semantic is not None:
+        name, fields = call.site.semantic.start_fields(call, render)
+        piece.meaning = (name, {**fields, **call.site.semantic.end_fields(call, call.result)})
     if call.duration_ns is None:
         piece.duration_ns = max((now_ns or call.perf_ns) - call.perf_ns, 0)
         piece.unfinished = True

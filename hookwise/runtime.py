@@ -23,7 +23,7 @@ Guarantees, each kept here and nowhere else:
 import itertools
 import types
 
-from . import _originals, _state, accel, report
+from . import _originals, _state, accel, report, semantics
 from .call import app_caller_of, args_of, arguments_of, caller_of, changed_arguments_of, kwargs_of, new_pure_call, task_of
 from .listener import Blocked, Listener
 
@@ -127,7 +127,7 @@ class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):
     accelerator is active, ``PurePythonSiteBase`` otherwise.
     """
 
-    __slots__ = ("target", "module", "qualname", "kind", "params", "code", "original", "listeners")
+    __slots__ = ("target", "module", "qualname", "kind", "params", "code", "original", "listeners", "semantic")
 
     def __init__(self, module, qualname, kind, params, listeners=(), original=None):
         super().__init__()
@@ -138,6 +138,7 @@ class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):
         self.params = params  # signature layout; None: values are (args, kwargs)
         self.code = None  # code object whose frames are this function's calls
         self.original = original  # the replaced callable (attribute replacement only)
+        self.semantic = semantics.role_of(self.target)  # what its calls mean (an SQL statement), or None
         self.set_listeners(listeners)
 
     def set_listeners(self, listeners):

@@ -30,7 +30,7 @@ Python keeps its own.
 import sys
 import types
 
-from hookwise import _state
+from hookwise import _state, semantics
 from hookwise.own import is_own_module
 
 from . import wrappers  # at import: once the engine is hidden, "from . import" would find another loader
@@ -220,6 +220,11 @@ def _init_in_python(cls):
     return False
 
 
+def _remember_database(connection, args, kwargs):
+    # what the SQL events name as the database (sqlite3 does not say it): as the program gave it
+    semantics.remember_sqlite_database(connection, args[0] if args else kwargs.get("database"))
+
+
 class _Connect:
     """Stands for ``sqlite3.connect``: the same call, with ``factory=`` the hooked subclass.
 
@@ -244,7 +249,9 @@ class _Connect:
                 args = (*args[:index], hooked_connection_class(args[index]), *args[index + 1:])
             else:
                 kwargs["factory"] = hooked_connection_class(kwargs.get("factory", _public["Connection"]))
-            return self._original(*args, **kwargs)
+            connection = self._original(*args, **kwargs)
+            _remember_database(connection, args, kwargs)
+            return connection
         except BaseException as exc:
             _drop_frames_of(exc, _Connect.__call__.__code__, _Connect._connect_as_3_13_does.__code__)
             raise
@@ -277,6 +284,7 @@ class _Connect:
                           stacklevel=level)
             connection = factory(args[0], **dict(kwargs, **dict(zip(_PARAMETERS[1:], args[1:]))))
         sys.audit("sqlite3.connect/handle", connection)
+        _remember_database(connection, args, kwargs)
         return connection
 
     def __repr__(self):

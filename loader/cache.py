@@ -19,7 +19,6 @@ temporary file that is then renamed over the target, so a reader never sees a
 half-written file, even with many processes importing at once.
 """
 
-import marshal
 import os
 import sys
 from importlib._bootstrap_external import MAGIC_NUMBER, cache_from_source
@@ -63,7 +62,7 @@ def read(path, key_digest, mtime_ns, size):
     if len(data) < _HEADER_SIZE or data[:_HEADER_SIZE] != header(key_digest, mtime_ns, size):
         return None
     try:
-        entry = marshal.loads(memoryview(data)[_HEADER_SIZE:])
+        entry = _originals.marshal_loads(memoryview(data)[_HEADER_SIZE:])
     except (EOFError, ValueError, TypeError):
         return None
     if not (isinstance(entry, tuple) and len(entry) == 2):
@@ -76,7 +75,8 @@ def write(path, key_digest, mtime_ns, size, site_table, code, mode=0o666):
     if sys.dont_write_bytecode:
         return False
     try:
-        payload = header(key_digest, mtime_ns, size) + marshal.dumps((tuple(tuple(spec) for spec in site_table), code))
+        entry = (tuple(tuple(spec) for spec in site_table), code)
+        payload = header(key_digest, mtime_ns, size) + _originals.marshal_dumps(entry)
     except ValueError:  # something unmarshallable: just do not cache
         return False
     directory = os.path.dirname(path) or "."

@@ -82,7 +82,7 @@ def test_console_adds_the_app_line_only_when_a_library_made_the_call(tmp_path):
     env = _setup(tmp_path)
     result = run_driver([*HOOKS, "prog.py"], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    starts = [line for line in result.stderr.splitlines() if line.startswith("hookwise start")]
+    starts = [line for line in result.stderr.splitlines() if line.startswith(("hookwise start", "hookwise sql"))]
     assert len(starts) == 3, result.stderr
     assert re.search(r"from \S+__init__\.py:5 in run \(app: prog\.py:6 in main\)$", starts[0]), starts[0]
     assert starts[1].endswith("from prog.py:7 in main"), starts[1]

@@ -134,6 +134,8 @@ def test_a_broken_pyproject_that_does_not_concern_hookwise_is_ignored(tmp_path):
         ("listeners = [1]", "must be a list of strings"),
         ("repr_limit = true", "'repr_limit' must be"),
         ("follow_children = 'no'", "'follow_children' must be true or false"),
+        ("presets = ['sql', 'everything']", "unknown preset 'everything' \\(known presets: commands, files, code,"),
+        ("presets = 'sql'", "'presets' must be a list of preset names"),
     ],
 )
 def test_config_errors(tmp_path, content, message):

@@ -53,3 +53,18 @@ def test_children_report_only_their_programs_calls(tmp_path):
         assert "bootstrap" not in caller, event
     # what the program's subprocess.run did is there: finding the executable's directory
     assert any(event["caller"]["file"].endswith("subprocess.py") for event in starts)
+
+
+def test_the_bytecode_cache_is_written_and_read_unseen(tmp_path):
+    # hookwise's cache of rewritten modules is marshal data: with marshal hooked (the code
+    # preset hooks marshal.loads), neither the first run's write nor the second's read shows
+    (tmp_path / "app.py").write_text("import helper_module\nprint(helper_module.double(2))\n")
+    (tmp_path / "helper_module.py").write_text("def double(x):\n    return 2 * x\n")
+    for run in ("writes the cache", "reads it"):
+        result = run_driver(["--hook", "marshal:*", "--hook", "helper_module:double", "--listener", "jsonl=e.jsonl",
+                             "app.py"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "4\n"
+        assert [event["target"] for event in read_jsonl(tmp_path / "e.jsonl") if event["event"] == "start"] == [
+            "helper_module:double"], run
+        assert any(name.endswith(".hookwise.pyc") for name in os.listdir(tmp_path / "__pycache__")), run

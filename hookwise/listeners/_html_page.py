@@ -168,6 +168,7 @@ td.errors { color: var(--error); font-weight: 600; }
       ["duration", call.duration_text + (call.unfinished ? " (still running at exit)" : "")], ["caller", call.caller],
       ["app caller", call.app_caller === call.caller ? null : call.app_caller]
     ]);
+    if (call.meaning !== null) list(call.meaning[0], call.meaning[1]);  // an SQL statement's fields
     list("arguments", call.arguments.length ? call.arguments : [["", "(none)"]]);
     if (call.error !== null) list("outcome", [["raised", call.error, "error"]]);
     else if (!call.unfinished) list("outcome", [["returned", call.result]]);

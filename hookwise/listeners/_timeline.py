@@ -43,7 +43,7 @@ import os
 import sys
 from _thread import RLock
 
-from .. import _originals, _state
+from .. import _originals, _state, semantics
 from ..render import Render, exception_type_name
 
 _clock_ns = _originals.perf_counter_ns
@@ -57,7 +57,7 @@ class Slice:
 
     __slots__ = (
         "call_id", "target", "kind", "thread_id", "thread_name", "task", "start_ns", "duration_ns",
-        "call_duration_ns", "arguments", "caller", "app_caller", "result", "error", "exception_type", "unfinished", "depth",
+        "call_duration_ns", "arguments", "caller", "app_caller", "meaning", "result", "error", "exception_type", "unfinished", "depth",
     )
 
     def __init__(self, call_id, target, kind, thread_id, thread_name, task, start_ns, arguments, caller,
@@ -72,6 +72,7 @@ class Slice:
         self.arguments = arguments  # [(name, rendered value), ...]
         self.caller = caller  # "file:line in function", or None
         self.app_caller = app_caller  # the same for the application's own line (call.app_caller)
+        self.meaning = None  # ("sql", {fields}) for a call with a meaning of its own (hookwise.semantics)
         self.duration_ns = None  # from the start callback to the end callback
         self.call_duration_ns = None  # the runtime's measure (call.duration_ns)
         self.result = None  # rendered return value
@@ -88,6 +89,7 @@ class Slice:
         """A copy of this running call that ends at ``now_ns``, marked unfinished."""
         copy = Slice(self.call_id, self.target, self.kind, self.thread_id, self.thread_name, self.task,
                      self.start_ns, self.arguments, self.caller, self.app_caller)
+        copy.meaning = self.meaning
         copy.duration_ns = max(now_ns - self.start_ns, 0)
         copy.unfinished = True
         return copy
@@ -151,6 +153,7 @@ class Timeline:
             call.call_id, call.target, call.kind, call.thread_id, call.thread_name, call.task,
             now_ns, self._arguments(call), *callers(call),
         )
+        record.meaning = semantics.start_fields(call, self.render)
         with self._lock:
             self._recorded += 1
             self._running[call.call_id] = record
@@ -158,7 +161,8 @@ class Timeline:
     def end(self, call, result):
         if call.call_id in self._running:  # only this call's thread removes it
             now_ns = _clock_ns() - self.origin_ns
-            self._finish(call, now_ns, self.render.value(result), None, None)
+            outcome = semantics.end_fields(call, result)  # {"rows": N} of an SQL statement
+            self._finish(call, now_ns, self.render.value(result), None, None, outcome)
 
     def error(self, call, exc):
         if call.call_id in self._running:
@@ -166,11 +170,13 @@ class Timeline:
             text = f"{type(exc).__name__}: {self.render.exception_text(exc)}"
             self._finish(call, now_ns, None, text, exception_type_name(exc))
 
-    def _finish(self, call, now_ns, result, error, exception_type):
+    def _finish(self, call, now_ns, result, error, exception_type, outcome=None):
         with self._lock:
             record = self._running.pop(call.call_id, None)
             if record is None:
                 return
+            if outcome and record.meaning is not None:
+                record.meaning = (record.meaning[0], {**record.meaning[1], **outcome})
             record.duration_ns = max(now_ns - record.start_ns, 0)
             record.call_duration_ns = call.duration_ns
             record.result = result

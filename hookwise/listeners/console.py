@@ -2,6 +2,12 @@
 
     hookwise start #3 __main__:Test1.div(self=<Test1>, x=10, y=2) [MainThread] from demo.py:41 in main
 
+An SQL statement (``hookwise.semantics``) reads as itself:
+
+    hookwise sql #5 SELECT * FROM users WHERE id = ? params=(3,) (sqlite shop.db) [MainThread] from shop.py:12 in find
+    hookwise end   #5 sql (41.0 us)
+    hookwise end   #6 sql -> 2 rows (63.2 us)
+
 Arguments still equal to a literal default (``shell=False``, ``bufsize=-1``) are
 left out of the line; the JSONL listener records every argument.
     hookwise end   #3 __main__:Test1.div -> 5.0 (12.1 us)
@@ -14,7 +20,7 @@ so they never end up in output the program captures itself.
 import os
 from _thread import RLock
 
-from .. import report
+from .. import report, semantics
 from ..render import Render
 from . import refuse_arg
 
@@ -42,7 +48,11 @@ class ConsoleListener:
             stream.flush()
 
     def start(self, call):
-        line = f"hookwise start #{call.call_id} {call.target}({self._arguments(call)}) [{call.thread_name}]"
+        meaning = semantics.start_fields(call, self.render)
+        if meaning is not None and meaning[0] == "sql":
+            line = f"hookwise sql #{call.call_id} {_sql_line(meaning[1])} [{call.thread_name}]"
+        else:
+            line = f"hookwise start #{call.call_id} {call.target}({self._arguments(call)}) [{call.thread_name}]"
         if call.task is not None:
             line += f" task={call.task}"
         caller = call.caller
@@ -54,6 +64,12 @@ class ConsoleListener:
         self._write(line)
 
     def end(self, call, result):
+        semantic = call.site.semantic
+        if semantic is not None and semantic.name == "sql":  # the statement's outcome, not the cursor's repr
+            rows = semantic.end_fields(call, result).get("rows")
+            counted = "" if rows is None else f" -> {rows} row{'' if rows == 1 else 's'}"
+            self._write(f"hookwise end   #{call.call_id} sql{counted} ({format_duration(call.duration_ns)})")
+            return
         self._write(
             f"hookwise end   #{call.call_id} {call.target} -> {self.render.value(result)}"
             f" ({format_duration(call.duration_ns)})"
@@ -80,6 +96,14 @@ class ConsoleListener:
         if path.startswith(self._cwd + os.sep):
             return path[len(self._cwd) + 1 :]
         return path
+
+
+def _sql_line(fields):
+    # one line: the statement's own line breaks and indentation become single spaces
+    statement = " ".join((fields["statement"] or "").split())
+    line = statement if fields["params"] is None else f"{statement} params={fields['params']}"
+    where = fields["system"] if fields["database"] is None else f"{fields['system']} {fields['database']}"
+    return f"{line} ({where})"
 
 
 def format_duration(ns):

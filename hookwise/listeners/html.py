@@ -120,6 +120,8 @@ def _call_data(piece):
         "depth": piece.depth,
         "caller": piece.caller,
         "app_caller": piece.app_caller,
+        "meaning": None if piece.meaning is None else [piece.meaning[0], [[key, value] for key, value in
+                                                                         piece.meaning[1].items()]],
         "arguments": [list(pair) for pair in piece.arguments],
         "result": piece.result,
         "error": piece.error,

@@ -6,10 +6,11 @@ clock, ns). A start adds ``kind`` ("function", "generator", "coroutine",
 "async_generator" or "builtin"), ``args`` (list of reprs), ``kwargs`` (name -> repr),
 ``caller`` ({"file", "line", "function"} or null), ``app_caller`` (the same
 shape: the first frame outwards that is the application's own code, not the
-standard library, an installed package or hookwise; null when there is none)
-and, inside an asyncio task,
-``task``; an end adds ``duration_ns`` and ``result`` (repr); an error adds
-``duration_ns``, ``exception`` (repr) and ``exception_type`` (qualified name).
+standard library, an installed package or hookwise; null when there is none),
+inside an asyncio task ``task``, and for an SQL statement (a DB-API execute:
+``hookwise.semantics``) ``sql`` ({"system", "database", "statement",
+"params"}; its end adds ``sql`` {"rows"} where the driver counts them); an
+end adds ``duration_ns`` and ``result`` (repr); an error adds ``duration_ns``, ``exception`` (repr) and ``exception_type`` (qualified name).
 Reprs are bounded and never fail. Each start is followed, some lines later, by
 exactly one end or error with the same ``call_id`` and ``target`` (except calls
 that never finish: a generator abandoned while suspended, a call running in a
@@ -31,9 +32,10 @@ planted at its path.
 import os
 import stat
 
-from .. import _originals, accel, report
+from .. import _originals, accel, report, semantics
 from ..render import Render, exception_type_name
 from . import require_arg
+from ._jsontext import dumps
 
 try:
     from _json import encode_basestring_ascii as _quote
@@ -82,15 +84,24 @@ class JsonlListener:
         app_where = where if app_caller == caller else _where(app_caller)
         task = call.task
         extra = "" if task is None else f',"task":{_quote(task)}'
+        meaning = semantics.start_fields(call, render)
+        if meaning is not None:  # "sql": {"system", "database", "statement", "params"}
+            extra += f',{_quote(meaning[0])}:{dumps(meaning[1])}'
         self._write(
             f'{{"event":"start",{self._common(call, call.start_ns)},"kind":"{call.kind}","args":[{args}],'
             f'"kwargs":{{{kwargs}}},"caller":{where},"app_caller":{app_where}{extra}}}\n'
         )
 
     def end(self, call, result):
+        extra = ""
+        semantic = call.site.semantic
+        if semantic is not None:
+            fields = semantic.end_fields(call, result)
+            if fields:  # "sql": {"rows": N}
+                extra = f',{_quote(semantic.name)}:{dumps(fields)}'
         self._write(
             f'{{"event":"end",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
-            f'"result":{_quote(self.render.value(result))}}}\n'
+            f'"result":{_quote(self.render.value(result))}{extra}}}\n'
         )
 
     def error(self, call, exc):

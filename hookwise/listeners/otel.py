@@ -7,6 +7,10 @@ argument as ``hookwise.arg.<name>`` (positional arguments of a replaced builtin
 as ``hookwise.arg.<index>``) and, on return, ``hookwise.result``; an exception
 is recorded as the span's ``exception`` event with status ERROR. Every value
 goes through ``settings.render``: secrets are redacted, reprs are bounded.
+An SQL statement (``hookwise.semantics``) is a CLIENT span with the semantic
+conventions' ``db.system``, ``db.namespace`` and ``db.query.text`` (its
+parameters as ``hookwise.db.query.parameters``) and, where the driver counts
+them, ``db.response.affected_rows``.
 
 Where spans go is read from the standard environment: ``OTEL_TRACES_EXPORTER``
 (``otlp``, the default, as OTLP over HTTP/protobuf; ``console``; ``none``; a
@@ -55,6 +59,7 @@ was attached, or show a value that did not go through ``settings.render``.
 import os
 from _thread import get_ident
 
+from .. import semantics
 from ..render import Render, exception_type_name
 from . import ListenerSpecError, refuse_arg
 
@@ -174,6 +179,7 @@ class OtelListener:
         self._status_error = trace.StatusCode.ERROR
         self._status = trace.Status
         self._internal = trace.SpanKind.INTERNAL
+        self._client = trace.SpanKind.CLIENT  # a database call, as the semantic conventions have it
         # The flag the SDK sets around each export (and instrumentations honour);
         # optional because it is an underscored name.
         self._suppress_key = getattr(context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
@@ -201,9 +207,10 @@ class OtelListener:
         parent = self._context.get_current()
         if self._suppress_key is not None and parent.get(self._suppress_key):
             return
+        attributes = self._start_attributes(call)
         span = self._tracer.start_span(
-            call.target, context=parent, kind=self._internal, attributes=self._start_attributes(call),
-            start_time=call.start_ns,
+            call.target, context=parent, kind=self._client if "db.system" in attributes else self._internal,
+            attributes=attributes, start_time=call.start_ns,
         )
         token = None
         if call.kind not in _UNATTACHED_KINDS:
@@ -219,6 +226,9 @@ class OtelListener:
             if token is not None:
                 self._detach(token)
             span.set_attribute("hookwise.result", self.render.value(result))
+            rows = semantics.end_fields(call, result).get("rows")
+            if rows is not None:
+                span.set_attribute("db.response.affected_rows", rows)
         finally:
             span.end(end_time=call.end_ns)
 
@@ -288,6 +298,15 @@ class OtelListener:
         else:
             for name, text in render.arguments(call).items():
                 attributes[f"hookwise.arg.{name}"] = text
+        meaning = semantics.start_fields(call, render)
+        if meaning is not None and meaning[0] == "sql":  # the semantic conventions' database attributes
+            fields = meaning[1]
+            attributes["db.system"] = fields["system"]
+            attributes["db.query.text"] = fields["statement"] or ""
+            if fields["database"] is not None:
+                attributes["db.namespace"] = fields["database"]
+            if fields["params"] is not None:
+                attributes["hookwise.db.query.parameters"] = fields["params"]
         return attributes
 
     def _record_exception(self, span, exc, message, timestamp):

@@ -47,8 +47,13 @@ of the chunk, the first from base_ts)::
                  1 the caller itself, else string id + 2, followed by its line and function;
                  the values in the site's params order;
                  a replaced builtin has two: the positional tuple and the keyword dict)
-    END     6   dt call_id:u result:v
+                meaning:u [fields]   (what the call means, hookwise.semantics: 0 nothing, else
+                                      the name's string id + 1, as "sql", then its fields)
+    END     6   dt call_id:u result:v fields   (the outcome's fields: {"rows": N}, or none)
     ERROR   7   dt call_id:u type:u repr:str text:str   (type: the qualified exception type name's string id)
+
+Fields: ``n:u`` then ``n`` times ``key:u value:v`` (key: a string id; value:
+None, an int or a str, stored whole: a statement has its own bound).
 
 Values (``v``): a tag byte then::
 
@@ -171,6 +176,26 @@ def put_plain(out, value):
         put_u(out, len(value))
         for item in value:
             put_plain(out, item)
+
+
+def put_fields(out, fields, string_id):
+    """A dict of str keys to None, int or str values (``string_id(text)`` interns a key)."""
+    put_u(out, len(fields))
+    for key, value in fields.items():
+        put_u(out, string_id(key))
+        if type(value) is str or value is None or (type(value) is int and _INT_MIN <= value <= _INT_MAX):
+            put_plain(out, value)
+        else:
+            put_plain(out, None)
+
+
+def get_fields(data, pos, strings):
+    count, pos = get_u(data, pos)
+    fields = {}
+    for _ in range(count):
+        key, pos = get_u(data, pos)
+        fields[strings[key]], pos = get_value(data, pos, str)
+    return fields, pos
 
 
 def put_shown(out, text):

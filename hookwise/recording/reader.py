@@ -22,10 +22,27 @@ from . import format as fmt
 
 
 class RecordedSite:
-    __slots__ = ("target", "module", "qualname", "kind", "params")
+    __slots__ = ("target", "module", "qualname", "kind", "params", "semantic")
 
     def __init__(self, target, module, qualname, kind, params):
         self.target, self.module, self.qualname, self.kind, self.params = target, module, qualname, kind, params
+        self.semantic = None  # a Replayed, once a call of it carried a meaning
+
+
+class Replayed:
+    """What the recorded calls of a site mean (an SQL statement), as the recording stored it."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def start_fields(self, call, render):
+        return self.name, call.recorded_meaning
+
+    def end_fields(self, call, result):
+        try:
+            return call.recorded_outcome
+        except AttributeError:  # not ended (yet)
+            return {}
 
     def bind_arguments(self, args, kwargs):
         named = {f"arg{index}": value for index, value in enumerate(args)}
@@ -35,7 +52,8 @@ class RecordedSite:
 
 class RecordedCall:
     __slots__ = ("site", "call_id", "thread_id", "thread_name", "pid", "perf_ns", "start_ns", "duration_ns",
-                 "values", "caller", "app_caller", "task", "result", "exception", "wall_offset")
+                 "values", "caller", "app_caller", "task", "result", "exception", "wall_offset",
+                 "recorded_meaning", "recorded_outcome")
 
     target = property(lambda self: self.site.target)
     module = property(lambda self: self.site.module)
@@ -212,6 +230,7 @@ def read(paths):
             call = open_calls.pop((number, call_id), None)
             if tag == fmt.END:
                 result, pos = fmt.get_value(data, pos, Shown)
+                outcome, pos = fmt.get_fields(data, pos, recording.strings)
             else:
                 type_id, pos = fmt.get_u(data, pos)
                 shown, pos = fmt.get_text(data, pos)
@@ -220,6 +239,7 @@ def read(paths):
                 call.duration_ns = ts - call.perf_ns
                 if tag == fmt.END:
                     call.result = result
+                    call.recorded_outcome = outcome
                     yield "end", call, result
                 else:
                     error = RecordedError(recording.strings[type_id], shown, text)
@@ -258,10 +278,17 @@ def _start(recording, data, pos, call_id, thread, ts):
     for _ in range(count):
         value, pos = fmt.get_value(data, pos, Shown)
         values.append(value)
+    meaning_id, pos = get_u(data, pos)
+    if meaning_id:
+        meaning, pos = fmt.get_fields(data, pos, strings)
     site = recording.sites.get(site_id)
     if site is None:
         return None, pos
     call = RecordedCall()
+    if meaning_id:
+        call.recorded_meaning = meaning
+        if site.semantic is None:
+            site.semantic = Replayed(strings[meaning_id - 1])
     call.site = site
     call.call_id = call_id
     call.thread_id = thread

@@ -19,7 +19,7 @@ import mmap
 import os
 from _thread import allocate_lock
 
-from .. import _originals, report
+from .. import _originals, report, semantics
 from ..call import clock_ns, parameter_names, wall_offset_ns
 from ..listeners._output import path_for_child
 from ..render import REDACTED, Render, exception_type_name
@@ -284,12 +284,19 @@ class RecordWriter:
                     self._dict(record, value)
                 else:
                     self._value(record, value)
+        meaning = semantics.start_fields(call, self.render) if site.semantic is not None else None
+        if meaning is None:
+            record.append(0)
+        else:
+            fmt.put_u(record, self._string(meaning[0]) + 1)
+            fmt.put_fields(record, meaning[1], self._string)
         self._event(thread_id, call.perf_ns, record)
 
     def end(self, call, result):
         record = bytearray((fmt.END,))
         fmt.put_u(record, call.call_id)
         self._value(record, result)
+        fmt.put_fields(record, semantics.end_fields(call, result), self._string)
         self._event(_originals.get_ident(), call.perf_ns + call.duration_ns, record)
 
     def error(self, call, exc):

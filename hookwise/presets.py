@@ -1,0 +1,108 @@
+"""Named sets of targets: ``--preset NAME`` (repeatable), config ``presets = [...]``.
+
+A preset's targets are quiet: one whose module is not installed (or not on this
+platform) adds nothing and reports nothing, so ``--preset sql`` is safe on a
+program that has no database at all. What their calls mean is rendered by
+``hookwise.semantics`` (an SQL statement reads as one), whichever way they
+were named.
+
+With no hook and no preset named anywhere, ``DEFAULT`` applies: the embedded
+default set of the project hookwise grew from.
+"""
+
+COMMANDS = (
+    "os:system",
+    "os:popen",
+    "subprocess:Popen.__init__",
+    "os:execv",
+    "os:execve",
+    "os:execl",
+    "os:execle",
+    "os:execlp",
+    "os:execlpe",
+    "os:execvp",
+    "os:execvpe",
+    "os:spawnv",
+    "os:spawnve",
+    "os:spawnl",
+    "os:spawnle",
+    "os:spawnlp",
+    "os:spawnlpe",
+    "os:spawnvp",
+    "os:spawnvpe",
+    "os:posix_spawn",
+    "os:posix_spawnp",
+)
+
+FILES = (
+    "builtins:open",
+    "io:open",
+    "os:open",
+)
+
+CODE = (
+    "builtins:exec",
+    "builtins:eval",
+    "builtins:compile",
+    "importlib:import_module",
+    "marshal:loads",
+)
+
+# conn.execute(...) runs the cursor's execute (loader/c_types.py): the cursor
+# methods alone report each statement once, from connections and cursors alike
+SQL = (
+    "sqlite3:Cursor.execute",
+    "sqlite3:Cursor.executemany",
+    "sqlite3:Cursor.executescript",
+)
+
+DESERIALIZATION = (
+    "pickle:loads",
+    "pickle:load",
+    "audit:pickle.find_class",  # every global a pickle stream imports, Unpickler subclasses included
+    "marshal:loads",
+    "marshal:load",
+    "shelve:open",
+    "yaml:load",
+    "yaml:load_all",
+    "yaml:unsafe_load",
+    "yaml:unsafe_load_all",
+    "yaml:full_load",
+    "yaml:full_load_all",
+)
+
+NETWORK = (
+    "socket:socket.connect",
+    "socket:socket.connect_ex",
+    "socket:socket.bind",
+    "socket:socket.accept",
+    "socket:socket.sendto",
+    "socket:create_connection",
+    "socket:getaddrinfo",
+    "socket:gethostbyname",
+    "socket:gethostbyname_ex",
+    "socket:gethostbyaddr",
+)
+
+PRESETS = {
+    "commands": COMMANDS,
+    "files": FILES,
+    "code": CODE,
+    "sql": SQL,
+    "deserialization": DESERIALIZATION,
+    "network": NETWORK,
+    "security": COMMANDS + FILES + CODE + SQL + DESERIALIZATION + NETWORK,
+}
+"""Name -> its targets. ``security`` is all the others together."""
+
+DEFAULT = ("commands", "files", "code")
+
+
+def targets_of(names):
+    """The targets of the presets ``names``, each once, in order (KeyError for an unknown name)."""
+    chosen = []
+    for name in names:
+        for text in PRESETS[name]:
+            if text not in chosen:
+                chosen.append(text)
+    return chosen

@@ -1,0 +1,123 @@
+"""What a call means, for the calls that have a meaning of their own: an SQL statement.
+
+A site whose defining target is a database API's execute (``sqlite3:Cursor.execute``)
+has ``site.semantic``: an object that turns the call into the fields a person
+reads, whichever way the target was named (``--preset sql`` or ``--hook``).
+Every built-in output asks this module, so they all say the same:
+
+- ``start_fields(call, render)``: ``("sql", {"system", "database", "statement",
+  "params"})`` or None. The statement is the text itself, cut at
+  ``STATEMENT_LIMIT`` characters (its own bound, larger than ``repr_limit``);
+  the parameters are rendered as every value is (bounded, secrets redacted).
+- ``end_fields(call, result)``: ``{"rows": N}`` where the driver says how many
+  rows the statement changed (``cursor.rowcount`` >= 0), else ``{}``.
+
+Read them during the callbacks: they look at the cursor as it is then.
+"""
+
+from _weakref import ref as _weakref
+
+from .saferepr import safestr
+
+STATEMENT_LIMIT = 4000
+_CUT = "..."
+
+
+class Sql:
+    """An execute-like method of a DB-API cursor or connection: the statement is its first argument."""
+
+    name = "sql"
+
+    def __init__(self, system, statement="sql", parameters="parameters", database_of=None):
+        self.system = system  # the OpenTelemetry db.system value: sqlite, postgresql, mysql
+        self.statement = statement  # keyword names, where a driver's parameters have them
+        self.parameters = parameters
+        self.database_of = database_of  # (self argument) -> database name or None
+
+    def start_fields(self, call, render):
+        args, kwargs = call.args, call.kwargs
+        statement = args[1] if len(args) > 1 else kwargs.get(self.statement)
+        if len(args) > 2:
+            params = render.value(args[2])
+        elif self.parameters in kwargs:
+            params = render.value(kwargs[self.parameters])
+        else:
+            params = None
+        database = None
+        if args and self.database_of is not None:
+            try:
+                database = self.database_of(args[0])
+            except Exception:
+                database = None
+        return self.name, {"system": self.system, "database": database,
+                           "statement": statement_text(statement), "params": params}
+
+    def end_fields(self, call, result):
+        try:
+            rows = result.rowcount  # execute and its kin return the cursor, on connections too
+        except Exception:
+            return {}
+        return {"rows": rows} if type(rows) is int and rows >= 0 else {}
+
+
+def statement_text(statement):
+    """The statement as text, bounded by ``STATEMENT_LIMIT``; a non-text statement by its safe str."""
+    if type(statement) is not str:
+        return None if statement is None else safestr(statement, STATEMENT_LIMIT)
+    if len(statement) > STATEMENT_LIMIT:
+        return statement[: STATEMENT_LIMIT - len(_CUT)] + _CUT
+    return statement
+
+
+# -- sqlite3's database names --------------------------------------------------------
+# sqlite3 does not tell a connection's file: the connect stand-in (loader/c_types.py)
+# remembers what the program asked for. Keyed by id, dropped when the connection
+# goes: weakref callbacks, not a WeakKeyDictionary, whose Python methods the
+# program may have hooked.
+_sqlite_databases = {}
+
+
+def remember_sqlite_database(connection, database):
+    key = id(connection)
+    try:
+        reference = _weakref(connection, lambda _, key=key: _sqlite_databases.pop(key, None))
+    except TypeError:
+        return
+    _sqlite_databases[key] = (reference, database if type(database) is str else safestr(database, 1000))
+
+
+def _sqlite_database(owner):
+    connection = getattr(owner, "connection", owner)  # a cursor's connection, or the connection itself
+    entry = _sqlite_databases.get(id(connection))
+    if entry is None or entry[0]() is not connection:
+        return None
+    return entry[1]
+
+
+# -- which targets mean what ---------------------------------------------------------
+_SQLITE = Sql("sqlite", database_of=_sqlite_database)
+_SQLITE_SCRIPT = Sql("sqlite", statement="sql_script", database_of=_sqlite_database)
+
+ROLES = {
+    "sqlite3:Cursor.execute": _SQLITE,
+    "sqlite3:Cursor.executemany": _SQLITE,
+    "sqlite3:Cursor.executescript": _SQLITE_SCRIPT,
+    "sqlite3:Connection.execute": _SQLITE,
+    "sqlite3:Connection.executemany": _SQLITE,
+    "sqlite3:Connection.executescript": _SQLITE_SCRIPT,
+}
+
+
+def role_of(target):
+    """The semantic of the function defined as ``target`` ("module:qualname"), or None."""
+    return ROLES.get(target)
+
+
+def start_fields(call, render):
+    semantic = call.site.semantic
+    return None if semantic is None else semantic.start_fields(call, render)
+
+
+def end_fields(call, result):
+    semantic = call.site.semantic
+    return {} if semantic is None else semantic.end_fields(call, result)
