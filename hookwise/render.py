@@ -2,12 +2,15 @@
 
 Every built-in output goes through one ``Render``: argument values whose
 parameter name (or dict key, at any depth) contains one of the redacted words
-are written as ``***``; every repr is cut at ``repr_limit`` characters; a repr
+are written as ``***``, and so are, by content, the passwords of URLs and DSNs
+and secret-named query fields inside text, and the process environment a
+WSGI environ carries (``hookwise.redaction``); every repr is cut at ``repr_limit`` characters; a repr
 that raises or meets a huge object never fails the call nor floods the output;
 and only built-in and standard-library reprs run unless ``user_reprs`` is set
 (see ``hookwise.saferepr``).
 """
 
+from .redaction import redact_bytes, redact_text
 from .saferepr import object_repr, saferepr, safestr
 
 DEFAULT_REDACT = (
@@ -45,6 +48,23 @@ class Render:
             if len(self._verdicts) < 10_000:  # dict keys may be data: keep the cache bounded
                 self._verdicts[name] = verdict
         return verdict
+
+    def redacts_content(self, value):
+        """Whether redaction by content changes how ``value`` reads (a str, bytes, or a tuple of them).
+
+        A recording stores such a value as its rendered text, not as itself:
+        the secret never reaches the file.
+        """
+        if not self.redact:
+            return False
+        kind = type(value)
+        if kind is str:
+            return redact_text(value, self.is_secret) != value
+        if kind is bytes:
+            return redact_bytes(value, self.is_secret) is not value
+        if kind is tuple:
+            return any(self.redacts_content(item) for item in value)
+        return False
 
     def value(self, value):
         return saferepr(value, self.repr_limit, self.is_secret if self.redact else None, self.user_reprs)
@@ -89,7 +109,7 @@ class Render:
 
     def exception_text(self, exc):
         """``str(exc)``, bounded; its safe repr if that would run the program's code or fails."""
-        return safestr(exc, self.repr_limit, self.user_reprs)
+        return safestr(exc, self.repr_limit, self.user_reprs, self.is_secret if self.redact else None)
 
 
 def _builds_its_first_argument(call):

@@ -30,10 +30,13 @@ A listener must be able to show any value without changing the program:
 import sys
 import types
 
+from .redaction import is_wsgi_environ, redact_bytes, redact_text, wsgi_items
+
 DEFAULT_LIMIT = 200
 _ELLIPSIS = "..."
 _SECRET = "'***'"
 _MAX_DEPTH = 4
+_REDACTION_MARGIN = 256  # text past the cut that is still redacted: a secret may straddle it
 
 _SEQUENCES = {list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}"), frozenset: ("frozenset({", "})")}
 _PLAIN = frozenset((int, float, bool, type(None), complex))  # reprs that are short, safe and built in
@@ -68,21 +71,34 @@ def saferepr(value, limit=DEFAULT_LIMIT, secret=None, user_reprs=False):
     return text
 
 
-def safestr(value, limit=DEFAULT_LIMIT, user_reprs=False):
-    """``str(value)`` (an exception's message), with the same rules as ``saferepr``."""
+def safestr(value, limit=DEFAULT_LIMIT, user_reprs=False, secret=None):
+    """``str(value)`` (an exception's message), with the same rules as ``saferepr``.
+
+    ``secret``, when given, also redacts the text by content (before it is cut,
+    so a cut never leaves half a password).
+    """
     try:
         if issubclass(type(value), BaseException) and not user_reprs:
             if not may_run(type(value), "__str__"):
-                return saferepr(value, limit, None, user_reprs)
+                return saferepr(value, limit, secret, user_reprs)
             if all(_is_leafy(arg) for arg in value.args):  # its own str(): it only shows those
                 text = str(value)
             else:
-                text = ", ".join(saferepr(arg, limit, None, user_reprs) for arg in value.args)
+                text = ", ".join(saferepr(arg, limit, secret, user_reprs) for arg in value.args)
         else:
-            text = str(value) if user_reprs or type(value) in _LEAVES else saferepr(value, limit, None, user_reprs)
+            text = str(value) if user_reprs or type(value) in _LEAVES else saferepr(value, limit, secret, user_reprs)
+        if secret is not None and type(text) is str:
+            text = redact_text(text[: limit + _REDACTION_MARGIN], secret)
     except Exception:
-        return saferepr(value, limit, None, user_reprs)
+        return saferepr(value, limit, secret, user_reprs)
     return text if len(text) <= limit else text[: max(limit - len(_ELLIPSIS), 0)] + _ELLIPSIS
+
+
+def _redacted(value, kind, secret):
+    if kind is str:
+        return redact_text(value, secret)
+    redacted = redact_bytes(bytes(value), secret)
+    return redacted if kind is bytes else bytearray(redacted)
 
 
 def _is_leafy(value):
@@ -127,7 +143,10 @@ def _repr(value, limit, depth, secret=None, user_reprs=False):
     if kind is Shown:
         return value.text
     if kind is str or kind is bytes or kind is bytearray:
-        if len(value) > limit:
+        cut = len(value) > limit
+        if secret is not None:  # by content too: URL credentials, secret-named query fields
+            value = _redacted(value[: limit + _REDACTION_MARGIN] if cut else value, kind, secret)
+        if cut or len(value) > limit:
             return repr(value[:limit]) + _ELLIPSIS
         return repr(value)
     if kind in _SEQUENCES:
@@ -145,10 +164,12 @@ def _repr(value, limit, depth, secret=None, user_reprs=False):
     if kind is dict:
         if depth >= _MAX_DEPTH and value:
             return "{" + _ELLIPSIS + "}"
+        # a WSGI environ: never the process environment wsgiref copies into it
+        items = wsgi_items(value) if is_wsgi_environ(value) else value.items()
         pairs = (
             f"{_repr(key, limit, depth + 1, None, user_reprs)}: "
             f"{_SECRET if secret is not None and secret(key) else _repr(item, limit, depth + 1, secret, user_reprs)}"
-            for key, item in value.items()
+            for key, item in items
         )
         return "{" + _join(pairs, limit) + "}"
     if user_reprs:

@@ -8,7 +8,8 @@ Every built-in output asks this module, so they all say the same:
 - ``start_fields(call, render)``: ``("sql", {"system", "database", "statement",
   "params"})`` or None. The statement is the text itself, cut at
   ``STATEMENT_LIMIT`` characters (its own bound, larger than ``repr_limit``);
-  the parameters are rendered as every value is (bounded, secrets redacted).
+  the parameters are rendered as every value is (bounded, secrets redacted);
+  the statement and the database lose the passwords of URLs and DSNs in them.
 - ``end_fields(call, result)``: ``{"rows": N}`` where the driver says how many
   rows the statement changed (``cursor.rowcount`` >= 0), else ``{}``.
 
@@ -17,6 +18,7 @@ Read them during the callbacks: they look at the cursor as it is then.
 
 from _weakref import ref as _weakref
 
+from .redaction import redact_credentials
 from .saferepr import safestr
 
 STATEMENT_LIMIT = 4000
@@ -49,8 +51,11 @@ class Sql:
                 database = self.database_of(args[0])
             except Exception:
                 database = None
-        return self.name, {"system": self.system, "database": database,
-                           "statement": statement_text(statement), "params": params}
+        statement = statement_text(statement)
+        if render.redact:  # a DSN's password in an ATTACH or a connection string: never shown
+            statement = statement if statement is None else redact_credentials(statement)
+            database = database if database is None else redact_credentials(database)
+        return self.name, {"system": self.system, "database": database, "statement": statement, "params": params}
 
     def end_fields(self, call, result):
         try:

@@ -206,7 +206,7 @@ class RecordWriter:
         render = self.render
         if name is not None and render.is_secret(name):
             out.append(fmt.V_REDACTED)
-        elif fmt.is_plain(value, render.repr_limit):
+        elif fmt.is_plain(value, render.repr_limit) and not render.redacts_content(value):
             fmt.put_plain(out, value)
         else:
             fmt.put_shown(out, render.value(value))
