@@ -38,7 +38,7 @@ options:
   --hook TARGET        hook TARGET ('module:qualname', shell wildcards allowed,
                        e.g. 'os:system', 'myapp.*:*', '__main__:main'); repeatable
   --preset NAME        add a named set of targets: commands, files, code, sql,
-                       deserialization, network, or security (all of them);
+                       http, deserialization, network, or security (all of them);
                        repeatable. Targets of packages not installed add nothing
   --listener SPEC      send events to SPEC: 'console' (default), 'jsonl=PATH',
                        'stats[=PATH]', 'chrome=PATH', 'html=PATH', 'otel', an

@@ -101,14 +101,11 @@ def make_outputs(outputs, render):
 
 class _Jsonl:
     def __init__(self, path, render):
-        from .listeners.jsonl import JsonlListener, _quote
+        from .listeners.jsonl import JsonlListener
 
         class Converted(JsonlListener):
-            def error(self, call, exc):
-                self._write(
-                    f'{{"event":"error",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
-                    f'"exception":{_quote(exc.shown)},"exception_type":{_quote(exc.type_name)}}}\n'
-                )
+            def error(self, call, exc):  # a RecordedError: its rendered text, as the live listener wrote it
+                self._write_error(call, exc, exc.shown, exc.type_name)
 
         self.listener = Converted(path, render=render)
 
@@ -299,8 +296,9 @@ class _Otel:
             stack = self.stacks.setdefault(lane, [])
             parent = self.open.get(stack[-1]) if stack else None
             context = trace.set_span_in_context(parent) if parent is not None else None
-            span = listener._tracer.start_span(call.target, context=context, kind=listener._internal,
-                                               attributes=listener._start_attributes(call), start_time=call.start_ns)
+            attributes = listener._start_attributes(call)
+            span = listener._tracer.start_span(call.target, context=context, kind=listener._kind_for(attributes),
+                                               attributes=attributes, start_time=call.start_ns)
             self.open[key] = span
             if call.kind not in ("generator", "async_generator"):
                 stack.append(key)
@@ -311,6 +309,8 @@ class _Otel:
             stack.pop()
         if span is None:
             return
+        if call.site.semantic is not None:  # an SQL statement's rows, a request's status
+            span.set_attributes(listener._outcome_attributes(call.site.semantic.end_fields(call, outcome)))
         if event == "end":
             span.set_attribute("hookwise.result", render.value(outcome))
         elif event == "error":

@@ -56,6 +56,15 @@ SQL = (
     "sqlite3:Cursor.executescript",
 )
 
+# one event per request: urllib3 is what requests sends through, and http.client
+# (under all of them) is left out so that a request is not reported twice
+HTTP = (
+    "urllib.request:OpenerDirector.open",
+    "urllib3.connectionpool:HTTPConnectionPool.urlopen",
+    "httpx._client:Client.send",
+    "httpx._client:AsyncClient.send",
+)
+
 DESERIALIZATION = (
     "pickle:loads",
     "pickle:load",
@@ -89,9 +98,10 @@ PRESETS = {
     "files": FILES,
     "code": CODE,
     "sql": SQL,
+    "http": HTTP,
     "deserialization": DESERIALIZATION,
     "network": NETWORK,
-    "security": COMMANDS + FILES + CODE + SQL + DESERIALIZATION + NETWORK,
+    "security": COMMANDS + FILES + CODE + SQL + HTTP + DESERIALIZATION + NETWORK,
 }
 """Name -> its targets. ``security`` is all the others together."""
 

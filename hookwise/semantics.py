@@ -1,4 +1,4 @@
-"""What a call means, for the calls that have a meaning of their own: an SQL statement.
+"""What a call means, for the calls that have a meaning of their own: an SQL statement, an HTTP request.
 
 A site whose defining target is a database API's execute (``sqlite3:Cursor.execute``)
 has ``site.semantic``: an object that turns the call into the fields a person
@@ -13,12 +13,18 @@ Every built-in output asks this module, so they all say the same:
 - ``end_fields(call, result)``: ``{"rows": N}`` where the driver says how many
   rows the statement changed (``cursor.rowcount`` >= 0), else ``{}``.
 
+An outgoing HTTP request (urllib.request, urllib3 and so requests, httpx):
+``("http", {"method", "url"})`` at the start, the URL's credentials and
+secret-named query parameters redacted, and ``{"status"}`` at the end (or at
+an error that carries one: urllib's ``HTTPError``). A semantic's ``end_key``
+is the name its end fields go under (``sql``, ``response``).
+
 Read them during the callbacks: they look at the cursor as it is then.
 """
 
 from _weakref import ref as _weakref
 
-from .redaction import redact_credentials
+from .redaction import redact_credentials, redact_text
 from .saferepr import safestr
 
 STATEMENT_LIMIT = 4000
@@ -29,6 +35,7 @@ class Sql:
     """An execute-like method of a DB-API cursor or connection: the statement is its first argument."""
 
     name = "sql"
+    end_key = "sql"
 
     def __init__(self, system, statement="sql", parameters="parameters", database_of=None):
         self.system = system  # the OpenTelemetry db.system value: sqlite, postgresql, mysql
@@ -63,6 +70,74 @@ class Sql:
         except Exception:
             return {}
         return {"rows": rows} if type(rows) is int and rows >= 0 else {}
+
+    def error_fields(self, call, exc):
+        return {}
+
+
+class Http:
+    """An outgoing request: ``request_of(call)`` gives (method, url) from the call's arguments."""
+
+    name = "http"
+    end_key = "response"
+
+    def __init__(self, request_of, status_attribute="status"):
+        self.request_of = request_of
+        self.status_attribute = status_attribute
+
+    def start_fields(self, call, render):
+        try:
+            method, url = self.request_of(call)
+        except Exception:
+            method, url = None, None
+        if type(url) is not str:
+            url = None if url is None else safestr(url, STATEMENT_LIMIT)
+        if url is not None and render.redact:
+            url = redact_text(url, render.is_secret)
+        return self.name, {"method": method if type(method) is str else None, "url": url}
+
+    def end_fields(self, call, result):
+        return _status(getattr(result, self.status_attribute, None))
+
+    def error_fields(self, call, exc):
+        return _status(getattr(exc, "code", None))  # urllib.error.HTTPError: the server answered
+
+
+def _status(value):
+    return {"status": value} if type(value) is int else {}
+
+
+def _arguments(call, *names):
+    """The values of the named parameters (positional after self, or keyword), None where absent."""
+    args, kwargs = call.args, call.kwargs
+    return [args[index + 1] if len(args) > index + 1 else kwargs.get(name) for index, name in enumerate(names)]
+
+
+def _urllib_request(call):
+    fullurl, data = _arguments(call, "fullurl", "data")
+    if type(fullurl) is str:
+        return ("POST" if data is not None else "GET"), fullurl
+    # a urllib.request.Request: the standard library's own attributes
+    method = getattr(fullurl, "method", None) or ("POST" if getattr(fullurl, "data", None) is not None else "GET")
+    return method, getattr(fullurl, "full_url", None)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _urllib3_request(call):
+    method, url = _arguments(call, "method", "url")
+    pool = call.args[0]
+    if type(url) is str and url.startswith("/"):  # the pool's own host: the path alone was given
+        scheme, host, port = pool.scheme, pool.host, pool.port
+        netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+        url = f"{scheme}://{netloc}{url}"
+    return method, url
+
+
+def _httpx_request(call):
+    (request,) = _arguments(call, "request")
+    return request.method, str(request.url)
 
 
 def statement_text(statement):
@@ -103,7 +178,15 @@ def _sqlite_database(owner):
 _SQLITE = Sql("sqlite", database_of=_sqlite_database)
 _SQLITE_SCRIPT = Sql("sqlite", statement="sql_script", database_of=_sqlite_database)
 
+_URLLIB = Http(_urllib_request)
+_URLLIB3 = Http(_urllib3_request)
+_HTTPX = Http(_httpx_request, status_attribute="status_code")
+
 ROLES = {
+    "urllib.request:OpenerDirector.open": _URLLIB,
+    "urllib3.connectionpool:HTTPConnectionPool.urlopen": _URLLIB3,
+    "httpx._client:Client.send": _HTTPX,
+    "httpx._client:AsyncClient.send": _HTTPX,
     "sqlite3:Cursor.execute": _SQLITE,
     "sqlite3:Cursor.executemany": _SQLITE,
     "sqlite3:Cursor.executescript": _SQLITE_SCRIPT,
@@ -126,3 +209,12 @@ def start_fields(call, render):
 def end_fields(call, result):
     semantic = call.site.semantic
     return {} if semantic is None else semantic.end_fields(call, result)
+
+
+def error_fields(call, exc):
+    semantic = call.site.semantic
+    return {} if semantic is None else semantic.error_fields(call, exc)
+
+
+END_KEYS = {"sql": "sql", "http": "response"}
+"""A semantic's name -> the key its end fields go under (also for calls read back from a recording)."""

@@ -140,7 +140,7 @@ def live_functions(module):
             for accessor in (value.fget, value.fset, value.fdel):
                 add(accessor, depth + 1)
         elif isinstance(value, type):
-            if id(value) in seen or _class_module(value) != name:
+            if id(value) in seen or not class_defined_in(value, name):
                 return
             seen.add(id(value))
             for member in list(vars(value).values()):
@@ -155,11 +155,18 @@ def live_functions(module):
     return found
 
 
-def _class_module(cls):
+def class_defined_in(cls, module_name):
+    """True when ``cls`` says it comes from ``module_name``, or from a package above it.
+
+    httpx sets ``__module__ = "httpx"`` on the classes ``httpx._client``
+    defines, so that they show under their public name: they are still
+    that module's (its functions' code names its file).
+    """
     try:
-        return vars(cls).get("__module__")
+        declared = vars(cls).get("__module__")
     except TypeError:
-        return None
+        return False
+    return type(declared) is str and (declared == module_name or module_name.startswith(declared + "."))
 
 
 def _instance_dict(value):

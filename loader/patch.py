@@ -223,7 +223,7 @@ def _enumerate(module, names, target):
                 if c_types.serves(c_type) and c_type.__module__ in names:
                     seen.add(id(obj))
                     visit_c_type(c_type)
-                elif _defined_in(obj, home) and not obj.__flags__ & _IMMUTABLE_TYPE:
+                elif codeswap.class_defined_in(obj, home) and not obj.__flags__ & _IMMUTABLE_TYPE:
                     seen.add(id(obj))
                     visit(obj, depth + 1)
                     visit_inherited(obj)
@@ -445,13 +445,6 @@ def _inherited_from_c_type(holder, key):
 
 def _is_dunder(name):
     return name.startswith("__") and name.endswith("__")
-
-
-def _defined_in(cls, module_name):
-    try:
-        return vars(cls).get("__module__") == module_name
-    except TypeError:
-        return False
 
 
 def _canonical_module(obj):

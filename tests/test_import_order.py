@@ -221,6 +221,36 @@ def test_targets_by_the_names_a_package_exposes_report_the_defining_names(order,
     assert [e["target"] for e in read_jsonl(log) if e["event"] == "start"] == ["shop.app:Shop.serve", "shop.api:get"]
 
 
+RENAMED_CLASSES = {  # as httpx does: its classes say __module__ = "httpx", though httpx._client defines them
+    "net/__init__.py": "from ._client import Client\nClient.__module__ = 'net'\n",
+    "net/_client.py": "class Client:\n    async def send(self, path):\n        return 'sent ' + path\n\n"
+                      "    def close(self):\n        return 'closed'\n",
+    "program.py": "import asyncio, net\nclient = net.Client()\nprint(asyncio.run(client.send('/')), client.close())\n",
+}
+
+
+@pytest.mark.parametrize("order", ["imported-after-install", "imported-before-install"])
+@pytest.mark.parametrize("target", ["net._client:Client.send", "net._client:*"])
+def test_a_class_that_names_its_package_as_module_is_rewritten_in_place(order, target, tmp_path):
+    # loaded before the hooks, its coroutine method must be served by the rewrite (a coroutine's
+    # end reports what it returns), not by a wrapper that would report the coroutine object
+    for name, text in RENAMED_CLASSES.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "early.py").write_text("import net\n\nclass Nothing:\n    def end(self, call, result):\n        pass\n")
+    log = tmp_path / "events.jsonl"
+    args = ["--hook", target, "--strict", "--listener", f"jsonl={log}"]
+    if order == "imported-before-install":
+        args += ["--listener", "early:Nothing"]
+    result = run_driver([*args, "program.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "sent / closed\n"
+    events = read_jsonl(log)
+    send = [e for e in events if e["target"] == "net._client:Client.send"]
+    assert [(e["event"], e.get("kind"), e.get("result")) for e in send] == [
+        ("start", "coroutine", None), ("end", None, "'sent /'")]
+
+
 def test_a_wildcard_module_part_matches_defining_modules(tmp_path):
     for name, text in PUBLIC_NAMES.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)

@@ -138,7 +138,7 @@ def test_an_unknown_preset_stops_before_the_program(tmp_path):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        "hookwise: error: unknown preset 'everything' (known presets: commands, files, code, sql, deserialization, "
+        "hookwise: error: unknown preset 'everything' (known presets: commands, files, code, sql, http, deserialization, "
         "network, security)"]
 
 
@@ -190,4 +190,4 @@ def test_a_hook_and_a_preset_together_and_the_default_set_is_the_three_first_pre
     assert [target.text for target in default.targets] == presets.targets_of(("commands", "files", "code"))
     assert {"importlib:import_module", "marshal:loads"} <= {target.text for target in default.targets}
     assert presets.targets_of(("security",)) == presets.targets_of(
-        ("commands", "files", "code", "sql", "deserialization", "network"))
+        ("commands", "files", "code", "sql", "http", "deserialization", "network"))

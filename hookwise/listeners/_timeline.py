@@ -168,7 +168,7 @@ class Timeline:
         if call.call_id in self._running:
             now_ns = _clock_ns() - self.origin_ns
             text = f"{type(exc).__name__}: {self.render.exception_text(exc)}"
-            self._finish(call, now_ns, None, text, exception_type_name(exc))
+            self._finish(call, now_ns, None, text, exception_type_name(exc), semantics.error_fields(call, exc))
 
     def _finish(self, call, now_ns, result, error, exception_type, outcome=None):
         with self._lock:

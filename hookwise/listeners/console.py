@@ -7,6 +7,8 @@ An SQL statement (``hookwise.semantics``) reads as itself:
     hookwise sql #5 SELECT * FROM users WHERE id = ? params=(3,) (sqlite shop.db) [MainThread] from shop.py:12 in find
     hookwise end   #5 sql (41.0 us)
     hookwise end   #6 sql -> 2 rows (63.2 us)
+    hookwise http #7 GET https://api.example.com/v1/users?token=*** [MainThread] from shop.py:20 in sync
+    hookwise end   #7 http -> 200 (31.4 ms)
 
 Arguments still equal to a literal default (``shell=False``, ``bufsize=-1``) are
 left out of the line; the JSONL listener records every argument.
@@ -51,6 +53,9 @@ class ConsoleListener:
         meaning = semantics.start_fields(call, self.render)
         if meaning is not None and meaning[0] == "sql":
             line = f"hookwise sql #{call.call_id} {_sql_line(meaning[1])} [{call.thread_name}]"
+        elif meaning is not None and meaning[0] == "http":
+            fields = meaning[1]
+            line = f"hookwise http #{call.call_id} {fields['method'] or '?'} {fields['url'] or '?'} [{call.thread_name}]"
         else:
             line = f"hookwise start #{call.call_id} {call.target}({self._arguments(call)}) [{call.thread_name}]"
         if call.task is not None:
@@ -70,12 +75,23 @@ class ConsoleListener:
             counted = "" if rows is None else f" -> {rows} row{'' if rows == 1 else 's'}"
             self._write(f"hookwise end   #{call.call_id} sql{counted} ({format_duration(call.duration_ns)})")
             return
+        if semantic is not None and semantic.name == "http":  # the status, not the response object's repr
+            status = semantic.end_fields(call, result).get("status", "?")
+            self._write(f"hookwise end   #{call.call_id} http -> {status} ({format_duration(call.duration_ns)})")
+            return
         self._write(
             f"hookwise end   #{call.call_id} {call.target} -> {self.render.value(result)}"
             f" ({format_duration(call.duration_ns)})"
         )
 
     def error(self, call, exc):
+        semantic = call.site.semantic
+        if semantic is not None and semantic.name == "http":  # an HTTPError says the status the server gave
+            status = semantic.error_fields(call, exc).get("status")
+            answered = "" if status is None else f" -> {status}"
+            self._write(f"hookwise error #{call.call_id} http{answered} !! {type(exc).__name__}: "
+                        f"{self.render.exception_text(exc)} ({format_duration(call.duration_ns)})")
+            return
         self._write(
             f"hookwise error #{call.call_id} {call.target} !! {type(exc).__name__}: {self.render.exception_text(exc)}"
             f" ({format_duration(call.duration_ns)})"

@@ -9,8 +9,9 @@ shape: the first frame outwards that is the application's own code, not the
 standard library, an installed package or hookwise; null when there is none),
 inside an asyncio task ``task``, and for an SQL statement (a DB-API execute:
 ``hookwise.semantics``) ``sql`` ({"system", "database", "statement",
-"params"}; its end adds ``sql`` {"rows"} where the driver counts them); an
-end adds ``duration_ns`` and ``result`` (repr); an error adds ``duration_ns``, ``exception`` (repr) and ``exception_type`` (qualified name).
+"params"}; its end adds ``sql`` {"rows"} where the driver counts them), for
+an outgoing HTTP request ``http`` ({"method", "url"}; its end, or an error
+with a status, adds ``response`` {"status"}); an end adds ``duration_ns`` and ``result`` (repr); an error adds ``duration_ns``, ``exception`` (repr) and ``exception_type`` (qualified name).
 Reprs are bounded and never fail. Each start is followed, some lines later, by
 exactly one end or error with the same ``call_id`` and ``target`` (except calls
 that never finish: a generator abandoned while suspended, a call running in a
@@ -97,17 +98,26 @@ class JsonlListener:
         semantic = call.site.semantic
         if semantic is not None:
             fields = semantic.end_fields(call, result)
-            if fields:  # "sql": {"rows": N}
-                extra = f',{_quote(semantic.name)}:{dumps(fields)}'
+            if fields:  # "sql": {"rows": N}, "response": {"status": 200}
+                extra = f',{_quote(semantic.end_key)}:{dumps(fields)}'
         self._write(
             f'{{"event":"end",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
             f'"result":{_quote(self.render.value(result))}{extra}}}\n'
         )
 
     def error(self, call, exc):
+        self._write_error(call, exc, self.render.value(exc), exception_type_name(exc))
+
+    def _write_error(self, call, exc, shown, type_name):
+        extra = ""
+        semantic = call.site.semantic
+        if semantic is not None:
+            fields = semantic.error_fields(call, exc)
+            if fields:  # "response": {"status": 404} of an HTTPError
+                extra = f',{_quote(semantic.end_key)}:{dumps(fields)}'
         self._write(
             f'{{"event":"error",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
-            f'"exception":{_quote(self.render.value(exc))},"exception_type":{_quote(exception_type_name(exc))}}}\n'
+            f'"exception":{_quote(shown)},"exception_type":{_quote(type_name)}{extra}}}\n'
         )
 
     def _common(self, call, ts_ns):

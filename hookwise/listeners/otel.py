@@ -10,7 +10,9 @@ goes through ``settings.render``: secrets are redacted, reprs are bounded.
 An SQL statement (``hookwise.semantics``) is a CLIENT span with the semantic
 conventions' ``db.system``, ``db.namespace`` and ``db.query.text`` (its
 parameters as ``hookwise.db.query.parameters``) and, where the driver counts
-them, ``db.response.affected_rows``.
+them, ``db.response.affected_rows``; an outgoing HTTP request is a CLIENT span
+with ``http.request.method``, ``url.full`` (redacted), ``server.address``,
+``server.port`` and ``http.response.status_code``.
 
 Where spans go is read from the standard environment: ``OTEL_TRACES_EXPORTER``
 (``otlp``, the default, as OTLP over HTTP/protobuf; ``console``; ``none``; a
@@ -209,7 +211,7 @@ class OtelListener:
             return
         attributes = self._start_attributes(call)
         span = self._tracer.start_span(
-            call.target, context=parent, kind=self._client if "db.system" in attributes else self._internal,
+            call.target, context=parent, kind=self._kind_for(attributes),
             attributes=attributes, start_time=call.start_ns,
         )
         token = None
@@ -226,9 +228,7 @@ class OtelListener:
             if token is not None:
                 self._detach(token)
             span.set_attribute("hookwise.result", self.render.value(result))
-            rows = semantics.end_fields(call, result).get("rows")
-            if rows is not None:
-                span.set_attribute("db.response.affected_rows", rows)
+            span.set_attributes(self._outcome_attributes(semantics.end_fields(call, result)))
         finally:
             span.end(end_time=call.end_ns)
 
@@ -242,6 +242,7 @@ class OtelListener:
                 self._detach(token)
             message = self.render.exception_text(exc)
             self._record_exception(span, exc, message, call.end_ns)
+            span.set_attributes(self._outcome_attributes(semantics.error_fields(call, exc)))  # an HTTPError's status
             span.set_status(self._status(self._status_error, f"{type(exc).__name__}: {message}"))
         finally:
             span.end(end_time=call.end_ns)
@@ -265,6 +266,20 @@ class OtelListener:
         self._worker_ids = {thread.ident for thread in threading.enumerate() if thread.ident != current}
 
     # -- helpers --------------------------------------------------------------
+    def _kind_for(self, attributes):
+        """CLIENT for a database call or an outgoing request, as the semantic conventions have them."""
+        return self._client if "db.system" in attributes or "url.full" in attributes else self._internal
+
+    @staticmethod
+    def _outcome_attributes(outcome):
+        """The semantic conventions' attributes of an end's (or an error's) fields: rows, status."""
+        attributes = {}
+        if "rows" in outcome:
+            attributes["db.response.affected_rows"] = outcome["rows"]
+        if "status" in outcome:
+            attributes["http.response.status_code"] = outcome["status"]
+        return attributes
+
     def _start_attributes(self, call):
         attributes = {
             "code.function": call.qualname,
@@ -307,6 +322,13 @@ class OtelListener:
                 attributes["db.namespace"] = fields["database"]
             if fields["params"] is not None:
                 attributes["hookwise.db.query.parameters"] = fields["params"]
+        elif meaning is not None and meaning[0] == "http":  # an outgoing request: the HTTP client conventions
+            fields = meaning[1]
+            if fields["method"] is not None:
+                attributes["http.request.method"] = fields["method"]
+            if fields["url"] is not None:
+                attributes["url.full"] = fields["url"]
+                attributes.update(_server_of(fields["url"]))
         return attributes
 
     def _record_exception(self, span, exc, message, timestamp):
@@ -340,3 +362,18 @@ class OtelListener:
             # in (closed by a finalizer, driven by hand): that context is not
             # ours to change, and the SDK's detach would log an error about it.
             pass
+
+
+def _server_of(url):
+    """``server.address`` and ``server.port`` of a URL, read by hand (no urllib.parse: it may be hooked)."""
+    scheme, _, rest = url.partition("://")
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    host, colon, port = netloc.rpartition(":")
+    if not colon or host.startswith("[") and not host.endswith("]"):  # no port, or an IPv6 literal alone
+        host, port = netloc, ""
+    found = {"server.address": host.strip("[]")} if host else {}
+    if port.isdigit():
+        found["server.port"] = int(port)
+    elif scheme in ("http", "https"):
+        found["server.port"] = 80 if scheme == "http" else 443
+    return found

@@ -50,7 +50,8 @@ of the chunk, the first from base_ts)::
                 meaning:u [fields]   (what the call means, hookwise.semantics: 0 nothing, else
                                       the name's string id + 1, as "sql", then its fields)
     END     6   dt call_id:u result:v fields   (the outcome's fields: {"rows": N}, or none)
-    ERROR   7   dt call_id:u type:u repr:str text:str   (type: the qualified exception type name's string id)
+    ERROR   7   dt call_id:u type:u repr:str text:str fields   (type: the qualified exception type name's
+                                                           string id; fields: an HTTP error's status)
 
 Fields: ``n:u`` then ``n`` times ``key:u value:v`` (key: a string id; value:
 None, an int or a str, stored whole: a statement has its own bound).

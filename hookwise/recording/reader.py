@@ -18,6 +18,7 @@ import os
 
 from ..call import Caller, args_of, arguments_of, changed_arguments_of, kwargs_of
 from ..saferepr import Shown
+from ..semantics import END_KEYS
 from . import format as fmt
 
 
@@ -34,6 +35,7 @@ class Replayed:
 
     def __init__(self, name):
         self.name = name
+        self.end_key = END_KEYS.get(name, name)
 
     def start_fields(self, call, render):
         return self.name, call.recorded_meaning
@@ -43,6 +45,8 @@ class Replayed:
             return call.recorded_outcome
         except AttributeError:  # not ended (yet)
             return {}
+
+    error_fields = end_fields
 
     def bind_arguments(self, args, kwargs):
         named = {f"arg{index}": value for index, value in enumerate(args)}
@@ -235,6 +239,7 @@ def read(paths):
                 type_id, pos = fmt.get_u(data, pos)
                 shown, pos = fmt.get_text(data, pos)
                 text, pos = fmt.get_text(data, pos)
+                outcome, pos = fmt.get_fields(data, pos, recording.strings)
             if call is not None:  # a ring recording may have lost the start
                 call.duration_ns = ts - call.perf_ns
                 if tag == fmt.END:
@@ -244,6 +249,7 @@ def read(paths):
                 else:
                     error = RecordedError(recording.strings[type_id], shown, text)
                     call.exception = error
+                    call.recorded_outcome = outcome
                     yield "error", call, error
         _push(heap, recording, number, stream, pos)
     for call in open_calls.values():

@@ -306,6 +306,7 @@ class RecordWriter:
         fmt.put_u(record, self._string(exception_type_name(exc)))
         fmt.put_text(record, render.value(exc))
         fmt.put_text(record, render.exception_text(exc))
+        fmt.put_fields(record, semantics.error_fields(call, exc), self._string)
         self._event(_originals.get_ident(), call.perf_ns + call.duration_ns, record)
 
     # -- processes and exit ---------------------------------------------------
