@@ -338,7 +338,7 @@ def _wrap_all(items, registry, undo):
         module = _canonical_module(obj) if not isinstance(obj, FunctionType) else obj.__module__
         qualname = getattr(obj, "__qualname__", None) or items[0].qualname
         names = (module,) + tuple(item.target.module for item in items if item.target.module != module)
-        kind = BUILTIN if not isinstance(obj, FunctionType) else "function"
+        kind = BUILTIN if not isinstance(obj, FunctionType) else wrappers.function_kind(obj)
         site = registry.new_site(names, qualname, kind, None, original=obj, extra_targets=[item.target for item in items])
         # the default set's own filter; any other target of this callable wants every call
         skip = stdlib_internals.filter_for(obj) if all(item.target.hide_stdlib_internals for item in items) else None

@@ -76,6 +76,8 @@ def make_wrapper(site, original, adjust=None, skip=None):
     the program passed). ``skip(caller_globals, first_argument)``, when given,
     is true for calls that are not reported at all (``hookwise.stdlib_internals``).
     """
+    if site.kind in _SUSPENDING:
+        return _suspending_wrapper(site, original)
     if accel.ACTIVE:
         wrapper = accel.speedups.Wrapper(site, original, skip)
         site.code = None  # the call record keeps the caller's frame instead
@@ -89,6 +91,87 @@ def make_wrapper(site, original, adjust=None, skip=None):
     wrapper.__hookwise_original__ = original
     _copy_metadata(wrapper, original)
     return wrapper
+
+
+# -- generator and coroutine functions ---------------------------------------------
+# A Python generator or coroutine function without source (a module installed as
+# .pyc only) returns its generator or coroutine at once: a plain wrapper would end
+# the call there and report that object. These wrappers are a generator and a
+# coroutine themselves, so that the call starts when it first runs and ends with
+# what it returns, as a rewritten one does (async generators: see the README).
+
+_CO_GENERATOR, _CO_COROUTINE = 0x20, 0x80
+
+
+def function_kind(function):
+    """'generator', 'coroutine' or 'function': how a wrapped Python function runs."""
+    flags = function.__code__.co_flags
+    if flags & _CO_COROUTINE:
+        return "coroutine"
+    if flags & _CO_GENERATOR:
+        return "generator"
+    return "function"
+
+
+def _generator_wrapper(site, original):
+    def wrapper(*args, **kwargs):
+        call = site.start(args, kwargs) if site.on else None
+        try:
+            result = yield from original(*args, **kwargs)
+        except BaseException as exc:
+            if call is not None:
+                site.error(call)  # GeneratorExit ends it normally
+            _hide_frame_of(_GENERATOR_WRAPPER_CODE)
+            if _BARE_RAISE_RESTORES_TRACEBACK:
+                raise exc  # as in _python_wrapper
+            raise
+        if call is not None:
+            site.end(call, result)
+        return result
+
+    return wrapper
+
+
+def _coroutine_wrapper(site, original):
+    async def wrapper(*args, **kwargs):
+        call = site.start(args, kwargs) if site.on else None
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as exc:
+            if call is not None:
+                site.error(call)
+            _hide_frame_of(_COROUTINE_WRAPPER_CODE)
+            if _BARE_RAISE_RESTORES_TRACEBACK:
+                raise exc  # as in _python_wrapper
+            raise
+        if call is not None:
+            site.end(call, result)
+        return result
+
+    return wrapper
+
+
+_GENERATOR_WRAPPER_CODE = _generator_wrapper(None, None).__code__
+_COROUTINE_WRAPPER_CODE = _coroutine_wrapper(None, None).__code__
+_SUSPENDING = {"generator": (_generator_wrapper, _GENERATOR_WRAPPER_CODE),
+               "coroutine": (_coroutine_wrapper, _COROUTINE_WRAPPER_CODE)}
+
+
+def _suspending_wrapper(site, original):
+    make, code = _SUSPENDING[site.kind]
+    wrapper = make(site, original)
+    site.code = code  # its frame is the call's: the caller is the frame that drives it
+    wrapper.__hookwise_site__ = site
+    wrapper.__hookwise_original__ = original
+    _copy_metadata(wrapper, original)
+    return wrapper
+
+
+def _hide_frame_of(code):
+    exc = _exc_info()[1]
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code is code:
+        exc.__traceback__ = tb.tb_next
 
 
 def _standing_for_a_builtin(function, original):

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from helpers import read_jsonl, run_driver
+from helpers import read_jsonl, run_driver, run_python
 
 PROGRAM = """\
 import hashlib, json, os.path, pickle, sqlite3, zlib
@@ -259,3 +259,52 @@ def test_a_wildcard_module_part_matches_defining_modules(tmp_path):
     result = run_driver(["--hook", "shop.*:*", "--listener", f"jsonl={log}", "program.py"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [e["target"] for e in read_jsonl(log) if e["event"] == "start"] == ["shop.app:Shop.serve", "shop.api:get"]
+
+
+WITHOUT_SOURCE = {  # compiled to .pyc only, as some installs ship: wrapped, since nothing can be rewritten
+    "amod.py": "async def send(x):\n    return x * 2\n\n\nasync def fail():\n    raise ValueError('no')\n",
+    "gmod.py": "def gen(n):\n    x = yield n\n    yield x + 1\n    return 'done'\n",
+}
+WITHOUT_SOURCE_PROGRAM = """\
+import asyncio, amod, gmod
+print(asyncio.run(amod.send(2)))
+g = gmod.gen(3)
+print(next(g), g.send(10))
+try:
+    next(g)
+except StopIteration as stop:
+    print("stop", stop.value)
+async def boom():
+    return await amod.fail()
+asyncio.run(boom())
+"""
+
+
+@pytest.mark.parametrize("order", ["imported-after-install", "imported-before-install"])
+def test_generator_and_coroutine_functions_without_source_report_what_they_return(tmp_path, order):
+    import py_compile
+    import sys
+
+    for name, text in WITHOUT_SOURCE.items():
+        (tmp_path / name).write_text(text)
+        py_compile.compile(str(tmp_path / name), cfile=str(tmp_path / (name + "c")))
+        (tmp_path / name).unlink()
+    (tmp_path / "program.py").write_text(WITHOUT_SOURCE_PROGRAM)
+    (tmp_path / "early.py").write_text("import amod, gmod\n\nclass Nothing:\n    def end(self, call, result):\n        pass\n")
+    log = tmp_path / "events.jsonl"
+    args = ["--hook", "amod:*", "--hook", "gmod:gen", "--listener", f"jsonl={log}"]
+    if order == "imported-before-install":
+        args += ["--listener", "early:Nothing"]
+    plain = run_python(["program.py"], cwd=tmp_path)
+    result = run_driver([*args, "program.py"], cwd=tmp_path)
+    assert result.returncode == plain.returncode == 1
+    assert result.stdout == plain.stdout == "4\n3 11\nstop done\n"
+    if sys.version_info >= (3, 11):  # 3.10's bare raise keeps the wrapper's frame (README, known limits)
+        assert result.stderr == plain.stderr
+    else:
+        assert result.stderr.splitlines()[-1] == plain.stderr.splitlines()[-1] == "ValueError: no"
+    events = read_jsonl(log)
+    outcomes = {event["call_id"]: event for event in events if event["event"] != "start"}
+    assert [(e["target"], e["kind"], outcomes[e["call_id"]].get("result", outcomes[e["call_id"]].get("exception")))
+            for e in events if e["event"] == "start"] == [
+        ("amod:send", "coroutine", "4"), ("gmod:gen", "generator", "'done'"), ("amod:fail", "coroutine", "ValueError('no')")]
