@@ -242,10 +242,12 @@ def _enumerate(module, names, target):
                     results.append(_Found(value.__qualname__, value, c_type, key, "c_type", target))
 
     def visit_inherited(cls):
-        # from an extension's C type (socket.socket's _socket.socket), not from int or str:
-        # an IntEnum of the module does not get int.bit_length wrapped by "module:*"
+        # from the module's own C companion only (socket.socket's _socket.socket): not int's or
+        # str's methods (an IntEnum's bit_length), nor those of another package's C types that a
+        # class happens to extend (collections.deque's append on a subclass of it)
         own = _namespace(cls)
-        keys = {key for base in cls.__mro__[1:] if base.__flags__ & _IMMUTABLE_TYPE and base.__module__ != "builtins"
+        companions = (home, "_" + home.rpartition(".")[2], "_" + home)
+        keys = {key for base in cls.__mro__[1:] if base.__flags__ & _IMMUTABLE_TYPE and base.__module__ in companions
                 for key in _namespace(base)}
         for key in sorted(keys):
             if key in own or _is_dunder(key):

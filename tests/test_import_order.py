@@ -170,15 +170,24 @@ def test_a_wildcard_reaches_the_methods_of_c_types(tmp_path, order):
 
 
 def test_a_wildcard_leaves_what_a_class_inherits_from_builtin_types(tmp_path):
-    # socket.AddressFamily is an IntEnum: int's C methods are not the module's to hook
+    # socket.AddressFamily is an IntEnum: int's C methods are not the module's to hook; nor are
+    # collections.deque's for a class of the program that extends it
+    (tmp_path / "queues.py").write_text("import collections\n\nclass Line(collections.deque):\n"
+                                        "    def first(self):\n        return self[0]\n")
     (tmp_path / "program.py").write_text(
-        "import socket\nprint(sorted(set(vars(socket.AddressFamily)) & {'bit_length', 'to_bytes', 'conjugate'}),"
-        " type(vars(socket.socket).get('connect')).__name__)\n")
+        "import socket, queues\nprint(sorted(set(vars(socket.AddressFamily)) & {'bit_length', 'to_bytes', 'conjugate'}),"
+        " sorted(set(vars(queues.Line)) & {'append', 'popleft'}),"
+        " type(vars(socket.socket).get('connect')).__name__)\n"
+        "line = queues.Line([1]); line.append(2); print(line.first())\n")
     log = tmp_path / "events.jsonl"
-    result = run_driver(["--hook", "socket:*", "--listener", f"jsonl={log}", "program.py"], cwd=tmp_path)
+    result = run_driver(["--hook", "socket:*", "--hook", "queues:*", "--listener", f"jsonl={log}", "program.py"],
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[0] == "[]", result.stdout  # unhooked, nothing was set on the enum
-    assert result.stdout.split()[1] != "NoneType"  # while socket.socket.connect is served on the subclass
+    first, second = result.stdout.splitlines()
+    assert first.split()[:2] == ["[]", "[]"], result.stdout  # nothing was set on the enum or on Line
+    assert first.split()[2] != "NoneType"  # while socket.socket.connect is served on the subclass
+    assert second == "1"
+    assert [e["target"] for e in read_jsonl(log) if e["event"] == "start"] == ["queues:Line.first"]
 
 
 def test_a_wildcard_over_a_whole_c_module_wraps_the_connect_stand_in(tmp_path):
