@@ -137,7 +137,10 @@ def app_caller_of(call):
     (a query run by SQLAlchemy names the program's line that asked for it).
     None when every frame is library code (``python -m http.server``).
     """
-    frame = _caller_frame(call)
+    caller = call.caller  # read once and kept: most calls come from the application itself
+    if caller is None or not is_library_file(caller.file):
+        return caller
+    frame = _caller_frame(call).f_back
     while frame is not None and is_library_file(frame.f_code.co_filename):
         frame = frame.f_back
     return None if frame is None else _caller_at(frame)

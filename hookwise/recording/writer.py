@@ -29,6 +29,7 @@ from . import format as fmt
 _FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _ftruncate = os.ftruncate
 _pwrite = os.pwrite
+_TEXT = (str, bytes, tuple)  # what redaction by content may change (a tuple of them)
 
 
 class _Chunk:
@@ -206,7 +207,7 @@ class RecordWriter:
         render = self.render
         if name is not None and render.is_secret(name):
             out.append(fmt.V_REDACTED)
-        elif fmt.is_plain(value, render.repr_limit) and not render.redacts_content(value):
+        elif fmt.is_plain(value, render.repr_limit) and not (type(value) in _TEXT and render.redacts_content(value)):
             fmt.put_plain(out, value)
         else:
             fmt.put_shown(out, render.value(value))
@@ -255,7 +256,7 @@ class RecordWriter:
         app_caller = call.app_caller
         if app_caller is None:
             record.append(0)
-        elif app_caller == caller:
+        elif app_caller is caller or app_caller == caller:
             record.append(1)
         else:
             fmt.put_u(record, self._string(str(app_caller.file)) + 2)
