@@ -54,6 +54,11 @@ SQL = (
     "sqlite3:Cursor.execute",
     "sqlite3:Cursor.executemany",
     "sqlite3:Cursor.executescript",
+    # psycopg 3: conn.execute(...) runs a cursor's execute too
+    "psycopg.cursor:Cursor.execute",
+    "psycopg.cursor:Cursor.executemany",
+    "psycopg.cursor_async:AsyncCursor.execute",
+    "psycopg.cursor_async:AsyncCursor.executemany",
 )
 
 # one event per request: urllib3 is what requests sends through, and http.client

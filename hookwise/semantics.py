@@ -46,12 +46,8 @@ class Sql:
     def start_fields(self, call, render):
         args, kwargs = call.args, call.kwargs
         statement = args[1] if len(args) > 1 else kwargs.get(self.statement)
-        if len(args) > 2:
-            params = render.value(args[2])
-        elif self.parameters in kwargs:
-            params = render.value(kwargs[self.parameters])
-        else:
-            params = None
+        given = args[2] if len(args) > 2 else kwargs.get(self.parameters)
+        params = None if given is None else render.value(given)  # None: a default filled in, or no parameters
         database = None
         if args and self.database_of is not None:
             try:
@@ -66,7 +62,9 @@ class Sql:
 
     def end_fields(self, call, result):
         try:
-            rows = result.rowcount  # execute and its kin return the cursor, on connections too
+            # execute and its kin return the cursor (sqlite3's connections too); psycopg's executemany
+            # returns None, and its cursor is the call's first argument
+            rows = (result if result is not None else call.args[0]).rowcount
         except Exception:
             return {}
         return {"rows": rows} if type(rows) is int and rows >= 0 else {}
@@ -175,7 +173,13 @@ def _sqlite_database(owner):
 
 
 # -- which targets mean what ---------------------------------------------------------
+def _psycopg_database(cursor):
+    return cursor.connection.info.dbname  # what libpq says the connection is to
+
+
 _SQLITE = Sql("sqlite", database_of=_sqlite_database)
+_PSYCOPG = Sql("postgresql", statement="query", parameters="params", database_of=_psycopg_database)
+_PSYCOPG_MANY = Sql("postgresql", statement="query", parameters="params_seq", database_of=_psycopg_database)
 _SQLITE_SCRIPT = Sql("sqlite", statement="sql_script", database_of=_sqlite_database)
 
 _URLLIB = Http(_urllib_request)
@@ -193,6 +197,10 @@ ROLES = {
     "sqlite3:Connection.execute": _SQLITE,
     "sqlite3:Connection.executemany": _SQLITE,
     "sqlite3:Connection.executescript": _SQLITE_SCRIPT,
+    "psycopg.cursor:Cursor.execute": _PSYCOPG,
+    "psycopg.cursor:Cursor.executemany": _PSYCOPG_MANY,
+    "psycopg.cursor_async:AsyncCursor.execute": _PSYCOPG,
+    "psycopg.cursor_async:AsyncCursor.executemany": _PSYCOPG_MANY,
 }
 
 

@@ -13,14 +13,16 @@ finding none at all is a failure. The exit status is non-zero when any run
 fails.
 
 Before that, what the tests need from outside Python: Debian's chromium (the
-html report is checked in a real headless browser) is installed with apt-get
-when it is missing and this runs as root. After the suites, the quick subset of
+html report is checked in a real headless browser) and postgresql (the sql
+preset's tests start a server of their own) are installed with apt-get when
+they are missing and this runs as root. After the suites, the quick subset of
 the fidelity corpus runs (``tests/corpus.py --quick``: a few stdlib suites and
 one package, plainly and fully hooked); ``--no-corpus`` skips it.
 
 Set HOOKWISE_PYTHONS=3.11,3.12 to pick versions.
 """
 
+import glob
 import hashlib
 import os
 import shutil
@@ -146,13 +148,18 @@ def run_suite(version, interpreter, pytest_args):
     return version, ok, " | ".join(summaries), log_path, time.monotonic() - began
 
 
-def ensure_chromium():
-    """Install Debian's chromium for the browser tests when it is missing and we may."""
-    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+def ensure_system_packages():
+    """Install Debian's chromium (the html report's browser tests) and postgresql (the sql preset's
+    server) when they are missing and we may."""
+    missing = [package for package, present in (
+        ("chromium", shutil.which("chromium")),
+        ("postgresql", glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+    ) if not present]
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
-    print("installing Debian's chromium for the html report's browser tests ...", flush=True)
+    print(f"installing Debian's {' and '.join(missing)} for the tests ...", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
         subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -161,7 +168,7 @@ def main():
     run_corpus = "--no-corpus" not in arguments
     arguments = [argument for argument in arguments if argument != "--no-corpus"]
     pytest_args = arguments or ["-q", "-p", "no:cacheprovider"]
-    ensure_chromium()
+    ensure_system_packages()
     interpreters = find_interpreters()
     for version in SUPPORTED:
         if version not in interpreters:
