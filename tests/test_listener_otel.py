@@ -543,9 +543,8 @@ def test_the_exporters_own_calls_never_become_spans(monkeypatch):
     assert {span["name"] for span in spans} == {"hooked:work"}
     assert 3 <= exporter.exports < FeedbackExporter.LIMIT
     assert threading.current_thread().name not in exporter.threads
-    # the exporter's calls were hooked, and reported to the other listener as ordinary calls
-    encodes = [event for event in recorder.events if event[1] == "encode"]
-    assert len(encodes) == 2 * exporter.exports
+    # the exporter's calls are hookwise's own work: no other listener hears them either
+    assert [event for event in recorder.events if event[1] == "encode"] == []
 
 
 def test_a_flush_asked_for_by_a_program_thread_makes_no_spans_of_the_exporters_calls(monkeypatch):
@@ -1122,3 +1121,16 @@ def test_a_python_child_process_exports_its_own_spans(tmp_path, receiver):
     assert child["attributes"]["hookwise.result"] == "2"
     assert {child["resource"]["service.name"], parent["resource"]["service.name"]} == {"jobs"}
     assert child["parent_id"] is None  # another process: its own trace (no context crosses exec)
+
+
+def test_the_exporters_own_requests_are_no_event_of_any_listener(tmp_path, receiver):
+    # with urllib3 and json hooked, the OTLP exporter's own requests (its batch thread, and the
+    # last batch sent at exit from the main thread) must not reach jsonl: they are hookwise's work
+    (tmp_path / "app.py").write_text("import json\nfor i in range(3):\n    json.dumps(i)\n")
+    env = otel_env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="1")
+    result = run_driver(["--preset", "http", "--hook", "json:*", "--listener", "otel", "--listener", "jsonl=e.jsonl",
+                         "app.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert receiver.requests, "nothing was exported"
+    starts = [event for event in read_jsonl(tmp_path / "e.jsonl") if event["event"] == "start"]
+    assert [(event["target"], event["args"]) for event in starts] == [("json:dumps", [str(i)]) for i in range(3)]

@@ -61,7 +61,7 @@ was attached, or show a value that did not go through ``settings.render``.
 import os
 from _thread import get_ident
 
-from .. import semantics
+from .. import _state, semantics
 from ..render import Render, exception_type_name
 from . import ListenerSpecError, refuse_arg
 
@@ -197,7 +197,7 @@ class OtelListener:
         )
         before = {thread.ident for thread in threading.enumerate()}
         for exporter in exporters:
-            self._provider.add_span_processor(BatchSpanProcessor(exporter))
+            self._provider.add_span_processor(BatchSpanProcessor(_QuietExporter(exporter)))
         # Each BatchSpanProcessor starts its worker thread in its constructor.
         self._worker_ids.update(thread.ident for thread in threading.enumerate() if thread.ident not in before)
         self._tracer = self._provider.get_tracer("hookwise", __version__)
@@ -252,7 +252,8 @@ class OtelListener:
         if self._closed:
             return
         self._closed = True
-        self._provider.shutdown()
+        with _state.quiet():  # the last batch goes out from this thread: hookwise's work, not the program's
+            self._provider.shutdown()
 
     def after_fork_in_child(self):
         """The child did not see its parent's starts: it must not end (and export again) those spans."""
@@ -362,6 +363,26 @@ class OtelListener:
             # in (closed by a finalizer, driven by hand): that context is not
             # ours to change, and the SDK's detach would log an error about it.
             pass
+
+
+class _QuietExporter:
+    """An exporter whose work is hookwise's own: the calls it makes (urllib3's requests under
+    ``--preset http``, ``json``) are events of no listener, in the batch thread or at exit."""
+
+    def __init__(self, exporter):
+        self._exporter = exporter
+
+    def export(self, spans):
+        with _state.quiet():
+            return self._exporter.export(spans)
+
+    def shutdown(self, *args, **kwargs):
+        with _state.quiet():
+            return self._exporter.shutdown(*args, **kwargs)
+
+    def force_flush(self, *args, **kwargs):
+        with _state.quiet():
+            return self._exporter.force_flush(*args, **kwargs)
 
 
 def _server_of(url):
