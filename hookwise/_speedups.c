@@ -51,9 +51,8 @@ static PyObject *helper_args = NULL;      /* hookwise.call helpers, each f(call)
 static PyObject *helper_kwargs = NULL;
 static PyObject *helper_arguments = NULL;
 static PyObject *helper_changed = NULL;
-static PyObject *helper_caller = NULL;
+static PyObject *helper_callers = NULL; /* call -> (caller, app_caller): one look at the frames */
 static PyObject *helper_task = NULL;
-static PyObject *helper_app_caller = NULL;
 static PyObject *helper_thread_name = NULL; /* f(thread_id) */
 static PyObject *quiet_globals = NULL;    /* tuple of globals dicts of the import system */
 
@@ -540,9 +539,36 @@ call_cached_moment(CallObject *self, PyObject **slot, PyObject *helper, const ch
     return *slot;
 }
 
-static PyObject *call_get_caller(CallObject *self, void *c) { return call_cached_moment(self, &self->caller, helper_caller, "caller"); }
+/* caller and app_caller come from the same frames: both are read at once, and kept */
+static PyObject *
+call_cached_callers(CallObject *self, PyObject **slot, const char *name)
+{
+    if (*slot == NULL) {
+        if (tls_busy != (PyObject *)self) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "Call.%s is only known while a listener handles the call: read it in "
+                         "start(), end() or error() (once read, it is kept)", name);
+            return NULL;
+        }
+        PyObject *both = call_helper(helper_callers, self);
+        if (both == NULL) {
+            return NULL;
+        }
+        if (!PyTuple_Check(both) || PyTuple_GET_SIZE(both) != 2) {
+            Py_DECREF(both);
+            PyErr_SetString(PyExc_TypeError, "the callers helper must return (caller, app_caller)");
+            return NULL;
+        }
+        Py_XSETREF(self->caller, Py_NewRef(PyTuple_GET_ITEM(both, 0)));
+        Py_XSETREF(self->app_caller, Py_NewRef(PyTuple_GET_ITEM(both, 1)));
+        Py_DECREF(both);
+    }
+    return Py_NewRef(*slot);
+}
+
+static PyObject *call_get_caller(CallObject *self, void *c) { return call_cached_callers(self, &self->caller, "caller"); }
 static PyObject *call_get_task(CallObject *self, void *c) { return call_cached_moment(self, &self->task, helper_task, "task"); }
-static PyObject *call_get_app_caller(CallObject *self, void *c) { return call_cached_moment(self, &self->app_caller, helper_app_caller, "app_caller"); }
+static PyObject *call_get_app_caller(CallObject *self, void *c) { return call_cached_callers(self, &self->app_caller, "app_caller"); }
 
 static PyObject *
 call_get_thread_name(CallObject *self, void *c)
@@ -1270,9 +1296,8 @@ configure(PyObject *module, PyObject *args, PyObject *kwds)
     keep(&helper_kwargs, kwds, "kwargs");
     keep(&helper_arguments, kwds, "arguments");
     keep(&helper_changed, kwds, "changed_arguments");
-    keep(&helper_caller, kwds, "caller");
+    keep(&helper_callers, kwds, "callers");
     keep(&helper_task, kwds, "task");
-    keep(&helper_app_caller, kwds, "app_caller");
     keep(&helper_thread_name, kwds, "thread_name");
     keep(&quiet_globals, kwds, "quiet_globals");
     PyObject *pid = PyDict_GetItemString(kwds, "pid");

@@ -92,7 +92,7 @@ class AuditSite(Site):
     __slots__ = ()
 
     def hooked_frame(self, frame):
-        """The frame just inside the event's caller (``caller_of`` reports the next one out)."""
+        """The frame just inside the event's caller (``callers_of`` reports the next one out)."""
         target = _callers.get(_get_ident())
         if target is None:
             return None
@@ -240,5 +240,5 @@ def _site_for_count(event, count):
 def _make_site(event, count, matching):
     params = (names_for(event, count), 0, None, (), None)
     site = AuditSite(MODULE, event, KIND, params)
-    site.code = _HOOK_CODE  # not None: caller_of asks hooked_frame (see AuditSite)
+    site.code = _HOOK_CODE  # not None: callers_of asks hooked_frame (see AuditSite)
     return REGISTRY.add_site(site, matching)

@@ -123,27 +123,37 @@ def changed_arguments_of(call):
     return arguments
 
 
-def caller_of(call):
-    """Caller(file, line, function) of the code that made ``call``; read during its callbacks."""
-    frame = _caller_frame(call)
-    return None if frame is None else _caller_at(frame)
+def callers_of(call):
+    """(caller, app_caller) of ``call``, from one look at the frames; read during its callbacks.
 
-
-def app_caller_of(call):
-    """Caller of the first frame, from the caller outwards, that is the application's own code.
-
-    Not the standard library, not an installed package (site-packages,
-    dist-packages), not hookwise: the line of the program that led to the call
-    (a query run by SQLAlchemy names the program's line that asked for it).
-    None when every frame is library code (``python -m http.server``).
+    ``caller``: Caller(file, line, function) of the code that made the call.
+    ``app_caller``: the same for the first frame, from the caller outwards, that
+    is the application's own code: not the standard library, not an installed
+    package (site-packages, dist-packages), not hookwise. The line of the
+    program that led to the call (a query run by SQLAlchemy names the
+    program's line that asked for it); the caller itself when the program made
+    the call (the common case: one lookup); None when every frame is library
+    code (``python -m http.server``).
     """
-    caller = call.caller  # read once and kept: most calls come from the application itself
-    if caller is None or not is_library_file(caller.file):
-        return caller
-    frame = _caller_frame(call).f_back
-    while frame is not None and is_library_file(frame.f_code.co_filename):
+    frame = _caller_frame(call)
+    if frame is None:
+        return None, None
+    caller = _caller_at(frame)
+    library = _library_files.get(caller[0])
+    if library is None:
+        library = is_library_file(caller[0])
+    if not library:
+        return caller, caller
+    frame = frame.f_back
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        library = _library_files.get(filename)
+        if library is None:
+            library = is_library_file(filename)
+        if not library:
+            return caller, _caller_at(frame)
         frame = frame.f_back
-    return None if frame is None else _caller_at(frame)
+    return caller, None
 
 
 def _caller_frame(call):
@@ -244,16 +254,16 @@ class PurePythonCall:
         if self._caller is _MISSING:
             if _state.busy_here() is not self:
                 raise RuntimeError(_too_late("caller"))
-            self._caller = caller_of(self)
+            self._caller, self._app_caller = callers_of(self)
         return self._caller
 
     @property
     def app_caller(self):
-        """``Caller`` of the application's own line that led to the call (see ``app_caller_of``), or None."""
+        """``Caller`` of the application's own line that led to the call (see ``callers_of``), or None."""
         if self._app_caller is _MISSING:
             if _state.busy_here() is not self:
                 raise RuntimeError(_too_late("app_caller"))
-            self._app_caller = app_caller_of(self)
+            self._caller, self._app_caller = callers_of(self)
         return self._app_caller
 
     @property

@@ -24,7 +24,7 @@ import itertools
 import types
 
 from . import _originals, _state, accel, report, semantics
-from .call import app_caller_of, args_of, arguments_of, caller_of, changed_arguments_of, kwargs_of, new_pure_call, task_of
+from .call import args_of, arguments_of, callers_of, changed_arguments_of, kwargs_of, new_pure_call, task_of
 from .listener import Blocked, Listener
 
 BUILTIN = "builtin"
@@ -336,8 +336,7 @@ if accel.ACTIVE:
         kwargs=kwargs_of,
         arguments=arguments_of,
         changed_arguments=changed_arguments_of,
-        caller=caller_of,
-        app_caller=app_caller_of,
+        callers=callers_of,
         task=task_of,
         thread_name=_state.thread_name,
         pid=_state.pid,
