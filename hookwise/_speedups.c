@@ -519,14 +519,23 @@ static PyObject *call_get_changed(CallObject *self, void *c) { return call_helpe
 /* caller and task: computed while the call is being reported, cached after.
    Read first after that moment, they are unknown: an error says so, rather
    than a None that reads as "no caller" (call.py says the same in Python). */
+static int
+moment_passed(CallObject *self, const char *name)
+{
+    if (tls_busy == (PyObject *)self) {
+        return 0;
+    }
+    PyErr_Format(PyExc_RuntimeError,
+                 "Call.%s is only known while a listener handles the call: read it in "
+                 "start(), end() or error() (once read, it is kept)", name);
+    return -1;
+}
+
 static PyObject *
 call_cached_moment(CallObject *self, PyObject **slot, PyObject *helper, const char *name)
 {
     if (*slot == NULL) {
-        if (tls_busy != (PyObject *)self) {
-            PyErr_Format(PyExc_RuntimeError,
-                         "Call.%s is only known while a listener handles the call: read it in "
-                         "start(), end() or error() (once read, it is kept)", name);
+        if (moment_passed(self, name) < 0) {
             return NULL;
         }
         PyObject *value = call_helper(helper, self);
@@ -544,10 +553,7 @@ static PyObject *
 call_cached_callers(CallObject *self, PyObject **slot, const char *name)
 {
     if (*slot == NULL) {
-        if (tls_busy != (PyObject *)self) {
-            PyErr_Format(PyExc_RuntimeError,
-                         "Call.%s is only known while a listener handles the call: read it in "
-                         "start(), end() or error() (once read, it is kept)", name);
+        if (moment_passed(self, name) < 0) {
             return NULL;
         }
         PyObject *both = call_helper(helper_callers, self);

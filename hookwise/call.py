@@ -252,28 +252,31 @@ class PurePythonCall:
     def caller(self):
         """``Caller(file, line, function)`` of the code that made the call, or None."""
         if self._caller is _MISSING:
-            if _state.busy_here() is not self:
-                raise RuntimeError(_too_late("caller"))
-            self._caller, self._app_caller = callers_of(self)
+            self._read_moment("caller")
         return self._caller
 
     @property
     def app_caller(self):
         """``Caller`` of the application's own line that led to the call (see ``callers_of``), or None."""
         if self._app_caller is _MISSING:
-            if _state.busy_here() is not self:
-                raise RuntimeError(_too_late("app_caller"))
-            self._caller, self._app_caller = callers_of(self)
+            self._read_moment("app_caller")
         return self._app_caller
 
     @property
     def task(self):
         """Name of the asyncio task that made the call, or None outside of one."""
         if self._task is _MISSING:
-            if _state.busy_here() is not self:
-                raise RuntimeError(_too_late("task"))
-            self._task = task_of(self)
+            self._read_moment("task")
         return self._task
+
+    def _read_moment(self, name):
+        # caller, app_caller and task are known only while the call is reported; kept once read
+        if _state.busy_here() is not self:
+            raise RuntimeError(_too_late(name))
+        if name == "task":
+            self._task = task_of(self)
+        else:
+            self._caller, self._app_caller = callers_of(self)
 
     def __repr__(self):
         state = "running" if self.duration_ns is None else ("raised" if self.exception is not None else "returned")
