@@ -51,6 +51,15 @@ def redact_bytes(data, secret):
     return data if redacted == text else redacted.encode("latin-1")
 
 
+def redact_value(value, secret):
+    """A str, bytes or bytearray with its secrets hidden by content (the same type back)."""
+    kind = type(value)
+    if kind is str:
+        return redact_text(value, secret)
+    redacted = redact_bytes(bytes(value), secret)
+    return redacted if kind is bytes else bytearray(redacted)
+
+
 # -- WSGI environ ---------------------------------------------------------------------
 
 _CGI_KEYS = frozenset((

@@ -10,7 +10,7 @@ and only built-in and standard-library reprs run unless ``user_reprs`` is set
 (see ``hookwise.saferepr``).
 """
 
-from .redaction import redact_bytes, redact_text
+from .redaction import redact_value
 from .saferepr import object_repr, saferepr, safestr
 
 DEFAULT_REDACT = (
@@ -58,10 +58,8 @@ class Render:
         if not self.redact:
             return False
         kind = type(value)
-        if kind is str:
-            return redact_text(value, self.is_secret) != value
-        if kind is bytes:
-            return redact_bytes(value, self.is_secret) is not value
+        if kind is str or kind is bytes:
+            return redact_value(value, self.is_secret) != value
         if kind is tuple:
             return any(self.redacts_content(item) for item in value)
         return False

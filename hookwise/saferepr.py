@@ -30,7 +30,7 @@ A listener must be able to show any value without changing the program:
 import sys
 import types
 
-from .redaction import is_wsgi_environ, redact_bytes, redact_text, wsgi_items
+from .redaction import is_wsgi_environ, redact_text, redact_value, wsgi_items
 
 DEFAULT_LIMIT = 200
 _ELLIPSIS = "..."
@@ -94,13 +94,6 @@ def safestr(value, limit=DEFAULT_LIMIT, user_reprs=False, secret=None):
     return text if len(text) <= limit else text[: max(limit - len(_ELLIPSIS), 0)] + _ELLIPSIS
 
 
-def _redacted(value, kind, secret):
-    if kind is str:
-        return redact_text(value, secret)
-    redacted = redact_bytes(bytes(value), secret)
-    return redacted if kind is bytes else bytearray(redacted)
-
-
 def _is_leafy(value):
     """A leaf, or a tuple of leaves (a SyntaxError's location: filename, line, offset, text ...)."""
     kind = type(value)
@@ -145,7 +138,7 @@ def _repr(value, limit, depth, secret=None, user_reprs=False):
     if kind is str or kind is bytes or kind is bytearray:
         cut = len(value) > limit
         if secret is not None:  # by content too: URL credentials, secret-named query fields
-            value = _redacted(value[: limit + _REDACTION_MARGIN] if cut else value, kind, secret)
+            value = redact_value(value[: limit + _REDACTION_MARGIN] if cut else value, secret)
         if cut or len(value) > limit:
             return repr(value[:limit]) + _ELLIPSIS
         return repr(value)

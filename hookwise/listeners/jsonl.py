@@ -94,12 +94,8 @@ class JsonlListener:
         )
 
     def end(self, call, result):
-        extra = ""
         semantic = call.site.semantic
-        if semantic is not None:
-            fields = semantic.end_fields(call, result)
-            if fields:  # "sql": {"rows": N}, "response": {"status": 200}
-                extra = f',{_quote(semantic.end_key)}:{dumps(fields)}'
+        extra = "" if semantic is None else _outcome(semantic, semantic.end_fields(call, result))
         self._write(
             f'{{"event":"end",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
             f'"result":{_quote(self.render.value(result))}{extra}}}\n'
@@ -109,12 +105,8 @@ class JsonlListener:
         self._write_error(call, exc, self.render.value(exc), exception_type_name(exc))
 
     def _write_error(self, call, exc, shown, type_name):
-        extra = ""
         semantic = call.site.semantic
-        if semantic is not None:
-            fields = semantic.error_fields(call, exc)
-            if fields:  # "response": {"status": 404} of an HTTPError
-                extra = f',{_quote(semantic.end_key)}:{dumps(fields)}'
+        extra = "" if semantic is None else _outcome(semantic, semantic.error_fields(call, exc))
         self._write(
             f'{{"event":"error",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
             f'"exception":{_quote(shown)},"exception_type":{_quote(type_name)}{extra}}}\n'
@@ -152,6 +144,11 @@ def _write_whole_for(fd):
     except OSError:
         return report.write_all
     return accel.speedups.write_whole
+
+
+def _outcome(semantic, fields):
+    """An end's or error's meaning, as a JSON member: ``,"sql":{"rows":2}``, ``,"response":{"status":404}``."""
+    return f',{_quote(semantic.end_key)}:{dumps(fields)}' if fields else ""
 
 
 def _where(caller):

@@ -212,6 +212,12 @@ class RecordWriter:
         else:
             fmt.put_shown(out, render.value(value))
 
+    def _where(self, out, caller, file_offset):
+        """A Caller as file (string id + ``file_offset``), line and function (string id + 1)."""
+        fmt.put_u(out, self._string(str(caller.file)) + file_offset)
+        fmt.put_u(out, caller.line if isinstance(caller.line, int) and caller.line >= 0 else 0)
+        fmt.put_u(out, self._string(str(caller.function)) + 1)
+
     def _dict(self, out, mapping):
         render = self.render
         out.append(fmt.V_DICT)
@@ -250,18 +256,14 @@ class RecordWriter:
         if caller is None:
             record += b"\0\0\0"
         else:
-            fmt.put_u(record, self._string(str(caller.file)) + 1)
-            fmt.put_u(record, caller.line if isinstance(caller.line, int) and caller.line >= 0 else 0)
-            fmt.put_u(record, self._string(str(caller.function)) + 1)
+            self._where(record, caller, 1)
         app_caller = call.app_caller
         if app_caller is None:
             record.append(0)
         elif app_caller is caller or app_caller == caller:
             record.append(1)
         else:
-            fmt.put_u(record, self._string(str(app_caller.file)) + 2)
-            fmt.put_u(record, app_caller.line if isinstance(app_caller.line, int) and app_caller.line >= 0 else 0)
-            fmt.put_u(record, self._string(str(app_caller.function)) + 1)
+            self._where(record, app_caller, 2)  # 0 and 1 say "none" and "the caller itself"
         task = call.task
         fmt.put_u(record, 0 if task is None else self._string(str(task)) + 1)
         values = call.values
