@@ -4,8 +4,8 @@ Every built-in output goes through one ``Render``: argument values whose
 parameter name (or dict key, at any depth) contains one of the redacted words
 are written as ``***``, and so are, by content, the passwords of URLs and DSNs
 and secret-named query fields inside text, and the process environment a
-WSGI environ carries (``hookwise.redaction``); every repr is cut at ``repr_limit`` characters; a repr
-that raises or meets a huge object never fails the call nor floods the output;
+WSGI environ carries (``hookwise.redaction``); every repr is cut at
+``repr_limit`` characters; a repr that raises or meets a huge object never fails the call nor floods the output;
 and only built-in and standard-library reprs run unless ``user_reprs`` is set
 (see ``hookwise.saferepr``).
 """

@@ -11,7 +11,9 @@ inside an asyncio task ``task``, and for an SQL statement (a DB-API execute:
 ``hookwise.semantics``) ``sql`` ({"system", "database", "statement",
 "params"}; its end adds ``sql`` {"rows"} where the driver counts them), for
 an outgoing HTTP request ``http`` ({"method", "url"}; its end, or an error
-with a status, adds ``response`` {"status"}); an end adds ``duration_ns`` and ``result`` (repr); an error adds ``duration_ns``, ``exception`` (repr) and ``exception_type`` (qualified name).
+with a status, adds ``response`` {"status"}); an end adds ``duration_ns`` and
+``result`` (repr); an error adds ``duration_ns``, ``exception`` (repr) and
+``exception_type`` (qualified name).
 Reprs are bounded and never fail. Each start is followed, some lines later, by
 exactly one end or error with the same ``call_id`` and ``target`` (except calls
 that never finish: a generator abandoned while suspended, a call running in a
