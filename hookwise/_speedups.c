@@ -53,6 +53,7 @@ static PyObject *helper_arguments = NULL;
 static PyObject *helper_changed = NULL;
 static PyObject *helper_callers = NULL; /* call -> (caller, app_caller): one look at the frames */
 static PyObject *helper_task = NULL;
+static PyObject *helper_request_id = NULL;
 static PyObject *helper_thread_name = NULL; /* f(thread_id) */
 static PyObject *quiet_globals = NULL;    /* tuple of globals dicts of the import system */
 
@@ -282,6 +283,7 @@ typedef struct {
     PyObject *caller;      /* caches: NULL until first read */
     PyObject *app_caller;
     PyObject *task;
+    PyObject *request_id;
     PyObject *thread_name;
     long long call_id;
     long long start_ticks;
@@ -352,6 +354,7 @@ call_new(PyObject *site, PyObject *const *items, Py_ssize_t n)
     call->caller = NULL;
     call->app_caller = NULL;
     call->task = NULL;
+    call->request_id = NULL;
     call->thread_name = NULL;
     call->call_id = ++next_call_id;
     call->thread_id = PyThread_get_thread_ident();
@@ -374,6 +377,7 @@ call_traverse(CallObject *self, visitproc visit, void *arg)
     Py_VISIT(self->caller);
     Py_VISIT(self->app_caller);
     Py_VISIT(self->task);
+    Py_VISIT(self->request_id);
     Py_VISIT(self->thread_name);
     for (Py_ssize_t i = 0; i < self->n_inline; i++) {
         Py_VISIT(self->inline_values[i]);
@@ -392,6 +396,7 @@ call_clear(CallObject *self)
     Py_CLEAR(self->caller);
     Py_CLEAR(self->app_caller);
     Py_CLEAR(self->task);
+    Py_CLEAR(self->request_id);
     Py_CLEAR(self->thread_name);
     Py_ssize_t n = self->n_inline;
     self->n_inline = 0;
@@ -574,6 +579,7 @@ call_cached_callers(CallObject *self, PyObject **slot, const char *name)
 
 static PyObject *call_get_caller(CallObject *self, void *c) { return call_cached_callers(self, &self->caller, "caller"); }
 static PyObject *call_get_task(CallObject *self, void *c) { return call_cached_moment(self, &self->task, helper_task, "task"); }
+static PyObject *call_get_request_id(CallObject *self, void *c) { return call_cached_moment(self, &self->request_id, helper_request_id, "request_id"); }
 static PyObject *call_get_app_caller(CallObject *self, void *c) { return call_cached_callers(self, &self->app_caller, "app_caller"); }
 
 static PyObject *
@@ -670,6 +676,7 @@ static PyGetSetDef call_getset[] = {
     {"caller", (getter)call_get_caller, NULL, NULL, NULL},
     {"app_caller", (getter)call_get_app_caller, NULL, NULL, NULL},
     {"task", (getter)call_get_task, NULL, NULL, NULL},
+    {"request_id", (getter)call_get_request_id, NULL, "call_id of the request being served, or None", NULL},
     {"thread_name", (getter)call_get_thread_name, NULL, NULL, NULL},
     {"_frame", (getter)call_get_frame, NULL, NULL, NULL},
     {NULL}
@@ -1304,6 +1311,7 @@ configure(PyObject *module, PyObject *args, PyObject *kwds)
     keep(&helper_changed, kwds, "changed_arguments");
     keep(&helper_callers, kwds, "callers");
     keep(&helper_task, kwds, "task");
+    keep(&helper_request_id, kwds, "request_id");
     keep(&helper_thread_name, kwds, "thread_name");
     keep(&quiet_globals, kwds, "quiet_globals");
     PyObject *pid = PyDict_GetItemString(kwds, "pid");

@@ -8,6 +8,7 @@ accelerator keeps its own, in a C thread-local).
 
 import os
 import sys
+from contextvars import ContextVar
 
 from . import _originals
 
@@ -20,6 +21,8 @@ busy = {}
 stand_ins = set()
 """ids of the globals of hookwise modules whose functions stand between the program and a
 hooked call (loader/c_types.py's sqlite3 shortcuts): a call's caller is looked for past them."""
+current_request = ContextVar("hookwise_request", default=None)
+"""The ``hookwise.web.Request`` being served in this context, or None (read by ``Call.request_id``)."""
 pid = _originals.os_getpid()
 main_thread_id = _originals.get_ident()
 

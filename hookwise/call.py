@@ -197,6 +197,19 @@ def task_of(call):
     return _state.current_task_name()
 
 
+def request_id_of(call):
+    """The ``call_id`` of the request served in this context (``hookwise.web``), or None.
+
+    A contextvar: the thread that serves the request, and the asyncio tasks
+    its handler awaits or creates, which copy the context. The request's own
+    call is not made while it is served: None.
+    """
+    request = _state.current_request.get()
+    if request is None or request.call is call:
+        return None
+    return request.call_id
+
+
 # -- the pure-Python record ------------------------------------------------------
 
 
@@ -216,6 +229,7 @@ class PurePythonCall:
         "_caller",
         "_app_caller",
         "_task",
+        "_request_id",
         "_thread_name",
         "_wall_offset",  # set when a wall-clock time is first read (no cost on calls nobody times)
     )
@@ -269,12 +283,21 @@ class PurePythonCall:
             self._read_moment("task")
         return self._task
 
+    @property
+    def request_id(self):
+        """``call_id`` of the request (``web:request``) being served when the call was made, or None."""
+        if self._request_id is _MISSING:
+            self._read_moment("request_id")
+        return self._request_id
+
     def _read_moment(self, name):
-        # caller, app_caller and task are known only while the call is reported; kept once read
+        # caller, app_caller, task and request_id are known only while the call is reported; kept once read
         if _state.busy_here() is not self:
             raise RuntimeError(_too_late(name))
         if name == "task":
             self._task = task_of(self)
+        elif name == "request_id":
+            self._request_id = request_id_of(self)
         else:
             self._caller, self._app_caller = callers_of(self)
 
@@ -310,6 +333,7 @@ def new_pure_call(site, values, call_id, thread_id, perf_ns):
     call._caller = _MISSING
     call._app_caller = _MISSING
     call._task = _MISSING
+    call._request_id = _MISSING
     call._thread_name = None
     return call
 

@@ -70,6 +70,9 @@ HTTP = (
     "httpx._client:AsyncClient.send",
 )
 
+# every incoming request of a WSGI or ASGI application (hookwise.web)
+WEB = ("web:request",)
+
 DESERIALIZATION = (
     "pickle:loads",
     "pickle:load",
@@ -106,9 +109,10 @@ PRESETS = {
     "http": HTTP,
     "deserialization": DESERIALIZATION,
     "network": NETWORK,
+    "web": WEB,
     "security": COMMANDS + FILES + CODE + SQL + HTTP + DESERIALIZATION + NETWORK,
 }
-"""Name -> its targets. ``security`` is all the others together."""
+"""Name -> its targets. ``security`` is all the others together but ``web``."""
 
 DEFAULT = ("commands", "files", "code")
 

@@ -24,7 +24,8 @@ import itertools
 import types
 
 from . import _originals, _state, accel, report, semantics
-from .call import args_of, arguments_of, callers_of, changed_arguments_of, kwargs_of, new_pure_call, task_of
+from .call import (args_of, arguments_of, callers_of, changed_arguments_of, kwargs_of, new_pure_call,
+                   request_id_of, task_of)
 from .listener import Blocked, Listener
 
 BUILTIN = "builtin"
@@ -338,6 +339,7 @@ if accel.ACTIVE:
         changed_arguments=changed_arguments_of,
         callers=callers_of,
         task=task_of,
+        request_id=request_id_of,
         thread_name=_state.thread_name,
         pid=_state.pid,
     )

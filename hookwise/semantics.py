@@ -24,7 +24,7 @@ Read them during the callbacks: they look at the cursor as it is then.
 
 from _weakref import ref as _weakref
 
-from .redaction import redact_credentials, redact_text
+from .redaction import REDACTED, redact_credentials, redact_text
 from .saferepr import safestr
 
 STATEMENT_LIMIT = 4000
@@ -99,6 +99,64 @@ class Http:
 
     def error_fields(self, call, exc):
         return _status(getattr(exc, "code", None))  # urllib.error.HTTPError: the server answered
+
+
+class Request:
+    """An incoming request (``web:request``): its one argument is a ``hookwise.web.Request``."""
+
+    name = "request"
+    end_key = "response"
+
+    def start_fields(self, call, render):
+        request = call.args[0]
+        query = request.query
+        if query and render.redact:
+            query = redact_text(query, render.is_secret)
+        return self.name, {
+            "method": request.method,
+            "path": request.path,
+            "query": query or None,
+            "route": request.route,
+            "client": request.client,
+            "headers": shown_headers(request.headers, render),
+        }
+
+    def end_fields(self, call, result):
+        return self._outcome(call, getattr(result, "status", None), getattr(result, "size", None))
+
+    def error_fields(self, call, exc):
+        request = call.args[0]
+        return self._outcome(call, request.status, request.size)
+
+    @staticmethod
+    def _outcome(call, status, size):
+        fields = {"status": status if type(status) is int else None, "size": size if type(size) is int else None}
+        route = call.args[0].route
+        if type(route) is str:
+            fields["route"] = route  # known once the framework has matched it: after the start
+        return fields
+
+
+SHOWN_HEADERS = ("host", "user-agent", "accept", "content-type", "content-length", "referer", "origin",
+                 "x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-request-id", "traceparent",
+                 "authorization", "cookie")
+"""The request headers outputs show (a fixed allow-list), in this order; the rest are left out."""
+_ALWAYS_REDACTED_HEADERS = frozenset(("authorization", "cookie"))
+
+
+def shown_headers(headers, render):
+    """{name: value} of the allow-listed ``headers`` ([(lower-case name, value)]), secrets redacted."""
+    found = {}
+    for name, value in headers:
+        if name in SHOWN_HEADERS and name not in found:
+            if type(value) is not str:
+                value = safestr(value, render.repr_limit)
+            if render.redact:
+                value = REDACTED if name in _ALWAYS_REDACTED_HEADERS else redact_text(value, render.is_secret)
+            elif len(value) > render.repr_limit:
+                value = value[: render.repr_limit] + _CUT
+            found[name] = value
+    return {name: found[name] for name in SHOWN_HEADERS if name in found}
 
 
 def _status(value):
@@ -187,6 +245,7 @@ _URLLIB3 = Http(_urllib3_request)
 _HTTPX = Http(_httpx_request, status_attribute="status_code")
 
 ROLES = {
+    "web:request": Request(),
     "urllib.request:OpenerDirector.open": _URLLIB,
     "urllib3.connectionpool:HTTPConnectionPool.urlopen": _URLLIB3,
     "httpx._client:Client.send": _HTTPX,
@@ -224,5 +283,5 @@ def error_fields(call, exc):
     return {} if semantic is None else semantic.error_fields(call, exc)
 
 
-END_KEYS = {"sql": "sql", "http": "response"}
+END_KEYS = {"sql": "sql", "http": "response", "request": "response"}
 """A semantic's name -> the key its end fields go under (also for calls read back from a recording)."""

@@ -13,6 +13,11 @@ _WILDCARD_CHARS = frozenset("*?[]!-")
 AUDIT_MODULE = "audit"
 """``audit:EVENT`` names CPython's audit events (hookwise.audit), not a module."""
 
+WEB_MODULE = "web"
+"""``web:request`` names every incoming request of a WSGI or ASGI application (hookwise.web), not a module."""
+WEB_KINDS = ("request",)
+PSEUDO_MODULES = (AUDIT_MODULE, WEB_MODULE)
+
 
 class TargetError(ValueError):
     """A target that cannot be understood; the message says why, in one line."""
@@ -75,6 +80,10 @@ def parse_target(text, listeners=(), origin="command line", quiet=False):
     _check_dotted(text, module, "module", allow_angle=False)
     if module == AUDIT_MODULE:  # an audit event's name, as CPython spells it: 'ctypes.dlsym/handle'
         _check_dotted(text, qualname.replace("/", "."), "audit event name", allow_angle=False)
+    elif module == WEB_MODULE:
+        if not any(compile_pattern(qualname)(kind) for kind in WEB_KINDS):
+            raise TargetError(f"target {text!r}: the web module names {', '.join('web:' + k for k in WEB_KINDS)}"
+                              " (every incoming request of a WSGI or ASGI application)")
     else:
         _check_dotted(text, qualname, "qualname", allow_angle=True)
     for part, what in ((module, "module"), (qualname, "qualname")):
@@ -106,9 +115,10 @@ class TargetSet:
         self._wildcard_modules = []
         self._candidates = {}  # module names -> the targets whose module side matches one of them
         self.audit_targets = [target for target in self.targets if target.module == AUDIT_MODULE]
+        self.web_targets = [target for target in self.targets if target.module == WEB_MODULE]
         for target in self.targets:
-            if target.module == AUDIT_MODULE:
-                continue  # served by hookwise.audit, never by the import hook or replacement
+            if target.module in PSEUDO_MODULES:
+                continue  # served by hookwise.audit or hookwise.web, never by the import hook or replacement
             if target.module_is_literal:
                 self._by_module.setdefault(target.module, []).append(target)
             else:

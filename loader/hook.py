@@ -84,6 +84,8 @@ class HookwiseFinder:
         installation = self.installation
         is_main = installation.is_main_candidate(fullname)
         if not is_main and not installation.targets.may_hold_targets(fullname):
+            if fullname in installation.integrations:  # hookwise.web's points: put in place once it has run
+                return self._served_as_it_is(fullname, path, target)
             return None
         if is_own_name(fullname):
             return None
@@ -101,6 +103,12 @@ class HookwiseFinder:
         if is_main and spec.submodule_search_locations is None and installation.take_main(fullname):
             module_names = ("__main__", fullname)
         spec.loader = HookwiseLoader(fullname, spec.origin, installation, module_names)
+        return spec
+
+    def _served_as_it_is(self, fullname, path, target):
+        spec = self._spec_from_other_finders(fullname, path, target)
+        if spec is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = ServingLoader(spec.loader, self.installation)
         return spec
 
     def _spec_from_other_finders(self, fullname, path, target):

@@ -24,7 +24,7 @@ from hookwise import report
 from hookwise.listeners import ListenerSpecError, resolve
 from hookwise.runtime import REGISTRY
 
-from . import audit, hook, patch
+from . import audit, hook, patch, web
 
 
 class Installation:
@@ -38,6 +38,7 @@ class Installation:
         self._code_settings = settings.code_key()
         self._main_candidates = ()
         self._undo = []
+        self.integrations = {}  # module name -> installs what hookwise.web sees in it (loader.web)
         self.installed = False
         self.report_unmatched = True  # children leave it to their parent run
         self._closed = False
@@ -72,6 +73,7 @@ class Installation:
         self._undo.append(self._remove_finder)
         patch.patch_loaded_modules(self.targets, REGISTRY, self._undo)
         audit.install(self.targets, self._undo)  # audit:EVENT targets: CPython's audit hook
+        web.install(self, self._undo)  # web:request targets: the servers' and frameworks' points
         if self.settings.strict:
             self._refuse_unmatched_in_loaded_modules()
         self.installed = True
@@ -102,6 +104,8 @@ class Installation:
         except Exception as exc:
             report.warn_once(("serve", module.__name__),
                              f"could not hook the targets of module {module.__name__!r}: {type(exc).__name__}: {exc}")
+        if self.integrations:
+            web.serve(self, module, self._undo)
         if self.settings.strict:
             self._fail_the_import(module, names, refused)
         for target, exc in refused:  # said once; the "matches nothing" line would contradict it
@@ -184,6 +188,8 @@ class Installation:
             detail = f" (module {target.module!r} was never imported)" if never_imported else ""
             if target in self.targets.audit_targets:
                 detail = audit.UNMATCHED_DETAIL
+            elif target in self.targets.web_targets:
+                detail = web.UNMATCHED_DETAIL
             messages.append(f"target {target.text!r} matched nothing{detail}")
         return messages
 

@@ -10,6 +10,12 @@ An SQL statement (``hookwise.semantics``) reads as itself:
     hookwise http #7 GET https://api.example.com/v1/users?token=*** [MainThread] from shop.py:20 in sync
     hookwise end   #7 http -> 200 (31.4 ms)
 
+A request a WSGI or ASGI application serves (``web:request``), and what it made:
+
+    hookwise request #12 GET /user?name=bob [Thread-3] from client 127.0.0.1
+    hookwise sql #13 SELECT * FROM users WHERE name = ? params=('bob',) (sqlite shop.db) [Thread-3] request #12 from shop.py:30 in user
+    hookwise request #12 GET /user?name=bob -> 200 (3.10 ms) route=/user
+
 Arguments still equal to a literal default (``shell=False``, ``bufsize=-1``) are
 left out of the line; the JSONL listener records every argument.
     hookwise end   #3 __main__:Test1.div -> 5.0 (12.1 us)
@@ -56,10 +62,18 @@ class ConsoleListener:
         elif meaning is not None and meaning[0] == "http":
             fields = meaning[1]
             line = f"hookwise http #{call.call_id} {fields['method'] or '?'} {fields['url'] or '?'} [{call.thread_name}]"
+        elif meaning is not None and meaning[0] == "request":  # who asked is the client, not the server's frame
+            fields = meaning[1]
+            client = "" if fields["client"] is None else f" from client {fields['client']}"
+            self._write(f"hookwise request #{call.call_id} {_request_line(fields)} [{call.thread_name}]{client}")
+            return
         else:
             line = f"hookwise start #{call.call_id} {call.target}({self._arguments(call)}) [{call.thread_name}]"
         if call.task is not None:
             line += f" task={call.task}"
+        request_id = call.request_id
+        if request_id is not None:  # made while request #N was served
+            line += f" request #{request_id}"
         caller = call.caller
         if caller is not None:
             line += f" from {self._where(caller)}"
@@ -79,6 +93,9 @@ class ConsoleListener:
             status = semantic.end_fields(call, result).get("status", "?")
             self._write(f"hookwise end   #{call.call_id} http -> {status} ({format_duration(call.duration_ns)})")
             return
+        if semantic is not None and semantic.name == "request":  # what was asked, and what was answered
+            self._write(self._request_outcome(call, semantic.end_fields(call, result)))
+            return
         self._write(
             f"hookwise end   #{call.call_id} {call.target} -> {self.render.value(result)}"
             f" ({format_duration(call.duration_ns)})"
@@ -86,6 +103,10 @@ class ConsoleListener:
 
     def error(self, call, exc):
         semantic = call.site.semantic
+        if semantic is not None and semantic.name == "request":
+            self._write(self._request_outcome(call, semantic.error_fields(call, exc),
+                                              f" !! {type(exc).__name__}: {self.render.exception_text(exc)}"))
+            return
         if semantic is not None and semantic.name == "http":  # an HTTPError says the status the server gave
             status = semantic.error_fields(call, exc).get("status")
             answered = "" if status is None else f" -> {status}"
@@ -96,6 +117,14 @@ class ConsoleListener:
             f"hookwise error #{call.call_id} {call.target} !! {type(exc).__name__}: {self.render.exception_text(exc)}"
             f" ({format_duration(call.duration_ns)})"
         )
+
+    def _request_outcome(self, call, outcome, failure=""):
+        # hookwise request #12 GET /user?name=bob -> 200 (3.1 ms) route=/user/<name>
+        line = _request_line(semantics.start_fields(call, self.render)[1])
+        status = outcome.get("status")
+        route = outcome.get("route")
+        return (f"hookwise request #{call.call_id} {line} -> {'?' if status is None else status}{failure}"
+                f" ({format_duration(call.duration_ns)}){'' if route is None else f' route={route}'}")
 
     def _arguments(self, call):
         if call.site.params is None:  # a replaced builtin: no parameter names to show
@@ -120,6 +149,11 @@ def _sql_line(fields):
     line = statement if fields["params"] is None else f"{statement} params={fields['params']}"
     where = fields["system"] if fields["database"] is None else f"{fields['system']} {fields['database']}"
     return f"{line} ({where})"
+
+
+def _request_line(fields):
+    query = fields["query"]
+    return f"{fields['method'] or '?'} {fields['path'] or '/'}{'' if not query else '?' + query}"
 
 
 def format_duration(ns):

@@ -11,9 +11,13 @@ inside an asyncio task ``task``, and for an SQL statement (a DB-API execute:
 ``hookwise.semantics``) ``sql`` ({"system", "database", "statement",
 "params"}; its end adds ``sql`` {"rows"} where the driver counts them), for
 an outgoing HTTP request ``http`` ({"method", "url"}; its end, or an error
-with a status, adds ``response`` {"status"}); an end adds ``duration_ns`` and
+with a status, adds ``response`` {"status"}), for an incoming request (``web:request``,
+kind "request") ``request`` ({"method", "path", "query", "route", "client",
+"headers"}; its end or error adds ``response`` {"status", "size"} and, once
+the framework matched one, ``request`` {"route"}); an end adds ``duration_ns`` and
 ``result`` (repr); an error adds ``duration_ns``, ``exception`` (repr) and
-``exception_type`` (qualified name).
+``exception_type`` (qualified name). Every event of a call made while a
+request is served has ``request_id``: that request's ``call_id``.
 Reprs are bounded and never fail. Each start is followed, some lines later, by
 exactly one end or error with the same ``call_id`` and ``target`` (except calls
 that never finish: a generator abandoned while suspended, a call running in a
@@ -115,9 +119,11 @@ class JsonlListener:
         )
 
     def _common(self, call, ts_ns):
+        request_id = call.request_id  # the request being served when the call was made
         return (
             f'"call_id":{call.call_id},"target":{_quote(call.target)},"thread_id":{call.thread_id},'
             f'"thread_name":{_quote(call.thread_name)},"pid":{call.pid},"ts_ns":{ts_ns}'
+            f'{"" if request_id is None else f",{_REQUEST_ID}{request_id}"}'
         )
 
     # -- output -------------------------------------------------------------
@@ -148,9 +154,22 @@ def _write_whole_for(fd):
     return accel.speedups.write_whole
 
 
+_REQUEST_ID = '"request_id":'
+
+
 def _outcome(semantic, fields):
-    """An end's or error's meaning, as a JSON member: ``,"sql":{"rows":2}``, ``,"response":{"status":404}``."""
-    return f',{_quote(semantic.end_key)}:{dumps(fields)}' if fields else ""
+    """An end's or error's meaning, as JSON members: ``,"sql":{"rows":2}``, ``,"response":{"status":404}``.
+
+    A request's route, matched after its start, goes with its end as ``"request":{"route":...}``.
+    """
+    if not fields:
+        return ""
+    route = fields.get("route")
+    if route is None:
+        return f',{_quote(semantic.end_key)}:{dumps(fields)}'
+    fields = {name: value for name, value in fields.items() if name != "route"}
+    return f',{_quote(semantic.end_key)}:{dumps(fields)},"request":{dumps({"route": route})}'
+
 
 
 def _where(caller):
