@@ -74,14 +74,19 @@ class Sql:
 
 
 class Http:
-    """An outgoing request: ``request_of(call)`` gives (method, url) from the call's arguments."""
+    """An outgoing request: ``request_of(call)`` gives (method, url) from the call's arguments.
+
+    ``headers_of(call)`` gives the request's header mapping, where a header
+    can still be added (``carry_header``: the otel listener's traceparent).
+    """
 
     name = "http"
     end_key = "response"
 
-    def __init__(self, request_of, status_attribute="status"):
+    def __init__(self, request_of, status_attribute="status", headers_of=None):
         self.request_of = request_of
         self.status_attribute = status_attribute
+        self.headers_of = headers_of
 
     def start_fields(self, call, render):
         try:
@@ -196,6 +201,52 @@ def _httpx_request(call):
     return request.method, str(request.url)
 
 
+def _httpx_headers(call):
+    (request,) = _arguments(call, "request")
+    return request.headers
+
+
+def _urllib3_headers(call):
+    # requests passes its prepared request's headers; None means the pool's own defaults: not ours to change
+    return _arguments(call, "method", "url", "body", "headers")[3]
+
+
+class _UnredirectedHeaders:
+    """A urllib.request.Request's headers for this request alone (not copied into a redirect)."""
+
+    def __init__(self, request):
+        self.request = request
+
+    def __setitem__(self, name, value):
+        self.request.add_unredirected_header(name.capitalize(), value)
+
+
+def _urllib_headers(call):
+    (fullurl,) = _arguments(call, "fullurl")
+    # a URL string: the Request is made inside open(), out of reach
+    return _UnredirectedHeaders(fullurl) if hasattr(fullurl, "add_unredirected_header") else None
+
+
+def carry_header(call, name, value):
+    """Add header ``name: value`` to the outgoing request ``call`` makes, where it can be added.
+
+    The one place where hookwise changes what a program sends: W3C trace
+    context, as every tracing instrumentation adds it. Never raises.
+    """
+    semantic = call.site.semantic
+    headers_of = getattr(semantic, "headers_of", None)
+    if headers_of is None:
+        return False
+    try:
+        headers = headers_of(call)
+        if headers is None or not hasattr(headers, "__setitem__"):
+            return False
+        headers[name] = value
+    except Exception:
+        return False
+    return True
+
+
 def statement_text(statement):
     """The statement as text, bounded by ``STATEMENT_LIMIT``; a non-text statement by its safe str."""
     if type(statement) is not str:
@@ -240,9 +291,9 @@ _PSYCOPG = Sql("postgresql", statement="query", parameters="params", database_of
 _PSYCOPG_MANY = Sql("postgresql", statement="query", parameters="params_seq", database_of=_psycopg_database)
 _SQLITE_SCRIPT = Sql("sqlite", statement="sql_script", database_of=_sqlite_database)
 
-_URLLIB = Http(_urllib_request)
-_URLLIB3 = Http(_urllib3_request)
-_HTTPX = Http(_httpx_request, status_attribute="status_code")
+_URLLIB = Http(_urllib_request, headers_of=_urllib_headers)
+_URLLIB3 = Http(_urllib3_request, headers_of=_urllib3_headers)
+_HTTPX = Http(_httpx_request, status_attribute="status_code", headers_of=_httpx_headers)
 
 ROLES = {
     "web:request": Request(),

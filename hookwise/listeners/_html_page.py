@@ -164,6 +164,7 @@ td.errors { color: var(--error); font-weight: 600; }
     }
     list("", [
       ["call", "#" + call.id + " (" + call.kind + ")"], ["thread", track.thread], ["task", call.task],
+      ["request", call.request_id === null ? null : "#" + call.request_id],
       ["started", "+" + timeText(call.start - first)],
       ["duration", call.duration_text + (call.unfinished ? " (still running at exit)" : "")], ["caller", call.caller],
       ["app caller", call.app_caller === call.caller ? null : call.app_caller]

@@ -58,6 +58,7 @@ class Slice:
     __slots__ = (
         "call_id", "target", "kind", "thread_id", "thread_name", "task", "start_ns", "duration_ns",
         "call_duration_ns", "arguments", "caller", "app_caller", "meaning", "result", "error", "exception_type", "unfinished", "depth",
+        "request_id",
     )
 
     def __init__(self, call_id, target, kind, thread_id, thread_name, task, start_ns, arguments, caller,
@@ -80,6 +81,7 @@ class Slice:
         self.exception_type = None  # qualified name of the exception's type
         self.unfinished = False
         self.depth = 0  # row within its track, set by layout()
+        self.request_id = None  # call_id of the request (web:request) being served when it was made
 
     @property
     def end_ns(self):
@@ -90,6 +92,7 @@ class Slice:
         copy = Slice(self.call_id, self.target, self.kind, self.thread_id, self.thread_name, self.task,
                      self.start_ns, self.arguments, self.caller, self.app_caller)
         copy.meaning = self.meaning
+        copy.request_id = self.request_id
         copy.duration_ns = max(now_ns - self.start_ns, 0)
         copy.unfinished = True
         return copy
@@ -109,9 +112,21 @@ class Track:
         self.rows = 0  # 1 + the deepest depth
 
     @property
+    def request_id(self):
+        """The request a task's calls were made for (a task its handler created), or None."""
+        for piece in self.slices:
+            if piece.kind == "request":
+                return piece.call_id
+            if piece.request_id is not None:
+                return piece.request_id
+        return None
+
+    @property
     def name(self):
         if self.kind == Track.TASK:
-            return f"{self.thread_name} / task {self.task}"
+            request_id = self.request_id
+            serving = "" if request_id is None else f" (request #{request_id})"
+            return f"{self.thread_name} / task {self.task}{serving}"
         if self.kind == Track.SUSPENDED:
             return f"{self.thread_name} / generators, coroutines"
         return self.thread_name
@@ -154,6 +169,7 @@ class Timeline:
             now_ns, self._arguments(call), *callers(call),
         )
         record.meaning = semantics.start_fields(call, self.render)
+        record.request_id = call.request_id
         with self._lock:
             self._recorded += 1
             self._running[call.call_id] = record

@@ -136,6 +136,8 @@ def _slice_args(piece):
         args["app_caller"] = piece.app_caller
     if piece.task is not None:
         args["task"] = piece.task
+    if piece.request_id is not None:
+        args["request_id"] = piece.request_id
     if piece.meaning is not None:  # "sql": {system, database, statement, params, rows}
         args[piece.meaning[0]] = piece.meaning[1]
     if piece.unfinished:

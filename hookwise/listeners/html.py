@@ -120,13 +120,21 @@ def _call_data(piece):
         "depth": piece.depth,
         "caller": piece.caller,
         "app_caller": piece.app_caller,
-        "meaning": None if piece.meaning is None else [piece.meaning[0], [[key, value] for key, value in
+        "meaning": None if piece.meaning is None else [piece.meaning[0], [[key, _flat(value)] for key, value in
                                                                          piece.meaning[1].items()]],
+        "request_id": piece.request_id,
         "arguments": [list(pair) for pair in piece.arguments],
         "result": piece.result,
         "error": piece.error,
         "unfinished": piece.unfinished,
     }
+
+
+def _flat(value):
+    """A meaning's value as the page shows it: a request's headers as "name: value" lines."""
+    if isinstance(value, dict):
+        return "\n".join(f"{name}: {item}" for name, item in value.items()) or None
+    return value
 
 
 def _stats_table(rows):

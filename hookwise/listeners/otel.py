@@ -182,6 +182,8 @@ class OtelListener:
         self._status = trace.Status
         self._internal = trace.SpanKind.INTERNAL
         self._client = trace.SpanKind.CLIENT  # a database call, as the semantic conventions have it
+        self._server = trace.SpanKind.SERVER  # an incoming request
+        self._trace = trace
         # The flag the SDK sets around each export (and instrumentations honour);
         # optional because it is an underscored name.
         self._suppress_key = getattr(context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
@@ -210,10 +212,14 @@ class OtelListener:
         if self._suppress_key is not None and parent.get(self._suppress_key):
             return
         attributes = self._start_attributes(call)
-        span = self._tracer.start_span(
-            call.target, context=parent, kind=self._kind_for(attributes),
-            attributes=attributes, start_time=call.start_ns,
-        )
+        kind = self._kind_for(attributes)
+        if kind is self._server:  # a request that carries a W3C traceparent continues the caller's trace
+            parent = self._continued(attributes.pop("hookwise.traceparent", None), parent)
+        # a server span is named "{method}", and "{method} {route}" once the route is known (at its end)
+        name = attributes.get("http.request.method", call.target) if kind is self._server else call.target
+        span = self._tracer.start_span(name, context=parent, kind=kind, attributes=attributes, start_time=call.start_ns)
+        if "url.full" in attributes:  # an outgoing request carries this span's trace context
+            self._carry_trace_context(call, span)
         token = None
         if call.kind not in _UNATTACHED_KINDS:
             token = self._context.attach(self._set_span_in_context(span, parent))
@@ -228,7 +234,12 @@ class OtelListener:
             if token is not None:
                 self._detach(token)
             span.set_attribute("hookwise.result", self.render.value(result))
-            span.set_attributes(self._outcome_attributes(semantics.end_fields(call, result)))
+            outcome = semantics.end_fields(call, result)
+            span.set_attributes(self._outcome_attributes(outcome))
+            if call.kind == "request":
+                self._name_request(span, call, outcome)
+                if (outcome.get("status") or 0) >= 500:  # a server span's 5xx answer is its error
+                    span.set_status(self._status(self._status_error, f"HTTP {outcome['status']}"))
         finally:
             span.end(end_time=call.end_ns)
 
@@ -242,7 +253,10 @@ class OtelListener:
                 self._detach(token)
             message = self.render.exception_text(exc)
             self._record_exception(span, exc, message, call.end_ns)
-            span.set_attributes(self._outcome_attributes(semantics.error_fields(call, exc)))  # an HTTPError's status
+            outcome = semantics.error_fields(call, exc)  # an HTTPError's status, a failed request's 500
+            span.set_attributes(self._outcome_attributes(outcome))
+            if call.kind == "request":
+                self._name_request(span, call, outcome)
             span.set_status(self._status(self._status_error, f"{type(exc).__name__}: {message}"))
         finally:
             span.end(end_time=call.end_ns)
@@ -268,8 +282,30 @@ class OtelListener:
 
     # -- helpers --------------------------------------------------------------
     def _kind_for(self, attributes):
-        """CLIENT for a database call or an outgoing request, as the semantic conventions have them."""
+        """CLIENT for a database call or an outgoing request, SERVER for an incoming one."""
+        if "url.path" in attributes:
+            return self._server
         return self._client if "db.system" in attributes or "url.full" in attributes else self._internal
+
+    @staticmethod
+    def _name_request(span, call, outcome):
+        """A server span is named "{method} {route}" (the semantic conventions), once the route is known."""
+        route = outcome.get("route")
+        if route is not None and span.name != call.target:
+            span.update_name(f"{span.name} {route}")
+
+    def _continued(self, traceparent, parent):
+        """The remote parent a traceparent header names, unless a span of this process is current already."""
+        context = _span_context_of(traceparent, self._trace)
+        if context is None or self._trace.get_current_span(parent).get_span_context().is_valid:
+            return parent
+        return self._trace.set_span_in_context(self._trace.NonRecordingSpan(context), parent)
+
+    def _carry_trace_context(self, call, span):
+        context = span.get_span_context()
+        if context.is_valid:
+            value = f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+            semantics.carry_header(call, "traceparent", value)
 
     @staticmethod
     def _outcome_attributes(outcome):
@@ -277,8 +313,12 @@ class OtelListener:
         attributes = {}
         if "rows" in outcome:
             attributes["db.response.affected_rows"] = outcome["rows"]
-        if "status" in outcome:
+        if outcome.get("status") is not None:
             attributes["http.response.status_code"] = outcome["status"]
+        if outcome.get("size") is not None:
+            attributes["http.response.body.size"] = outcome["size"]
+        if outcome.get("route") is not None:
+            attributes["http.route"] = outcome["route"]
         return attributes
 
     def _start_attributes(self, call):
@@ -305,6 +345,9 @@ class OtelListener:
         task = call.task
         if task is not None:
             attributes["hookwise.task"] = task
+        request_id = call.request_id
+        if request_id is not None:
+            attributes["hookwise.request_id"] = request_id
         render = self.render
         if call.site.params is None:  # a replaced builtin: positional arguments have no names
             for index, text in enumerate(render.args(call)):
@@ -330,6 +373,11 @@ class OtelListener:
             if fields["url"] is not None:
                 attributes["url.full"] = fields["url"]
                 attributes.update(_server_of(fields["url"]))
+        elif meaning is not None and meaning[0] == "request":  # an incoming request: the HTTP server conventions
+            attributes.update(_server_attributes(meaning[1]))
+            traceparent = meaning[1]["headers"].get("traceparent")  # ids, no secret: shown as they came
+            if traceparent is not None:
+                attributes["hookwise.traceparent"] = traceparent
         return attributes
 
     def _record_exception(self, span, exc, message, timestamp):
@@ -383,6 +431,41 @@ class _QuietExporter:
     def force_flush(self, *args, **kwargs):
         with _state.quiet():
             return self._exporter.force_flush(*args, **kwargs)
+
+
+def _server_attributes(fields):
+    attributes = {"url.path": fields["path"] or "/"}
+    if fields["method"] is not None:
+        attributes["http.request.method"] = fields["method"]
+    if fields["query"]:
+        attributes["url.query"] = fields["query"]
+    if fields["route"] is not None:
+        attributes["http.route"] = fields["route"]
+    if fields["client"] is not None:
+        attributes["client.address"] = str(fields["client"])
+    host = fields["headers"].get("host")
+    if host:
+        attributes["server.address"] = host.rpartition(":")[0] if host.rpartition(":")[2].isdigit() else host
+    agent = fields["headers"].get("user-agent")
+    if agent:
+        attributes["user_agent.original"] = agent
+    return attributes
+
+
+def _span_context_of(traceparent, trace):
+    """The SpanContext a W3C ``traceparent`` header names (version 00), or None."""
+    if type(traceparent) is not str:
+        return None
+    parts = traceparent.strip().split("-")
+    if len(parts) < 4 or parts[0] != "00" or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+        return None
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(flags & 1))
 
 
 def _server_of(url):

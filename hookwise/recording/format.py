@@ -42,8 +42,9 @@ Meta records (in CHUNK_META chunks, written before any event refers to them)::
 Event records (in CHUNK_EVENTS chunks; ``dt`` is z, ns since the previous event
 of the chunk, the first from base_ts)::
 
-    START   5   dt call_id:u site:u file:u line:u function:u app:u [line:u function:u] task:u n:u v*n
-                (file/function/task: string id + 1, 0 none; app, the app_caller's file: 0 none,
+    START   5   dt call_id:u site:u file:u line:u function:u app:u [line:u function:u] task:u request:u n:u v*n
+                (file/function/task: string id + 1, 0 none; request: the request_id + 1, 0 none;
+                 app, the app_caller's file: 0 none,
                  1 the caller itself, else string id + 2, followed by its line and function;
                  the values in the site's params order;
                  a replaced builtin has two: the positional tuple and the keyword dict)
@@ -54,7 +55,8 @@ of the chunk, the first from base_ts)::
                                                            string id; fields: an HTTP error's status)
 
 Fields: ``n:u`` then ``n`` times ``key:u value:v`` (key: a string id; value:
-None, an int or a str, stored whole: a statement has its own bound).
+None, an int or a str, stored whole: a statement has its own bound; or a
+dict of str to str: a request's headers).
 
 Values (``v``): a tag byte then::
 
@@ -76,7 +78,7 @@ wall times are ``wall_offset`` + them.
 import struct
 
 MAGIC = b"HOOKWISE-REC\0\0\0\0"
-VERSION = 2  # 2: START records carry the app_caller
+VERSION = 3  # 2: START records carry the app_caller; 3: and the request_id
 HEADER_SIZE = 4096
 CHUNK_MAGIC = b"HWCK"
 CHUNK_HEADER = struct.Struct("<4sB3xQQq")
@@ -180,11 +182,18 @@ def put_plain(out, value):
 
 
 def put_fields(out, fields, string_id):
-    """A dict of str keys to None, int or str values (``string_id(text)`` interns a key)."""
+    """A dict of str keys to None, int or str values, or dicts of str to str (a request's headers);
+    ``string_id(text)`` interns a key."""
     put_u(out, len(fields))
     for key, value in fields.items():
         put_u(out, string_id(key))
-        if type(value) is str or value is None or (type(value) is int and _INT_MIN <= value <= _INT_MAX):
+        if type(value) is dict:
+            out.append(V_DICT)
+            put_u(out, len(value))
+            for name, item in value.items():
+                put_text(out, str(name))
+                put_plain(out, item if type(item) is str else None)
+        elif type(value) is str or value is None or (type(value) is int and _INT_MIN <= value <= _INT_MAX):
             put_plain(out, value)
         else:
             put_plain(out, None)

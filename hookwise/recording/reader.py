@@ -56,7 +56,7 @@ class Replayed:
 
 class RecordedCall:
     __slots__ = ("site", "call_id", "thread_id", "thread_name", "pid", "perf_ns", "start_ns", "duration_ns",
-                 "values", "caller", "app_caller", "task", "result", "exception", "wall_offset",
+                 "values", "caller", "app_caller", "task", "request_id", "result", "exception", "wall_offset",
                  "recorded_meaning", "recorded_outcome")
 
     target = property(lambda self: self.site.target)
@@ -279,6 +279,7 @@ def _start(recording, data, pos, call_id, thread, ts):
         app_line, pos = get_u(data, pos)
         app_function_id, pos = get_u(data, pos)
     task_id, pos = get_u(data, pos)
+    request, pos = get_u(data, pos)
     count, pos = get_u(data, pos)
     values = []
     for _ in range(count):
@@ -313,6 +314,7 @@ def _start(recording, data, pos, call_id, thread, ts):
     else:
         call.app_caller = Caller(strings[app_file_id - 2], app_line, strings[app_function_id - 1])
     call.task = strings[task_id - 1] if task_id else None
+    call.request_id = request - 1 if request else None
     call.result = None
     call.exception = None
     return call, pos

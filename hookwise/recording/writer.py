@@ -266,6 +266,8 @@ class RecordWriter:
             self._where(record, app_caller, 2)  # 0 and 1 say "none" and "the caller itself"
         task = call.task
         fmt.put_u(record, 0 if task is None else self._string(str(task)) + 1)
+        request_id = call.request_id
+        fmt.put_u(record, 0 if request_id is None else request_id + 1)
         values = call.values
         params = site.params
         fmt.put_u(record, len(values))

@@ -211,7 +211,8 @@ def _django_base(module, undo):
             served = current_request.get()
             route = getattr(match, "route", None)
             if served is not None and type(route) is str:
-                served.route = route
+                # Django's routes are relative to the site's root: shown from it, as the others' are
+                served.route = route if route.startswith(("/", "^")) else "/" + route
             return match
         return resolve_request
     _replace(module.BaseHandler, "resolve_request", make, undo)
