@@ -83,7 +83,6 @@ def _werkzeug_serving(module, undo):
 def _werkzeug_test(module, undo):
     def make(original):
         def run_wsgi_app(app, *args, **kwargs):
-            # the test response reads its body when asked, maybe never: its request ends when it is handed back
             bodies = []
             result = original(wsgi.WsgiApplication(app, bodies), *args, **kwargs)
             for body in bodies:
@@ -114,7 +113,11 @@ def _django_test_client(module, undo):
             try:
                 call = begin(request)
             except Blocked:
-                return _django_forbidden()
+                from django.core.handlers.wsgi import WSGIRequest
+
+                response = _django_forbidden()
+                response.wsgi_request = WSGIRequest(environ)  # what the test client reads of every response
+                return response
             if call is None:
                 return original(self, environ)
             token = current_request.set(request)
@@ -140,7 +143,11 @@ def _django_test_client(module, undo):
             try:
                 call = begin(request)
             except Blocked:
-                return _django_forbidden()
+                from django.core.handlers.asgi import ASGIRequest
+
+                response = _django_forbidden()
+                response.asgi_request = ASGIRequest(scope, scope.get("_body_file") or _empty_body())
+                return response
             if call is None:
                 return await original(self, scope)
             token = current_request.set(request)
@@ -169,6 +176,12 @@ def _note_django_response(request, response):
         request.size = None if getattr(response, "streaming", False) else len(response.content)
     except Exception:
         request.size = None
+
+
+def _empty_body():
+    import io
+
+    return io.BytesIO()
 
 
 def _django_forbidden():

@@ -183,10 +183,14 @@ class Body:
         return len(self._body)
 
     def end_now(self):
-        """The response is complete as far as the caller knows (a test client that reads the body later)."""
+        """A test client that reads the body when asked, maybe never: a body of a known length ends now.
+
+        A streamed one (no Content-Length) ends when it is read to its end or
+        closed, and the calls that make it are the request's.
+        """
         if self._call is not None and self._request.content_length is not None:
             self._request.size = self._request.content_length
-        self._end()
+            self._end()
 
     def _end(self):
         call, self._call = self._call, None
