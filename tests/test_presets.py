@@ -139,7 +139,7 @@ def test_an_unknown_preset_stops_before_the_program(tmp_path):
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         "hookwise: error: unknown preset 'everything' (known presets: commands, files, code, sql, http, deserialization, "
-        "network, security)"]
+        "network, web, security)"]
 
 
 def test_presets_of_packages_not_installed_add_nothing_and_say_nothing(tmp_path):
@@ -191,3 +191,5 @@ def test_a_hook_and_a_preset_together_and_the_default_set_is_the_three_first_pre
     assert {"importlib:import_module", "marshal:loads"} <= {target.text for target in default.targets}
     assert presets.targets_of(("security",)) == presets.targets_of(
         ("commands", "files", "code", "sql", "http", "deserialization", "network"))
+    assert presets.targets_of(("web",)) == ["web:request"]
+    assert "web:request" not in presets.targets_of(("security",))  # requests are not a sink: named on their own
