@@ -99,6 +99,7 @@ NETWORK = (
     "socket:gethostbyname",
     "socket:gethostbyname_ex",
     "socket:gethostbyaddr",
+    "socket:getnameinfo",
 )
 
 PRESETS = {

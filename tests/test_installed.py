@@ -261,3 +261,27 @@ def test_the_otel_listener_with_its_extra_installed(venv_with_otel, workdir):
     spans = [json.loads(line) for line in result.stderr.splitlines()]
     assert len(spans) == 25 and {span["name"] for span in spans} == {"__main__:fib"}
     assert spans[0]["resource"]["attributes"]["service.name"] == "installed"
+
+
+def test_the_web_preset_from_an_installed_copy(venv, workdir):
+    # wsgiref serving a bare WSGI app: the standard library alone, so the fresh venv needs nothing more
+    write(workdir, {"served.py": """\
+        import threading, urllib.request
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"hi " + environ["PATH_INFO"].encode()]
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+        threading.Thread(target=server.handle_request).start()
+        print(urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/there").read())
+    """})
+    result = run([str(venv / "hookwise"), "--preset", "web", "--listener", "jsonl=events.jsonl", "served.py"], workdir)
+    assert result.returncode == 0 and result.stdout == "b'hi /there'\n", result.stderr
+    (start, end) = [event for event in read_jsonl(workdir / "events.jsonl") if event["target"] == "web:request"]
+    assert start["request"]["path"] == "/there" and end["response"] == {"status": 200, "size": 9}

@@ -86,12 +86,38 @@ def test_the_caller_is_the_code_that_made_the_call():
     assert seen[1] == ("/src/app.py", 17, "caller_of_add")
 
 
+def test_request_id_is_the_request_served_in_the_context_of_the_call():
+    import contextvars
+
+    from hookwise import _state
+
+    seen = []
+
+    class Served:
+        call, call_id = None, 41
+
+    class RequestIds:
+        def start(self, call):
+            seen.append(call.request_id)
+
+    namespace, _ = load_rewritten(SOURCE, listeners=[RequestIds()])
+    namespace["add"](1)  # no request: None
+    token = _state.current_request.set(Served())
+    try:
+        namespace["add"](1)
+        contextvars.copy_context().run(namespace["add"], 2)  # a copied context (a task's) carries it
+    finally:
+        _state.current_request.reset(token)
+    contextvars.Context().run(namespace["add"], 3)  # a fresh one does not
+    assert seen == [None, 41, 41, None]
+
+
 def test_the_caller_is_only_known_while_the_call_is_reported():
     recorder = Recorder()
     namespace, _ = load_rewritten(SOURCE, listeners=[recorder])
     namespace["add"](1)
-    late = recorder.calls[-1]  # caller and task were never read during the callbacks
-    for name in ("caller", "task"):
+    late = recorder.calls[-1]  # caller, task and request_id were never read during the callbacks
+    for name in ("caller", "task", "request_id"):
         with pytest.raises(RuntimeError, match=rf"^Call\.{name} is only known while a listener handles the call"):
             getattr(late, name)
 
