@@ -360,8 +360,12 @@ def test_chrome_html_otel_and_a_converted_recording_carry_requests(tmp_path):
     result = run_driver(["--preset", "web", "--preset", "sql",
                          "--listener", f"chrome={tmp_path / 'trace.json'}", "--listener", f"html={tmp_path / 'r.html'}",
                          "--listener", f"otel_memory_listener:MemoryOtel={tmp_path / 'spans.json'}",
-                         "--listener", f"record={tmp_path / 'run.rec'}", "program.py"], cwd=tmp_path, env=env)
+                         "--listener", f"record={tmp_path / 'run.rec'}", "--listener", f"stats={tmp_path / 'stats.txt'}",
+                         "program.py"], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
+    row = next(line.split() for line in (tmp_path / "stats.txt").read_text().splitlines()
+               if line.startswith("web:request"))
+    assert row[1:3] == ["4", "1"]  # four requests, one failed
 
     trace = json.loads((tmp_path / "trace.json").read_text())
     slices = [event for event in trace["traceEvents"] if event.get("ph") == "X"]
