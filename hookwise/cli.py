@@ -38,8 +38,9 @@ options:
   --hook TARGET        hook TARGET ('module:qualname', shell wildcards allowed,
                        e.g. 'os:system', 'myapp.*:*', '__main__:main'); repeatable
   --preset NAME        add a named set of targets: commands, files, code, sql,
-                       http, deserialization, network, or security (all of them);
-                       repeatable. Targets of packages not installed add nothing
+                       http, deserialization, network, security (all of those),
+                       or web (incoming requests); repeatable. Targets of
+                       packages not installed add nothing
   --listener SPEC      send events to SPEC: 'console' (default), 'jsonl=PATH',
                        'stats[=PATH]', 'chrome=PATH', 'html=PATH', 'otel', an
                        installed plugin's name, or 'package.module:attr'; repeatable
@@ -59,6 +60,10 @@ options:
                        standard library runs for itself (namedtuple,
                        dataclasses) and the descriptors it opens (subprocess
                        pipes); explicit targets always show them
+  --guard MODE         stop attacks inside the application: 'monitor' reports
+                       each sink call an input steers (command, SQL and code
+                       injection, path traversal, SSRF, unsafe deserialization),
+                       'block' also refuses it (a request gets a 403)
   --strict             fail closed: a target that cannot be hooked stops the run
                        (exit 2 before the program, or an ImportError of its
                        module), and one that never matched makes the exit
@@ -99,6 +104,7 @@ class Options:
         self.record_ring = None  # --record-ring
         self.show_stdlib_internals = None  # None: as the config file says (default: left out)
         self.strict = None  # None: as the config file says (default: not strict)
+        self.guard = None  # --guard monitor|block (None: as the config file says, default no guard)
         self.explain = None  # --explain TARGET...: the targets (empty: those of --hook and the config)
         self.from_parent = False
         self.module = None  # -m NAME
@@ -116,6 +122,7 @@ VALUE_OPTIONS = {
     "--redact": ("redact", "append"),
     "--repr-limit": ("repr_limit", "int"),
     "--record-limit": ("record_limit", "set"),
+    "--guard": ("guard", "set"),
 }
 FLAG_OPTIONS = {
     "--no-cache": ("use_cache", False),
@@ -214,7 +221,8 @@ def main(argv=None, prog=None):
                                       cli_user_reprs=options.user_reprs, cli_record_limit=options.record_limit,
                                       cli_record_ring=options.record_ring,
                                       cli_show_stdlib_internals=options.show_stdlib_internals,
-                                      cli_strict=options.strict, cli_presets=options.presets)
+                                      cli_strict=options.strict, cli_presets=options.presets,
+                                      cli_guard=options.guard)
         listeners, per_target = create_listeners(settings, tolerate_failures=settings.in_child)
         report.open_stream()
         if not accel.ACTIVE and not settings.in_child:

@@ -43,10 +43,11 @@ KNOWN_KEYS = {
     "show_stdlib_internals": "true or false: the default set also shows the standard library's own dynamic code "
                              "and descriptor opens",
     "strict": "true or false: a target that cannot be hooked or never matches fails the run",
+    "guard": "a table: mode = 'monitor' or 'block', roots = [...], rules = [...] (hookwise.guard)",
 }
 _KEY_TYPES = {"hooks": list, "presets": list, "listeners": list, "redact": list, "repr_limit": int, "follow_children": bool,
               "user_reprs": bool, "record_limit": (str, int), "record_ring": bool,
-              "show_stdlib_internals": bool, "strict": bool}
+              "show_stdlib_internals": bool, "strict": bool, "guard": dict}
 
 # Built-in listeners whose argument is an output path: children get it absolute.
 _PATH_LISTENERS = ("jsonl", "chrome", "html", "stats", "record")
@@ -77,6 +78,7 @@ class Settings:
         self.record_limit = None  # bytes a recording file may hold (--record-limit), None: no bound
         self.record_ring = False  # a full recording keeps the most recent events (--record-ring)
         self.strict = False  # --strict: a target that cannot be hooked or never matched fails the run
+        self.guard = None  # hookwise.guard.GuardSettings under --guard MODE (or a [guard] table)
 
     def for_children(self):
         """These settings as text for a child process's environment (read by ``settings_from_text``)."""
@@ -88,7 +90,7 @@ class Settings:
 
         return repr({
             "format": 1,
-            "targets": [(t.text, [spec(s) for s in t.listeners], t.origin, t.quiet) for t in self.targets],
+            "targets": [(t.text, [spec(s) for s in t.listeners], t.origin, t.quiet, t.private) for t in self.targets],
             "listeners": [spec(text) for text in self.listener_specs],
             "redact": list(self.redact),
             "repr_limit": self.repr_limit,
@@ -99,6 +101,7 @@ class Settings:
             "record_ring": self.record_ring,
             "show_stdlib_internals": self.show_stdlib_internals,
             "strict": self.strict,
+            "guard": None if self.guard is None else self.guard.as_data(),
         })
 
     def code_key(self):
@@ -120,20 +123,27 @@ def settings_from_text(text):
     data = ast.literal_eval(text)
     if not isinstance(data, dict) or data.get("format") != 1:
         raise ConfigError("the settings passed by the parent hookwise process are not in a known format")
-    targets = [parse_target(target, listeners=listeners, origin=origin, quiet=quiet)
-               for target, listeners, origin, quiet in data["targets"]]
+    targets = []
+    for target, listeners, origin, quiet, *private in data["targets"]:
+        targets.append(parse_target(target, listeners=listeners, origin=origin, quiet=quiet))
+        targets[-1].private = bool(private and private[0])
     settings = Settings(targets, data["listeners"], None, data["default_targets"], data["redact"], data["repr_limit"],
                     follow_children=True, use_cache=data["use_cache"], in_child=True, user_reprs=data["user_reprs"],
                     show_stdlib_internals=data.get("show_stdlib_internals", False))
     settings.record_limit = data.get("record_limit")
     settings.record_ring = data.get("record_ring", False)
     settings.strict = data.get("strict", False)
+    if data.get("guard") is not None:
+        from .guard import GuardSettings
+
+        settings.guard = GuardSettings(**data["guard"])
     return settings
 
 
 def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, cli_redact=(), cli_repr_limit=None,
                    cli_follow_children=None, cli_use_cache=True, cli_user_reprs=None, cli_record_limit=None,
-                   cli_record_ring=None, cli_show_stdlib_internals=None, cli_strict=None, cli_presets=()):
+                   cli_record_ring=None, cli_show_stdlib_internals=None, cli_strict=None, cli_presets=(),
+                   cli_guard=None):
     """Merge the config file (explicit or discovered) with command-line options."""
     path, table = load_config(config_path, cwd)
     targets = []
@@ -153,7 +163,14 @@ def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, c
             if text not in named:  # quiet: a package that is not installed adds nothing and says nothing
                 named.add(text)
                 targets.append(parse_target(text, origin=f"preset {name}", quiet=True))
-    used_defaults = not targets
+    guard = _guard_settings(cli_guard, table, path)
+    used_defaults = not targets and guard is None  # a guard alone shows its findings, not the default set
+    if guard is not None:  # what the guard needs, heard by it alone unless named by the user too
+        for text in presets.targets_of(GUARD_PRESETS):
+            if text not in named:
+                named.add(text)
+                targets.append(parse_target(text, origin="guard", quiet=True))
+                targets[-1].private = True
     if used_defaults:
         targets = [parse_target(text, origin="defaults", quiet=True) for text in defaults.DEFAULT_TARGETS]
     listeners = list(table.get("listeners", ())) + list(cli_listeners)
@@ -174,7 +191,21 @@ def build_settings(cli_hooks=(), cli_listeners=(), config_path=None, cwd=None, c
     ring = cli_record_ring if cli_record_ring is not None else table.get("record_ring", False)
     settings.record_ring = bool(ring)
     settings.strict = bool(cli_strict if cli_strict is not None else table.get("strict", False))
+    settings.guard = guard
     return settings
+
+
+GUARD_PRESETS = ("security", "web")
+"""The presets whose targets the guard hears (hookwise.guard)."""
+
+
+def _guard_settings(cli_guard, table, path):
+    from . import guard
+
+    try:
+        return guard.parse(cli_guard, table.get("guard"), where=path or "--guard")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

@@ -292,7 +292,10 @@ class Registry:
             site.set_listeners(self._listeners_for(matching))
 
     def _listeners_for(self, matching):
-        chosen = list(self.listeners)
+        if matching and all(target.private for target in matching):  # only the guard asked for it
+            chosen = [listener for listener in self.listeners if getattr(listener, "hears_private_targets", False)]
+        else:
+            chosen = list(self.listeners)
         for target in matching:
             for listener in self.target_listeners.get(target, ()):
                 if listener not in chosen:

@@ -27,7 +27,7 @@ class Target:
     """One parsed target, plus what the user attached to it."""
 
     __slots__ = ("text", "module", "qualname", "listeners", "origin", "quiet", "matched", "hide_stdlib_internals",
-                 "_module_match", "_qualname_match")
+                 "private", "_module_match", "_qualname_match")
 
     def __init__(self, text, module, qualname, listeners=(), origin="command line", quiet=False):
         self.text = text
@@ -39,6 +39,8 @@ class Target:
         self.matched = False
         # the default set's: leave out the standard library's own calls (hookwise.stdlib_internals)
         self.hide_stdlib_internals = False
+        # the guard's own targets: heard by the guard alone, not by the run's other listeners
+        self.private = False
         self._module_match = compile_pattern(module)
         self._qualname_match = compile_pattern(qualname)
 

@@ -215,6 +215,10 @@ def create_listeners(settings, tolerate_failures=False):
             return []
 
     listeners = [listener for spec in settings.listener_specs for listener in make(spec)]
+    if settings.guard is not None:  # it hears every target, its own included (hookwise.guard)
+        from hookwise.guard import Guard
+
+        listeners.append(Guard(settings.guard, settings.render))
     per_target = {}
     for target in settings.targets:
         if target.listeners:

@@ -135,8 +135,9 @@ class Track:
 class Layout:
     """What ``Timeline.layout()`` returns: ordered tracks and the numbers around them."""
 
-    def __init__(self, tracks, origin_wall_ns, dropped, pid, program):
+    def __init__(self, tracks, origin_wall_ns, dropped, pid, program, findings=()):
         self.tracks = tracks
+        self.findings = list(findings)  # (ns from time 0, thread_id, thread_name, Finding.as_dict() + more)
         self.origin_wall_ns = origin_wall_ns  # wall clock (ns since the epoch) of time 0
         self.dropped = dropped  # calls not recorded (past the limit)
         self.pid = pid
@@ -154,10 +155,19 @@ class Timeline:
         self._lock = RLock()  # re-entrant, for the reasons given in _stats.Durations
         self._running = {}  # call_id -> Slice
         self._finished = []
+        self._findings = []
         self._recorded = 0
         self._dropped = 0
 
     # -- events ---------------------------------------------------------------
+    def finding(self, finding):
+        """A guard finding (hookwise.guard): an instant on its thread's track."""
+        now_ns = _clock_ns() - self.origin_ns
+        fields = finding.as_dict()
+        fields["app_caller"] = _where(finding.app_caller)
+        with self._lock:
+            self._findings.append((now_ns, finding.thread_id, finding.thread_name, fields))
+
     def start(self, call):
         now_ns = _clock_ns() - self.origin_ns
         if self.limit is not None and self._recorded >= self.limit:
@@ -210,6 +220,7 @@ class Timeline:
         self._lock = RLock()  # another thread may have held the parent's at the fork
         self._running = {call_id: record for call_id, record in self._running.items() if record.thread_id == here}
         self._finished = []
+        self._findings = []
         self._recorded = len(self._running)
         self._dropped = 0
 
@@ -229,6 +240,7 @@ class Timeline:
             records = list(self._finished)
             records.extend(record.cut_at(now_ns) for record in self._running.values())
             dropped = self._dropped
+            findings = list(self._findings)
         records.sort(key=lambda record: (record.start_ns, -record.duration_ns, record.call_id))
         threads = {}  # (thread_id, thread_name) -> {None: thread track, task: task track, SUSPENDED: lane}
         for record in records:
@@ -261,7 +273,7 @@ class Timeline:
             if suspended is not None:
                 _pack(suspended)
                 tracks.append(suspended)
-        return Layout(tracks, self.origin_wall_ns, dropped, _originals.os_getpid(), _program_name())
+        return Layout(tracks, self.origin_wall_ns, dropped, _originals.os_getpid(), _program_name(), findings)
 
 
 def _thread_order(item):

@@ -101,6 +101,12 @@ def trace_events(layout):
     events.extend(slices)
     for tid, piece in spans:
         events.extend(_async_slice(piece, pid, tid))
+    for at_ns, thread_id, thread_name, fields in layout.findings:  # a guard's findings: instants on their thread
+        thread = (thread_id, thread_name)
+        if thread not in thread_tids:
+            thread_tids[thread] = named_track(thread_name, len(layout.tracks))
+        events.append({"ph": "i", "s": "t", "pid": pid, "tid": thread_tids[thread], "name": f"finding {fields['rule']}",
+                       "cat": "hookwise.finding", "ts": _microseconds(at_ns), "cname": ERROR_COLOR, "args": fields})
     return events
 
 

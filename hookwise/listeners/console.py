@@ -118,6 +118,16 @@ class ConsoleListener:
             f" ({format_duration(call.duration_ns)})"
         )
 
+    def finding(self, finding):
+        """hookwise finding sql-injection (high) blocked: query parameter q "x' OR '1'='1" changes
+        sqlite3:Cursor.execute #14 at "'x' OR '1'='1'" in GET /user (request #12) from app.py:20 in user"""
+        request = finding.request
+        where = "" if request is None else f" in {request['method']} {request['path']} (request #{request['request_id']})"
+        app = "" if finding.app_caller is None else f" from {self._where(finding.app_caller)}"
+        self._write(f"hookwise finding {finding.rule} ({finding.severity}) {finding.action}: {finding.input_source} "
+                    f"{finding.input_value!r} {finding.verb} {finding.target} #{finding.call_id} at {finding.fragment!r}"
+                    f"{where}{app}")
+
     def _request_outcome(self, call, outcome, failure=""):
         # hookwise request #12 GET /user?name=bob -> 200 (3.1 ms) route=/user/<name>
         line = _request_line(semantics.start_fields(call, self.render)[1])

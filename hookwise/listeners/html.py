@@ -88,7 +88,7 @@ class HtmlReportListener(Timeline):
             "TITLE": escape(f"hookwise report: {program} (pid {layout.pid})"),
             "SUMMARY": escape(f"{summary} hookwise {__version__}."),
             "TIMELINE_NOTE": note,
-            "STATS": _stats_table(rows),
+            "STATS": _findings_table(layout.findings) + _stats_table(rows),
             "DATA": for_script_element(dumps(data)),
         }
         # one pass over the template: text put into one slot is never searched for another slot
@@ -128,6 +128,27 @@ def _call_data(piece):
         "error": piece.error,
         "unfinished": piece.unfinished,
     }
+
+
+FINDING_COLUMNS = ("rule", "severity", "action", "request", "sink", "input", "changed", "app caller")
+
+
+def _findings_table(findings):
+    """The guard's findings (hookwise.guard), one row each, before the stats table; nothing without a guard."""
+    if not findings:
+        return ""
+    head = "".join(f"<th>{escape(name)}</th>" for name in FINDING_COLUMNS)
+    body = []
+    for _, _, _, fields in findings:
+        request = fields["request"]
+        cells = (fields["rule"], fields["severity"], fields["action"],
+                 "" if request is None else f"{request['method']} {request['path']} (#{request['request_id']})",
+                 f"{fields['sink']['target']} #{fields['sink']['call_id']}",
+                 f"{fields['input']['source']}: {fields['input']['value']}", fields["fragment"],
+                 fields["app_caller"] or "")
+        body.append("<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in cells) + "</tr>")
+    return (f'<h2>Guard findings</h2>\n<table id="findings"><thead><tr>{head}</tr></thead><tbody>\n'
+            + "\n".join(body) + "\n</tbody></table>\n")
 
 
 def _flat(value):

@@ -118,6 +118,17 @@ class JsonlListener:
             f'"exception":{_quote(shown)},"exception_type":{_quote(type_name)}{extra}}}\n'
         )
 
+    def finding(self, finding):
+        """``{"event": "finding", "rule", "severity", "action", "request", "sink", "input", "fragment", ...}``"""
+        fields = finding.as_dict()
+        self._write(
+            f'{{"event":"finding","rule":{_quote(finding.rule)},"severity":{_quote(finding.severity)},'
+            f'"action":{_quote(finding.action)},"request":{dumps(fields["request"])},"sink":{dumps(fields["sink"])},'
+            f'"input":{dumps(fields["input"])},"fragment":{_quote(finding.fragment)},'
+            f'"app_caller":{_where(finding.app_caller)},"thread_id":{finding.thread_id},'
+            f'"thread_name":{_quote(finding.thread_name)},"pid":{finding.pid},"ts_ns":{finding.ts_ns}}}\n'
+        )
+
     def _common(self, call, ts_ns):
         request_id = call.request_id  # the request being served when the call was made
         return (

@@ -261,6 +261,24 @@ class OtelListener:
         finally:
             span.end(end_time=call.end_ns)
 
+    def finding(self, finding):
+        """A guard finding: a ``hookwise.finding`` event on the span current where it was found (the request's)."""
+        if self._closed:
+            return
+        span = self._trace.get_current_span()
+        fields = finding.as_dict()
+        attributes = {"hookwise.finding.rule": finding.rule, "hookwise.finding.severity": finding.severity,
+                      "hookwise.finding.action": finding.action, "hookwise.finding.sink": finding.target,
+                      "hookwise.finding.sink_call_id": finding.call_id,
+                      "hookwise.finding.input": finding.input_value, "hookwise.finding.source": finding.input_source,
+                      "hookwise.finding.fragment": finding.fragment}
+        if fields["request"] is not None:
+            attributes["hookwise.request_id"] = fields["request"]["request_id"]
+        if finding.app_caller is not None:
+            attributes["code.filepath"] = finding.app_caller.file
+            attributes["code.lineno"] = finding.app_caller.line if isinstance(finding.app_caller.line, int) else -1
+        span.add_event("hookwise.finding", attributes, timestamp=finding.ts_ns)
+
     def close(self):
         """Export what is batched and shut the exporters down; later calls make no spans."""
         if self._closed:

@@ -42,6 +42,8 @@ MODULE = "web"
 KIND = "request"
 _PARAMS = (("request",), 0, None, (), None)  # one positional parameter, as binding lays them out
 
+BODY_LIMIT = 64 * 1024
+"""The most of a request body kept for a listener (the guard's form and JSON fields)."""
 FORBIDDEN_BODY = b"Forbidden by hookwise\n"
 FORBIDDEN_HEADERS = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(FORBIDDEN_BODY)))]
 
@@ -65,7 +67,19 @@ class Request:
     size: int = field(default=0, repr=False)  # body bytes sent so far
     exception: object = field(default=None, repr=False)  # what a framework turned into a 5xx answer
     root_path: str = field(default="", repr=False)
-    content_length: object = field(default=None, repr=False)  # what the response headers say  # an ASGI scope's root_path as served
+    content_length: object = field(default=None, repr=False)  # what the response headers say
+    keep_body: bool = field(default=False, repr=False)  # set by a start listener (the guard): keep ``body``
+    body: object = field(default=None, repr=False)  # the body as far as the application read it (bounded)
+    body_stream: object = field(default=None, repr=False)  # the stand-in stream that keeps it
+    blocked: object = field(default=None, repr=False)  # the Blocked a listener raised inside: answered 403
+
+    def keep(self, chunk):
+        """Keep ``chunk`` of the body the application just read (up to ``BODY_LIMIT`` bytes)."""
+        if self.body is None:
+            self.body = bytearray()
+        room = BODY_LIMIT - len(self.body)
+        if room > 0 and chunk:
+            self.body += chunk[:room]  # an ASGI scope's root_path as served
 
     def header(self, name):
         for key, value in self.headers:
@@ -142,10 +156,11 @@ def begin(request):
 
 
 def finish(call, request):
-    """The response is complete: an end, or an error when a framework answered 5xx for an exception."""
+    """The response is complete: an end; an error when a framework answered 5xx for an exception,
+    or when a listener refused something the request asked for (answered 403)."""
     site = call.site
-    exception = request.exception
-    if exception is not None and (request.status is None or request.status >= 500):
+    exception = request.blocked or request.exception
+    if request.blocked is not None or (exception is not None and (request.status is None or request.status >= 500)):
         _report_exception(site, call, exception)
     else:
         site.end(call, Response(request.status, request.size))

@@ -85,6 +85,8 @@ class AsgiApplication:
 
         async def noting_send(message):
             kind = message.get("type") if type(message) is dict else None
+            if request.blocked is not None and kind in ("http.response.start", "http.response.body"):
+                return await _forbid(request, send, kind)  # refused inside: a 403, whatever the app answers
             if kind == "http.response.start":
                 request.status = message.get("status")
             elif kind == "http.response.body":
@@ -94,11 +96,19 @@ class AsgiApplication:
                     pass
             return await send(message)
 
+        if request.keep_body:
+            receive = _keeping(receive, request)
         token = current_request.set(request)
         try:
             result = await self.application(scope, receive, noting_send)
         except BaseException as exc:
             request.route = request.route or route_in(scope, request)
+            if request.blocked is not None and request.status in (None, 403):
+                if request.status is None:
+                    await _forbid(request, send, "http.response.start")
+                    await _forbid(request, send, "http.response.body")
+                finish(call, request)
+                return None
             failed(call, request)
             hide_own_frame(_CALL_CODE)
             if BARE_RAISE_RESTORES_TRACEBACK:
@@ -118,3 +128,23 @@ class AsgiApplication:
 
 
 _CALL_CODE = AsgiApplication.__call__.__code__
+
+
+async def _forbid(request, send, kind):
+    """Send the 403 in place of the application's answer: its start, then one body; the rest is dropped."""
+    if kind == "http.response.start" and request.status is None:
+        request.status = 403
+        await send({"type": "http.response.start", "status": 403,
+                    "headers": [(name.lower().encode(), value.encode()) for name, value in FORBIDDEN_HEADERS]})
+    elif kind == "http.response.body" and not request.size:
+        request.size = len(FORBIDDEN_BODY)
+        await send({"type": "http.response.body", "body": FORBIDDEN_BODY, "more_body": False})
+
+
+def _keeping(receive, request):
+    async def keeping_receive():
+        message = await receive()
+        if type(message) is dict and message.get("type") == "http.request":
+            request.keep(message.get("body") or b"")
+        return message
+    return keeping_receive

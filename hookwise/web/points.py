@@ -113,17 +113,17 @@ def _django_test_client(module, undo):
             try:
                 call = begin(request)
             except Blocked:
-                from django.core.handlers.wsgi import WSGIRequest
-
-                response = _django_forbidden()
-                response.wsgi_request = WSGIRequest(environ)  # what the test client reads of every response
-                return response
+                return _django_forbidden(environ)
             if call is None:
                 return original(self, environ)
+            if request.keep_body and environ.get("wsgi.input") is not None:
+                request.body_stream = environ["wsgi.input"] = wsgi.KeepingInput(environ["wsgi.input"], request)
             token = current_request.set(request)
             try:
                 response = original(self, environ)
             except BaseException as exc:
+                if request.blocked is not None:
+                    return _django_refused(request, call, environ)
                 failed(call, request)
                 hide_own_frame(__call__.__code__)
                 if BARE_RAISE_RESTORES_TRACEBACK:
@@ -131,6 +131,8 @@ def _django_test_client(module, undo):
                 raise
             finally:
                 current_request.reset(token)
+            if request.blocked is not None:
+                return _django_refused(request, call, environ)
             _note_django_response(request, response)
             finish(call, request)
             return response
@@ -184,12 +186,25 @@ def _empty_body():
     return io.BytesIO()
 
 
-def _django_forbidden():
+def _django_forbidden(environ=None):
     from django.http import HttpResponseForbidden
 
     from . import FORBIDDEN_BODY
 
-    return HttpResponseForbidden(FORBIDDEN_BODY, content_type="text/plain; charset=utf-8")
+    response = HttpResponseForbidden(FORBIDDEN_BODY, content_type="text/plain; charset=utf-8")
+    if environ is not None:
+        from django.core.handlers.wsgi import WSGIRequest
+
+        response.wsgi_request = WSGIRequest(environ)  # what the test client reads of every response
+    return response
+
+
+def _django_refused(request, call, environ):
+    """A request a listener refused inside: the 403, whatever Django made of the exception."""
+    response = _django_forbidden(environ)
+    request.status, request.size = 403, len(response.content)
+    finish(call, request)
+    return response
 
 
 # -- what frameworks know ------------------------------------------------------------

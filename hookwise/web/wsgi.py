@@ -90,14 +90,22 @@ class WsgiApplication:
             return self.application(environ, start_response)
 
         def noting_start_response(status, headers, *exc_info):
+            if request.blocked is not None:  # refused inside: a 403, whatever the application answers
+                return _forbid(request, start_response, exc_info)
             request.status = status_code(status)
             request.content_length = content_length(headers)
             return start_response(status, headers, *exc_info)
 
+        if request.keep_body and environ.get("wsgi.input") is not None:
+            request.body_stream = environ["wsgi.input"] = KeepingInput(environ["wsgi.input"], request)
         token = current_request.set(request)
         try:
             body = self.application(environ, noting_start_response)
         except BaseException as exc:
+            if request.blocked is not None and request.status in (None, 403):
+                _forbid(request, start_response, (type(exc), exc, exc.__traceback__))
+                finish(call, request)
+                return [FORBIDDEN_BODY]
             failed(call, request)
             hide_own_frame(_CALL_CODE)
             if BARE_RAISE_RESTORES_TRACEBACK:
@@ -105,6 +113,11 @@ class WsgiApplication:
             raise
         finally:
             current_request.reset(token)
+        if request.blocked is not None:
+            _close(body)
+            if request.status is None:
+                _forbid(request, start_response, ())
+            body = [FORBIDDEN_BODY]
         file_wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(file_wrapper, type) and type(body) is file_wrapper:
             request.size = request.content_length
@@ -123,6 +136,71 @@ class WsgiApplication:
 
 
 _CALL_CODE = WsgiApplication.__call__.__code__
+
+
+def _forbid(request, start_response, exc_info):
+    request.status = 403
+    request.content_length = len(FORBIDDEN_BODY)
+    if exc_info:
+        start_response("403 Forbidden", list(FORBIDDEN_HEADERS), exc_info)
+    else:
+        start_response("403 Forbidden", list(FORBIDDEN_HEADERS))
+    return _discard
+
+
+def _discard(data):
+    """The write() of a refused request: what the application writes is not sent."""
+
+
+def _close(body):
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+class KeepingInput:
+    """``wsgi.input`` as the application reads it, with what it read kept on the request (bounded)."""
+
+    __slots__ = ("_stream", "_request")
+
+    def __init__(self, stream, request):
+        self._stream = stream
+        self._request = request
+
+    def read(self, *args):
+        data = self._stream.read(*args)
+        self._request.keep(data)
+        return data
+
+    def readline(self, *args):
+        data = self._stream.readline(*args)
+        self._request.keep(data)
+        return data
+
+    def readinto(self, buffer):
+        count = self._stream.readinto(buffer)
+        if count:
+            self._request.keep(bytes(memoryview(buffer)[:count]))
+        return count
+
+    def read1(self, *args):
+        data = self._stream.read1(*args)
+        self._request.keep(data)
+        return data
+
+    def readlines(self, *args):
+        lines = self._stream.readlines(*args)
+        for line in lines:
+            self._request.keep(line)
+        return lines
+
+    def __iter__(self):
+        for line in self._stream:
+            self._request.keep(line)
+            yield line
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 class Body:
