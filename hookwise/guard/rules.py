@@ -111,10 +111,13 @@ def check_path(call, inputs, context):
 
 
 def _at_a_component(path, value):
-    """``value`` appears in ``path`` where a path component starts (not inside another name)."""
+    """``value`` is in ``path`` as path: holding a separator or ``..``, or as a whole component."""
+    if "/" in value or "\\" in value or ".." in value:
+        return value in path
     start = path.find(value)
     while start >= 0:
-        if start == 0 or path[start - 1] in "/\\" or value[0] in "/\\.":
+        end = start + len(value)
+        if (start == 0 or path[start - 1] in "/\\") and (end == len(path) or path[end] in "/\\"):
             return True
         start = path.find(value, start + 1)
     return False
