@@ -1,6 +1,6 @@
 """Fidelity at scale: real test suites pass unchanged under full instrumentation.
 
-    python3 tests/corpus.py [--quick] [--python 3.12 ...] [--entry json --entry attrs ...] [--pure]
+    python3 tests/corpus.py [--quick] [--python 3.12 ...] [--entry json --entry attrs ...] [--pure] [--guard monitor]
 
 For each entry and each Python, the entry's own test suite runs twice: plainly,
 and under driver.py with every function and method of the package under test
@@ -15,6 +15,9 @@ pure-Python packages, downloaded with pip at pinned versions into
 ``.corpus-cache/`` and installed with their test needs in a venv per Python.
 
 ``--quick`` is the subset CI runs (a few stdlib suites and one package).
+``--guard monitor`` runs the hooked side with the guard on too (hookwise.guard:
+every sink of the security preset checked at each call); CI runs the quick
+subset that way as well.
 """
 
 import argparse
@@ -287,7 +290,7 @@ def package_python(entry, version, interpreter, log):
 
 # -------------------------------------------------------------- one entry
 
-def check_entry(entry, version, interpreter, pure, timeout, keep_logs, log):
+def check_entry(entry, version, interpreter, pure, timeout, keep_logs, log, guard=None):
     env = base_env(pure)
     scratch = tempfile.mkdtemp(prefix=f"hookwise-corpus-{entry.name}-")
     try:
@@ -303,6 +306,8 @@ def check_entry(entry, version, interpreter, pure, timeout, keep_logs, log):
         counter = EventCounter(events, modules, os.path.join(CACHE, f"events-{entry.name}-py{version}.jsonl") if keep_logs else None)
         counter.start()
         hooks = [arg for hook in entry.hooks for arg in ("--hook", hook)]
+        if guard is not None:
+            hooks += ["--guard", guard]
         plain_out, plain_code, plain_time = run([python, *command], cwd, env, timeout)
         hooked_out, hooked_code, hooked_time = run([python, DRIVER, *hooks, "--listener", f"jsonl={events}", *command],
                                                    cwd, env, timeout * 4)
@@ -347,6 +352,7 @@ def main(argv=None):
     parser.add_argument("--pure", action="store_true", help="use the pure-Python runtime")
     parser.add_argument("--timeout", type=int, default=900, help="seconds for a plain run (hooked runs get 4x)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the event logs in .corpus-cache/")
+    parser.add_argument("--guard", choices=("monitor",), help="hooked runs with the guard on as well")
     options = parser.parse_args(argv)
     wanted = set(options.entry or (QUICK if options.quick else [entry.name for entry in ENTRIES]))
     entries = [entry for entry in ENTRIES if entry.name in wanted]
@@ -367,7 +373,8 @@ def main(argv=None):
                 if entry.since and tuple(map(int, version.split("."))) < entry.since:
                     continue
                 try:
-                    result = check_entry(entry, version, interpreter, options.pure, options.timeout, options.keep_logs, log)
+                    result = check_entry(entry, version, interpreter, options.pure, options.timeout, options.keep_logs,
+                                         log, options.guard)
                 except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
                     result = {"entry": entry.name, "python": version, "plain": None, "hooked": None, "calls": 0,
                               "plain_s": 0, "hooked_s": 0, "problems": [f"setup failed: {exc}"]}
