@@ -17,7 +17,8 @@ html report is checked in a real headless browser) and postgresql (the sql
 preset's tests start a server of their own) are installed with apt-get when
 they are missing and this runs as root. After the suites, the quick subset of
 the fidelity corpus runs (``tests/corpus.py --quick``: a few stdlib suites and
-one package, plainly and fully hooked); ``--no-corpus`` skips it.
+one package, plainly and fully hooked), then again with ``--guard monitor``;
+``--no-corpus`` skips both.
 
 Set HOOKWISE_PYTHONS=3.11,3.12 to pick versions.
 """
@@ -190,6 +191,10 @@ def main():
         print("\nfidelity corpus, quick subset (python3 tests/corpus.py --quick):", flush=True)
         corpus = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "corpus.py"), "--quick"], cwd=ROOT)
         failed = failed or corpus.returncode != 0
+        print("\nthe same with the guard on (python3 tests/corpus.py --quick --guard monitor):", flush=True)
+        guarded = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "corpus.py"), "--quick", "--guard",
+                                  "monitor"], cwd=ROOT)
+        failed = failed or guarded.returncode != 0
     return 1 if failed else 0
 
 
