@@ -200,6 +200,8 @@ GUARD_PRESETS = ("security", "web")
 
 
 def _guard_settings(cli_guard, table, path):
+    if cli_guard is None and "guard" not in table:
+        return None  # hookwise.guard (its rules import socket) is imported only for a run that asks for it
     from . import guard
 
     try:

@@ -382,6 +382,19 @@ def test_outside_a_request_the_command_line_is_the_input(tmp_path):
     assert monitored.returncode == 0 and monitored.stdout == "hello x\nafter\n" and pwned(tmp_path) == ["pwned-argv"]
 
 
+def test_outside_a_request_the_lines_read_on_stdin_are_inputs(tmp_path):
+    (tmp_path / "filter.py").write_text(
+        "import subprocess, sys\nfor line in sys.stdin:\n"
+        "    print(subprocess.run('echo got ' + line.strip(), shell=True, capture_output=True, text=True).stdout,"
+        " end='')\nprint(sys.stdin.isatty(), sys.stdin.encoding)\n")
+    plain = run_python(["filter.py"], cwd=tmp_path, input="one\ntwo\n")
+    benign = run_driver(["--guard", "block", "filter.py"], cwd=tmp_path, input="one\ntwo\n")
+    assert benign.returncode == 0 and benign.stdout == plain.stdout == "got one\ngot two\nFalse utf-8\n"
+    attacked = run_driver(["--guard", "block", "filter.py"], cwd=tmp_path, input="one\n$(touch pwned-stdin)\n")
+    assert attacked.returncode == 1 and attacked.stdout == "got one\n" and pwned(tmp_path) == []
+    assert "blocked: standard input line 2 '$(touch pwned-stdin)'" in attacked.stderr
+
+
 def test_the_guard_table_in_the_config_and_bad_settings(tmp_path):
     (tmp_path / "tool.py").write_text(SCRIPT)
     (tmp_path / "hookwise.toml").write_text('[guard]\nmode = "block"\nrules = ["sql-injection"]\n')

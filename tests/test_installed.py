@@ -285,3 +285,15 @@ def test_the_web_preset_from_an_installed_copy(venv, workdir):
     assert result.returncode == 0 and result.stdout == "b'hi /there'\n", result.stderr
     (start, end) = [event for event in read_jsonl(workdir / "events.jsonl") if event["target"] == "web:request"]
     assert start["request"]["path"] == "/there" and end["response"] == {"status": 200, "size": 9}
+
+
+def test_the_guard_from_an_installed_copy(venv, workdir):
+    write(workdir, {"tool.py": """\
+        import os, sys
+        os.system("echo hello " + sys.argv[1])
+    """})
+    benign = run([str(venv / "hookwise"), "--guard", "block", "tool.py", "world"], workdir)
+    assert benign.returncode == 0 and benign.stdout == "hello world\n", benign.stderr
+    attacked = run([str(venv / "hookwise"), "--guard", "block", "tool.py", "x; echo owned"], workdir)
+    assert attacked.returncode == 1 and "owned" not in attacked.stdout
+    assert "hookwise finding command-injection (critical) blocked" in attacked.stderr

@@ -4,7 +4,7 @@ It hears the sinks of the ``security`` preset and every request of the ``web``
 preset (its own targets: other listeners hear only what the user named), and
 asks, at each sink call, whether an input steered it (``rules``): a request's
 query, path, cookies, headers and body, or outside a request the program's
-command-line arguments (``inputs``). A positive answer is a ``Finding``,
+command-line arguments and the lines it reads on standard input (``inputs``). A positive answer is a ``Finding``,
 handed to every listener that has a ``finding`` method (all the built-in
 outputs). In ``block`` mode the sink raises ``hookwise.Blocked`` before it
 runs; inside a request the client then gets a 403 (``hookwise.web``),
@@ -107,6 +107,7 @@ class Guard:
         self.raw_render = Render(self.render.repr_limit, redact=(), user_reprs=False)  # for matching: real text
         roots = settings.roots if settings.roots is not None else [os.getcwd(), _program_directory()]
         self.roots = [os.path.realpath(root) for root in roots if root]
+        _inputs.keep_stdin()  # outside a request, the lines the program reads are inputs too
         self.counts = {}  # rule id -> findings
         self.blocked = 0
         self._listeners = None

@@ -55,9 +55,82 @@ def of_request(request):
 
 
 def of_process():
-    """Outside a request: the command-line arguments the program was given."""
-    return [Input(value, f"command-line argument {index}") for index, value in enumerate(sys.argv[1:], 1)
-            if isinstance(value, str) and value]
+    """Outside a request: the command-line arguments the program was given, and the lines it read on stdin."""
+    found = [Input(value, f"command-line argument {index}") for index, value in enumerate(sys.argv[1:], 1)
+             if isinstance(value, str) and value]
+    found.extend(Input(line, f"standard input line {number}") for number, line in _stdin_lines)
+    return found
+
+
+# -- standard input ---------------------------------------------------------------------
+MAX_STDIN_LINES = 100  # the most recent lines are kept, each cut at MAX_STDIN_LINE characters
+MAX_STDIN_LINE = 4096
+_stdin_lines = []  # (line number, text without its newline)
+_stdin_count = [0]
+
+
+def keep_stdin():
+    """Put a stand-in in front of ``sys.stdin`` that keeps the lines the program reads (bounded).
+
+    Everything else is the real stream's: its ``buffer``, ``fileno()`` and
+    ``isatty()``. (Reading ``sys.stdin.buffer`` or the descriptor directly,
+    and ``input()`` at an interactive terminal, go past it.)
+    """
+    stream = sys.stdin
+    if stream is not None and not isinstance(stream, KeepingStdin):
+        sys.stdin = KeepingStdin(stream)
+
+
+def _kept(text):
+    if not isinstance(text, str) or not text:
+        return
+    for line in text.splitlines():
+        _stdin_count[0] += 1
+        if line:
+            _stdin_lines.append((_stdin_count[0], line[:MAX_STDIN_LINE]))
+    del _stdin_lines[:-MAX_STDIN_LINES]
+
+
+class KeepingStdin:
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def readline(self, *args):
+        line = self._stream.readline(*args)
+        _kept(line)
+        return line
+
+    def read(self, *args):
+        text = self._stream.read(*args)
+        _kept(text)
+        return text
+
+    def readlines(self, *args):
+        lines = self._stream.readlines(*args)
+        for line in lines:
+            _kept(line)
+        return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self._stream.readline()
+        if not line:
+            raise StopIteration
+        _kept(line)
+        return line
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._stream.__exit__(*exc_info)
 
 
 def _add(found, pairs, kind):
