@@ -464,3 +464,43 @@ def test_web_targets_are_checked_and_an_unserved_one_is_reported(tmp_path):
     quiet = run_driver(["--hook", "web:request", "program.py"], cwd=tmp_path)
     assert quiet.returncode == 0
     assert "target 'web:request' matched nothing (no request was served" in quiet.stderr
+
+
+UNKNOWN_SERVER = """\
+import asyncio, io, sys
+import django_app, fastapi_app, flask_app
+
+# a server hookwise has no point for (waitress, hypercorn, a hand-written one) calls the framework itself
+def start_response(status, headers, exc_info=None):
+    print("status", status)
+
+def environ(path):
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "x", "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "10.1.2.3", "wsgi.input": io.BytesIO(),
+            "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr, "wsgi.version": (1, 0)}
+
+print(b"".join(flask_app.app(environ("/user/zed"), start_response)))
+print(b"".join(django_app.application(environ("/user/zed"), start_response)))
+
+async def main():
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        print(message["type"], message.get("status", len(message.get("body", b""))))
+
+    scope = {"type": "http", "method": "GET", "path": "/sync/w", "query_string": b"", "headers": [], "root_path": "",
+             "scheme": "http", "server": ("x", 80), "client": ("10.4.5.6", 5)}
+    await fastapi_app.app(scope, receive, send)
+
+asyncio.run(main())
+"""
+
+
+def test_a_server_hookwise_does_not_know_still_hands_requests_to_the_framework(tmp_path):
+    _, events = run_hooked(tmp_path, UNKNOWN_SERVER)
+    served = requests_in(events)
+    assert [(start["request"]["path"], start["request"]["client"], end["response"]["status"], end["request"]["route"])
+            for start, end in served] == [("/user/zed", "10.1.2.3", 200, "/user/<name>"),
+                                          ("/user/zed", "10.1.2.3", 200, "/user/<str:name>"),
+                                          ("/sync/w", "10.4.5.6", 200, "/sync/{word}")]

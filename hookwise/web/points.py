@@ -14,6 +14,8 @@ WSGI workers (``Worker.load_wsgi``) and its ASGI worker, uvicorn
 development server (Flask's ``app.run``). Test clients: werkzeug's
 (``run_wsgi_app``: Flask's test client), Starlette's (FastAPI's), httpx's WSGI
 and ASGI transports, and Django's, which calls its handler without WSGI.
+Frameworks: ``Flask.wsgi_app``, Django's WSGI and ASGI handlers and
+``Starlette.__call__``, so that any other server's requests are seen too.
 """
 
 import functools
@@ -207,6 +209,37 @@ def _django_refused(request, call, environ):
     return response
 
 
+# -- the frameworks' own entry points ------------------------------------------------
+# Any other server (waitress, hypercorn, daphne, a hand-written one) still hands the request to the
+# framework: there it is seen too. Inside a request seen already (a server's hand-over) they pass it on.
+def _wsgi_entry(original):
+    def entry(self, environ, start_response):
+        return wsgi.WsgiApplication(functools.partial(original, self))(environ, start_response)
+    return entry
+
+
+def _asgi_entry(original):
+    async def entry(self, scope, receive, send):
+        return await asgi.AsgiApplication(functools.partial(original, self))(scope, receive, send)
+    return entry
+
+
+def _flask_entry(module, undo):
+    _replace(module.Flask, "wsgi_app", _wsgi_entry, undo)
+
+
+def _django_wsgi_entry(module, undo):
+    _replace(module.WSGIHandler, "__call__", _wsgi_entry, undo)
+
+
+def _django_asgi_entry(module, undo):
+    _replace(module.ASGIHandler, "__call__", _asgi_entry, undo)
+
+
+def _starlette_entry(module, undo):
+    _replace(module.Starlette, "__call__", _asgi_entry, undo)
+
+
 # -- what frameworks know ------------------------------------------------------------
 def _flask_ctx(module, undo):
     def make(original):
@@ -222,6 +255,8 @@ def _flask_ctx(module, undo):
 
 
 def _flask_app(module, undo):
+    _flask_entry(module, undo)
+
     def make(original):
         def handle_exception(self, e):
             request = current_request.get()
@@ -271,6 +306,9 @@ POINTS = {
     "flask.ctx": _flask_ctx,
     "flask.app": _flask_app,
     "django.core.handlers.base": _django_base,
+    "django.core.handlers.wsgi": _django_wsgi_entry,
+    "django.core.handlers.asgi": _django_asgi_entry,
+    "starlette.applications": _starlette_entry,
     "django.core.handlers.exception": _django_exception,
 }
 """Module name -> installs its points (``install(module, undo)``)."""
