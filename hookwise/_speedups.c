@@ -54,6 +54,7 @@ static PyObject *helper_changed = NULL;
 static PyObject *helper_callers = NULL; /* call -> (caller, app_caller): one look at the frames */
 static PyObject *helper_task = NULL;
 static PyObject *helper_request_id = NULL;
+static PyObject *current_request_var = NULL;  /* hookwise._state.current_request: read here, not through Python */
 static PyObject *helper_thread_name = NULL; /* f(thread_id) */
 static PyObject *quiet_globals = NULL;    /* tuple of globals dicts of the import system */
 
@@ -579,7 +580,48 @@ call_cached_callers(CallObject *self, PyObject **slot, const char *name)
 
 static PyObject *call_get_caller(CallObject *self, void *c) { return call_cached_callers(self, &self->caller, "caller"); }
 static PyObject *call_get_task(CallObject *self, void *c) { return call_cached_moment(self, &self->task, helper_task, "task"); }
-static PyObject *call_get_request_id(CallObject *self, void *c) { return call_cached_moment(self, &self->request_id, helper_request_id, "request_id"); }
+/* request_id: the call_id of the request in the context (call.py's request_id_of, without its frame) */
+static PyObject *
+request_id_now(CallObject *self)
+{
+    PyObject *request = NULL;
+    if (current_request_var == NULL) {
+        return call_helper(helper_request_id, self);
+    }
+    if (PyContextVar_Get(current_request_var, NULL, &request) < 0) {
+        return NULL;
+    }
+    if (request == NULL || request == Py_None) {
+        Py_XDECREF(request);
+        Py_RETURN_NONE;
+    }
+    PyObject *call = PyObject_GetAttrString(request, "call");
+    if (call == NULL) {
+        Py_DECREF(request);
+        return NULL;
+    }
+    int own = call == (PyObject *)self;  /* the request's own call is not made while it is served */
+    Py_DECREF(call);
+    PyObject *id = own ? Py_NewRef(Py_None) : PyObject_GetAttrString(request, "call_id");
+    Py_DECREF(request);
+    return id;
+}
+
+static PyObject *
+call_get_request_id(CallObject *self, void *c)
+{
+    if (self->request_id == NULL) {
+        if (moment_passed(self, "request_id") < 0) {
+            return NULL;
+        }
+        PyObject *value = request_id_now(self);
+        if (value == NULL) {
+            return NULL;
+        }
+        self->request_id = value;
+    }
+    return Py_NewRef(self->request_id);
+}
 static PyObject *call_get_app_caller(CallObject *self, void *c) { return call_cached_callers(self, &self->app_caller, "app_caller"); }
 
 static PyObject *
@@ -1312,6 +1354,7 @@ configure(PyObject *module, PyObject *args, PyObject *kwds)
     keep(&helper_callers, kwds, "callers");
     keep(&helper_task, kwds, "task");
     keep(&helper_request_id, kwds, "request_id");
+    keep(&current_request_var, kwds, "current_request");
     keep(&helper_thread_name, kwds, "thread_name");
     keep(&quiet_globals, kwds, "quiet_globals");
     PyObject *pid = PyDict_GetItemString(kwds, "pid");

@@ -343,6 +343,7 @@ if accel.ACTIVE:
         callers=callers_of,
         task=task_of,
         request_id=request_id_of,
+        current_request=_state.current_request,
         thread_name=_state.thread_name,
         pid=_state.pid,
     )
