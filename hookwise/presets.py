@@ -59,6 +59,24 @@ SQL = (
     "psycopg.cursor:Cursor.executemany",
     "psycopg.cursor_async:AsyncCursor.execute",
     "psycopg.cursor_async:AsyncCursor.executemany",
+    # the MySQL drivers: their executemany runs their execute per row or batch,
+    # which reports nothing then (runtime.StatementSite): one event per call
+    "pymysql.cursors:Cursor.execute",
+    "pymysql.cursors:Cursor.executemany",
+    "pymysql.cursors:Cursor.callproc",
+    "MySQLdb.cursors:BaseCursor.execute",
+    "MySQLdb.cursors:BaseCursor.executemany",
+    "MySQLdb.cursors:BaseCursor.callproc",
+    "mysql.connector.cursor:MySQLCursor.execute",
+    "mysql.connector.cursor:MySQLCursor.executemany",
+    "mysql.connector.cursor:MySQLCursor.callproc",
+    "mysql.connector.cursor:MySQLCursorPrepared.execute",
+    "mysql.connector.cursor:MySQLCursorPrepared.executemany",
+    "mysql.connector.cursor_cext:CMySQLCursor.execute",
+    "mysql.connector.cursor_cext:CMySQLCursor.executemany",
+    "mysql.connector.cursor_cext:CMySQLCursor.callproc",
+    "mysql.connector.cursor_cext:CMySQLCursorPrepared.execute",
+    "mysql.connector.cursor_cext:CMySQLCursorPrepared.executemany",
 )
 
 # one event per request: urllib3 is what requests sends through, and http.client

@@ -47,7 +47,8 @@ class Sql:
         args, kwargs = call.args, call.kwargs
         statement = args[1] if len(args) > 1 else kwargs.get(self.statement)
         given = args[2] if len(args) > 2 else kwargs.get(self.parameters)
-        params = None if given is None else render.value(given)  # None: a default filled in, or no parameters
+        # None: no parameters (a default filled in: None, or mysql-connector's C cursor's empty tuple)
+        params = None if given is None or (type(given) in (tuple, list, dict) and not given) else render.value(given)
         database = None
         if args and self.database_of is not None:
             try:
@@ -62,15 +63,24 @@ class Sql:
 
     def end_fields(self, call, result):
         try:
-            # execute and its kin return the cursor (sqlite3's connections too); psycopg's executemany
-            # returns None, and its cursor is the call's first argument
-            rows = (result if result is not None else call.args[0]).rowcount
+            rows = _rowcount(call.args[0], result)
         except Exception:
             return {}
         return {"rows": rows} if type(rows) is int and rows >= 0 else {}
 
     def error_fields(self, call, exc):
         return {}
+
+
+def _rowcount(owner, result):
+    """What the driver says the statement changed or returned: the cursor's ``rowcount``.
+
+    The cursor is the call's own object (psycopg's executemany returns None,
+    PyMySQL's execute a number), or for a connection's shortcut
+    (sqlite3's ``conn.execute``) the cursor it returns.
+    """
+    rows = getattr(owner, "rowcount", None)
+    return rows if rows is not None else result.rowcount
 
 
 class Http:
@@ -139,7 +149,12 @@ def _httpx_request(call):
 
 
 def statement_text(statement):
-    """The statement as text, bounded by ``STATEMENT_LIMIT``; a non-text statement by its safe str."""
+    """The statement as text, bounded by ``STATEMENT_LIMIT``; a non-text statement by its safe str.
+
+    Bytes are read as UTF-8 (PyMySQL builds a batch INSERT as a bytearray, MySQLdb takes bytes).
+    """
+    if type(statement) in (bytes, bytearray):
+        statement = bytes(statement[:STATEMENT_LIMIT * 4]).decode("utf-8", "replace")
     if type(statement) is not str:
         return None if statement is None else safestr(statement, STATEMENT_LIMIT)
     if len(statement) > STATEMENT_LIMIT:
@@ -177,10 +192,38 @@ def _psycopg_database(cursor):
     return cursor.connection.info.dbname  # what libpq says the connection is to
 
 
+def _text(name):
+    """A database name as text: PyMySQL keeps it as bytes once connected."""
+    if type(name) is bytes:
+        return name.decode("utf-8", "replace")
+    return name if type(name) is str or name is None else safestr(name, 1000)
+
+
+def _pymysql_database(cursor):
+    return _text(cursor.connection.db)  # what the program connected to (select_db does not change it)
+
+
+def _mysqldb_database(cursor):
+    return _text(cursor.connection.database)
+
+
+def _mysql_connector_database(cursor):
+    # the attribute, not the `database` property, which asks the server (a query of its own)
+    return _text(cursor._connection._database) or None
+
+
 _SQLITE = Sql("sqlite", database_of=_sqlite_database)
 _PSYCOPG = Sql("postgresql", statement="query", parameters="params", database_of=_psycopg_database)
 _PSYCOPG_MANY = Sql("postgresql", statement="query", parameters="params_seq", database_of=_psycopg_database)
 _SQLITE_SCRIPT = Sql("sqlite", statement="sql_script", database_of=_sqlite_database)
+
+_PYMYSQL = Sql("mysql", statement="query", parameters="args", database_of=_pymysql_database)
+_PYMYSQL_PROCEDURE = Sql("mysql", statement="procname", parameters="args", database_of=_pymysql_database)
+_MYSQLDB = Sql("mysql", statement="query", parameters="args", database_of=_mysqldb_database)
+_MYSQLDB_PROCEDURE = Sql("mysql", statement="procname", parameters="args", database_of=_mysqldb_database)
+_CONNECTOR = Sql("mysql", statement="operation", parameters="params", database_of=_mysql_connector_database)
+_CONNECTOR_MANY = Sql("mysql", statement="operation", parameters="seq_params", database_of=_mysql_connector_database)
+_CONNECTOR_PROCEDURE = Sql("mysql", statement="procname", parameters="args", database_of=_mysql_connector_database)
 
 _URLLIB = Http(_urllib_request)
 _URLLIB3 = Http(_urllib3_request)
@@ -201,12 +244,78 @@ ROLES = {
     "psycopg.cursor:Cursor.executemany": _PSYCOPG_MANY,
     "psycopg.cursor_async:AsyncCursor.execute": _PSYCOPG,
     "psycopg.cursor_async:AsyncCursor.executemany": _PSYCOPG_MANY,
+    "pymysql.cursors:Cursor.execute": _PYMYSQL,
+    "pymysql.cursors:Cursor.executemany": _PYMYSQL,
+    "pymysql.cursors:Cursor.callproc": _PYMYSQL_PROCEDURE,
+    "MySQLdb.cursors:BaseCursor.execute": _MYSQLDB,
+    "MySQLdb.cursors:BaseCursor.executemany": _MYSQLDB,
+    "MySQLdb.cursors:BaseCursor.callproc": _MYSQLDB_PROCEDURE,
+    # mysql-connector-python: the pure-Python protocol's cursors, and those of its C extension (use_pure=False)
+    "mysql.connector.cursor:MySQLCursor.execute": _CONNECTOR,
+    "mysql.connector.cursor:MySQLCursor.executemany": _CONNECTOR_MANY,
+    "mysql.connector.cursor:MySQLCursor.callproc": _CONNECTOR_PROCEDURE,
+    "mysql.connector.cursor:MySQLCursorPrepared.execute": _CONNECTOR,
+    "mysql.connector.cursor:MySQLCursorPrepared.executemany": _CONNECTOR_MANY,
+    "mysql.connector.cursor_cext:CMySQLCursor.execute": _CONNECTOR,
+    "mysql.connector.cursor_cext:CMySQLCursor.executemany": _CONNECTOR_MANY,
+    "mysql.connector.cursor_cext:CMySQLCursor.callproc": _CONNECTOR_PROCEDURE,
+    "mysql.connector.cursor_cext:CMySQLCursorPrepared.execute": _CONNECTOR,
+    "mysql.connector.cursor_cext:CMySQLCursorPrepared.executemany": _CONNECTOR_MANY,
 }
 
 
 def role_of(target):
     """The semantic of the function defined as ``target`` ("module:qualname"), or None."""
     return ROLES.get(target)
+
+
+def is_statement(target):
+    """True when ``target``'s calls are SQL statements (their sites are ``runtime.StatementSite``)."""
+    return isinstance(ROLES.get(target), Sql)
+
+
+# -- a statement inside a statement ---------------------------------------------------
+# code object of a rewritten statement function -> its site (binding tells us each one)
+_statement_codes = {}
+
+
+def know_statement_code(site):
+    if isinstance(site.semantic, Sql) and site.code is not None:
+        _statement_codes[site.code] = site
+
+
+def inside_a_statement(frame):
+    """True when ``frame``, a statement call's caller, runs inside a reported statement of its own package.
+
+    The frames of the caller's top-level package are walked outwards (a
+    driver's ``executemany`` reaches its ``execute`` through a helper or a
+    generator expression, mysql-connector's asks the server for its SQL mode
+    from its connection module, SQLAlchemy's ``do_execute`` calls the cursor
+    directly): if one of them is a hooked statement function that reports,
+    the call is part of that statement. A program's own frames cost a few
+    dictionary lookups each.
+    """
+    if frame is None:
+        return False
+    package = _package_of(frame)
+    while frame is not None and _package_of(frame) == package:
+        site = _statement_codes.get(frame.f_code)
+        if site is not None:
+            return bool(site.on)
+        frame = frame.f_back
+    return False
+
+
+def _package_of(frame):
+    name = frame.f_globals.get("__name__")
+    return name.partition(".")[0] if type(name) is str else None
+    module = frame.f_globals
+    while frame is not None and frame.f_globals is module:
+        site = _statement_codes.get(frame.f_code)
+        if site is not None:
+            return bool(site.on)
+        frame = frame.f_back
+    return False
 
 
 def start_fields(call, render):
