@@ -59,6 +59,13 @@ SQL = (
     "psycopg.cursor:Cursor.executemany",
     "psycopg.cursor_async:AsyncCursor.execute",
     "psycopg.cursor_async:AsyncCursor.executemany",
+    # psycopg2: methods of its C cursor (loader/psycopg2_types.py)
+    "psycopg2.extensions:cursor.execute",
+    "psycopg2.extensions:cursor.executemany",
+    "psycopg2.extensions:cursor.callproc",
+    "psycopg2.extensions:cursor.copy_expert",
+    "psycopg2.extensions:cursor.copy_from",
+    "psycopg2.extensions:cursor.copy_to",
     # the MySQL drivers: their executemany runs their execute per row or batch,
     # which reports nothing then (runtime.StatementSite): one event per call
     "pymysql.cursors:Cursor.execute",

@@ -37,16 +37,21 @@ class Sql:
     name = "sql"
     end_key = "sql"
 
-    def __init__(self, system, statement="sql", parameters="parameters", database_of=None):
+    def __init__(self, system, statement="sql", parameters="parameters", database_of=None, statement_of=None):
         self.system = system  # the OpenTelemetry db.system value: sqlite, postgresql, mysql
         self.statement = statement  # keyword names, where a driver's parameters have them
         self.parameters = parameters
         self.database_of = database_of  # (self argument) -> database name or None
+        self.statement_of = statement_of or self._statement_and_parameters  # (call) -> (statement, parameters)
+
+    def _statement_and_parameters(self, call):
+        args, kwargs = call.args, call.kwargs
+        return (args[1] if len(args) > 1 else kwargs.get(self.statement),
+                args[2] if len(args) > 2 else kwargs.get(self.parameters))
 
     def start_fields(self, call, render):
-        args, kwargs = call.args, call.kwargs
-        statement = args[1] if len(args) > 1 else kwargs.get(self.statement)
-        given = args[2] if len(args) > 2 else kwargs.get(self.parameters)
+        args = call.args
+        statement, given = self.statement_of(call)
         # None: no parameters (a default filled in: None, or mysql-connector's C cursor's empty tuple)
         params = None if given is None or (type(given) in (tuple, list, dict) and not given) else render.value(given)
         database = None
@@ -212,11 +217,32 @@ def _mysql_connector_database(cursor):
     return _text(cursor._connection._database) or None
 
 
+def _copy_statement(direction, names):
+    """``copy_from`` / ``copy_to`` by the COPY statement psycopg2 sends for them (``COPY users (id, name) FROM stdin``)."""
+
+    def statement_of(call):
+        given = dict(zip(names, _arguments(call, *names)))
+        table, columns = given["table"], given["columns"]
+        listed = f" ({', '.join(map(str, columns))})" if columns else ""
+        return (None if table is None else f"COPY {table}{listed} {direction}"), None
+
+    return statement_of
+
+
 _SQLITE = Sql("sqlite", database_of=_sqlite_database)
 _PSYCOPG = Sql("postgresql", statement="query", parameters="params", database_of=_psycopg_database)
 _PSYCOPG_MANY = Sql("postgresql", statement="query", parameters="params_seq", database_of=_psycopg_database)
 _SQLITE_SCRIPT = Sql("sqlite", statement="sql_script", database_of=_sqlite_database)
 
+_PSYCOPG2 = Sql("postgresql", statement="query", parameters="vars", database_of=_psycopg_database)
+_PSYCOPG2_MANY = Sql("postgresql", statement="query", parameters="vars_list", database_of=_psycopg_database)
+_PSYCOPG2_PROCEDURE = Sql("postgresql", statement="procname", parameters="parameters", database_of=_psycopg_database)
+_PSYCOPG2_COPY = Sql("postgresql", database_of=_psycopg_database,
+                     statement_of=lambda call: (_arguments(call, "sql")[0], None))  # the file is no parameter
+_PSYCOPG2_COPY_FROM = Sql("postgresql", database_of=_psycopg_database,
+                          statement_of=_copy_statement("FROM stdin", ("file", "table", "sep", "null", "size", "columns")))
+_PSYCOPG2_COPY_TO = Sql("postgresql", database_of=_psycopg_database,
+                        statement_of=_copy_statement("TO stdout", ("file", "table", "sep", "null", "columns")))
 _PYMYSQL = Sql("mysql", statement="query", parameters="args", database_of=_pymysql_database)
 _PYMYSQL_PROCEDURE = Sql("mysql", statement="procname", parameters="args", database_of=_pymysql_database)
 _MYSQLDB = Sql("mysql", statement="query", parameters="args", database_of=_mysqldb_database)
@@ -244,6 +270,13 @@ ROLES = {
     "psycopg.cursor:Cursor.executemany": _PSYCOPG_MANY,
     "psycopg.cursor_async:AsyncCursor.execute": _PSYCOPG,
     "psycopg.cursor_async:AsyncCursor.executemany": _PSYCOPG_MANY,
+    # psycopg2's C cursor, served through the connections psycopg2.connect makes (loader/psycopg2_types.py)
+    "psycopg2.extensions:cursor.execute": _PSYCOPG2,
+    "psycopg2.extensions:cursor.executemany": _PSYCOPG2_MANY,
+    "psycopg2.extensions:cursor.callproc": _PSYCOPG2_PROCEDURE,
+    "psycopg2.extensions:cursor.copy_expert": _PSYCOPG2_COPY,
+    "psycopg2.extensions:cursor.copy_from": _PSYCOPG2_COPY_FROM,
+    "psycopg2.extensions:cursor.copy_to": _PSYCOPG2_COPY_TO,
     "pymysql.cursors:Cursor.execute": _PYMYSQL,
     "pymysql.cursors:Cursor.executemany": _PYMYSQL,
     "pymysql.cursors:Cursor.callproc": _PYMYSQL_PROCEDURE,
