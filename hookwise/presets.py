@@ -59,6 +59,13 @@ SQL = (
     "psycopg.cursor:Cursor.executemany",
     "psycopg.cursor_async:AsyncCursor.execute",
     "psycopg.cursor_async:AsyncCursor.executemany",
+    # SQLAlchemy: where every statement it runs goes to the driver; the driver's call
+    # inside it reports nothing then (runtime.StatementSite): one event per statement
+    "sqlalchemy.engine.default:DefaultDialect.do_execute",
+    "sqlalchemy.engine.default:DefaultDialect.do_executemany",
+    "sqlalchemy.engine.default:DefaultDialect.do_execute_no_params",
+    "sqlalchemy.dialects.mysql.mysqldb:MySQLDialect_mysqldb.do_executemany",  # PyMySQL's dialect too
+    "sqlalchemy.dialects.postgresql.psycopg2:PGDialect_psycopg2.do_executemany",
     # psycopg2: methods of its C cursor (loader/psycopg2_types.py)
     "psycopg2.extensions:cursor.execute",
     "psycopg2.extensions:cursor.executemany",

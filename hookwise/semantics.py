@@ -24,6 +24,7 @@ Read them during the callbacks: they look at the cursor as it is then.
 
 from _weakref import ref as _weakref
 
+from .call import is_library_file
 from .redaction import redact_credentials, redact_text
 from .saferepr import safestr
 
@@ -53,7 +54,7 @@ class Sql:
         args = call.args
         statement, given = self.statement_of(call)
         # None: no parameters (a default filled in: None, or mysql-connector's C cursor's empty tuple)
-        params = None if given is None or (type(given) in (tuple, list, dict) and not given) else render.value(given)
+        params = None if given is None or (isinstance(given, (tuple, list, dict)) and not given) else render.value(given)
         database = None
         if args and self.database_of is not None:
             try:
@@ -86,6 +87,48 @@ def _rowcount(owner, result):
     """
     rows = getattr(owner, "rowcount", None)
     return rows if rows is not None else result.rowcount
+
+
+class DialectSql(Sql):
+    """SQLAlchemy's execution point: ``dialect.do_execute(cursor, statement, parameters, context)``.
+
+    The system is the dialect's (``mariadb`` read as ``mysql``, as the MySQL
+    drivers' own events say), the database the one the engine's URL names,
+    the rows the cursor's. ``with_parameters`` is False for ``do_execute_no_params``.
+    """
+
+    def __init__(self, with_parameters=True):
+        names = ("cursor", "statement", "parameters", "context") if with_parameters else ("cursor", "statement", "context")
+        self._names = names
+        super().__init__(None, statement_of=self._dialect_statement, database_of=None)
+
+    def _dialect_statement(self, call):
+        given = dict(zip(self._names, _arguments(call, *self._names)))
+        return given["statement"], given.get("parameters")
+
+    def start_fields(self, call, render):
+        name, fields = super().start_fields(call, render)
+        dialect = call.args[0] if call.args else None
+        fields["system"] = _DIALECT_SYSTEMS.get(getattr(dialect, "name", None), getattr(dialect, "name", None))
+        database = self._database(call)
+        fields["database"] = database if database is None or not render.redact else redact_credentials(database)
+        return name, fields
+
+    def _database(self, call):
+        try:
+            context = dict(zip(self._names, _arguments(call, *self._names)))["context"]
+            database = context.root_connection.engine.url.database
+        except Exception:
+            return None
+        return database if type(database) is str else None
+
+    def end_fields(self, call, result):
+        cursor = _arguments(call, "cursor")[0]
+        rows = getattr(cursor, "rowcount", None)
+        return {"rows": rows} if type(rows) is int and rows >= 0 else {}
+
+
+_DIALECT_SYSTEMS = {"mariadb": "mysql"}
 
 
 class Http:
@@ -251,6 +294,9 @@ _CONNECTOR = Sql("mysql", statement="operation", parameters="params", database_o
 _CONNECTOR_MANY = Sql("mysql", statement="operation", parameters="seq_params", database_of=_mysql_connector_database)
 _CONNECTOR_PROCEDURE = Sql("mysql", statement="procname", parameters="args", database_of=_mysql_connector_database)
 
+_DIALECT = DialectSql()
+_DIALECT_NO_PARAMETERS = DialectSql(with_parameters=False)
+
 _URLLIB = Http(_urllib_request)
 _URLLIB3 = Http(_urllib3_request)
 _HTTPX = Http(_httpx_request, status_attribute="status_code")
@@ -270,6 +316,13 @@ ROLES = {
     "psycopg.cursor:Cursor.executemany": _PSYCOPG_MANY,
     "psycopg.cursor_async:AsyncCursor.execute": _PSYCOPG,
     "psycopg.cursor_async:AsyncCursor.executemany": _PSYCOPG_MANY,
+    # SQLAlchemy's execution point (and the dialects' own executemany): the drivers' calls inside it
+    # report nothing (runtime.StatementSite), so each statement is reported once, by SQLAlchemy
+    "sqlalchemy.engine.default:DefaultDialect.do_execute": _DIALECT,
+    "sqlalchemy.engine.default:DefaultDialect.do_executemany": _DIALECT,
+    "sqlalchemy.engine.default:DefaultDialect.do_execute_no_params": _DIALECT_NO_PARAMETERS,
+    "sqlalchemy.dialects.mysql.mysqldb:MySQLDialect_mysqldb.do_executemany": _DIALECT,
+    "sqlalchemy.dialects.postgresql.psycopg2:PGDialect_psycopg2.do_executemany": _DIALECT,
     # psycopg2's C cursor, served through the connections psycopg2.connect makes (loader/psycopg2_types.py)
     "psycopg2.extensions:cursor.execute": _PSYCOPG2,
     "psycopg2.extensions:cursor.executemany": _PSYCOPG2_MANY,
@@ -318,30 +371,25 @@ def know_statement_code(site):
 
 
 def inside_a_statement(frame):
-    """True when ``frame``, a statement call's caller, runs inside a reported statement of its own package.
+    """True when ``frame``, a statement call's caller, runs inside a reported statement, in library code.
 
-    The frames of the caller's top-level package are walked outwards (a
-    driver's ``executemany`` reaches its ``execute`` through a helper or a
-    generator expression, mysql-connector's asks the server for its SQL mode
-    from its connection module, SQLAlchemy's ``do_execute`` calls the cursor
-    directly): if one of them is a hooked statement function that reports,
-    the call is part of that statement. A program's own frames cost a few
-    dictionary lookups each.
+    The library frames (``hookwise.call.is_library_file``: the standard
+    library, installed packages) between the call and the application's code
+    are walked outwards: a driver's ``executemany`` reaches its ``execute``
+    through a helper or a generator expression, mysql-connector's asks the
+    server for its SQL mode from its connection module, SQLAlchemy's
+    ``do_execute`` calls the cursor. If one of them is a hooked statement
+    function that reports, the call is part of that statement. A statement
+    the program runs itself costs one lookup.
     """
-    if frame is None:
-        return False
-    package = _package_of(frame)
-    while frame is not None and _package_of(frame) == package:
+    while frame is not None:
         site = _statement_codes.get(frame.f_code)
         if site is not None:
             return bool(site.on)
+        if not is_library_file(frame.f_code.co_filename):  # cached per file
+            return False  # the application's own code: what it runs is its own statement
         frame = frame.f_back
     return False
-
-
-def _package_of(frame):
-    name = frame.f_globals.get("__name__")
-    return name.partition(".")[0] if type(name) is str else None
     module = frame.f_globals
     while frame is not None and frame.f_globals is module:
         site = _statement_codes.get(frame.f_code)
