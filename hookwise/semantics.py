@@ -366,7 +366,8 @@ _statement_codes = {}
 
 
 def know_statement_code(site):
-    if isinstance(site.semantic, Sql) and site.code is not None:
+    # any site-like object may be bound (the rewriter's tests bind stand-ins without a meaning)
+    if isinstance(getattr(site, "semantic", None), Sql) and site.code is not None:
         _statement_codes[site.code] = site
 
 
