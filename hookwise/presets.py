@@ -59,6 +59,38 @@ SQL = (
     "psycopg.cursor:Cursor.executemany",
     "psycopg.cursor_async:AsyncCursor.execute",
     "psycopg.cursor_async:AsyncCursor.executemany",
+    # SQLAlchemy: where every statement it runs goes to the driver; the driver's call
+    # inside it reports nothing then (runtime.StatementSite): one event per statement
+    "sqlalchemy.engine.default:DefaultDialect.do_execute",
+    "sqlalchemy.engine.default:DefaultDialect.do_executemany",
+    "sqlalchemy.engine.default:DefaultDialect.do_execute_no_params",
+    "sqlalchemy.dialects.mysql.mysqldb:MySQLDialect_mysqldb.do_executemany",  # PyMySQL's dialect too
+    "sqlalchemy.dialects.postgresql.psycopg2:PGDialect_psycopg2.do_executemany",
+    # psycopg2: methods of its C cursor (loader/psycopg2_types.py)
+    "psycopg2.extensions:cursor.execute",
+    "psycopg2.extensions:cursor.executemany",
+    "psycopg2.extensions:cursor.callproc",
+    "psycopg2.extensions:cursor.copy_expert",
+    "psycopg2.extensions:cursor.copy_from",
+    "psycopg2.extensions:cursor.copy_to",
+    # the MySQL drivers: their executemany runs their execute per row or batch,
+    # which reports nothing then (runtime.StatementSite): one event per call
+    "pymysql.cursors:Cursor.execute",
+    "pymysql.cursors:Cursor.executemany",
+    "pymysql.cursors:Cursor.callproc",
+    "MySQLdb.cursors:BaseCursor.execute",
+    "MySQLdb.cursors:BaseCursor.executemany",
+    "MySQLdb.cursors:BaseCursor.callproc",
+    "mysql.connector.cursor:MySQLCursor.execute",
+    "mysql.connector.cursor:MySQLCursor.executemany",
+    "mysql.connector.cursor:MySQLCursor.callproc",
+    "mysql.connector.cursor:MySQLCursorPrepared.execute",
+    "mysql.connector.cursor:MySQLCursorPrepared.executemany",
+    "mysql.connector.cursor_cext:CMySQLCursor.execute",
+    "mysql.connector.cursor_cext:CMySQLCursor.executemany",
+    "mysql.connector.cursor_cext:CMySQLCursor.callproc",
+    "mysql.connector.cursor_cext:CMySQLCursorPrepared.execute",
+    "mysql.connector.cursor_cext:CMySQLCursorPrepared.executemany",
 )
 
 # one event per request: urllib3 is what requests sends through, and http.client

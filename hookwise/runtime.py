@@ -185,6 +185,27 @@ class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):
         return (types.SimpleNamespace, (), {"on": None})
 
 
+class StatementSite(Site):
+    """The site of an SQL statement's call: a call made inside another reported statement's is its part.
+
+    A driver's ``executemany`` runs its ``execute`` once per row or batch
+    (PyMySQL, mysqlclient, mysql-connector), and SQLAlchemy's ``do_execute``
+    runs the driver's: the outer call is the statement the program asked for
+    (and the inner ones may have its parameters spliced into their text), so
+    only it is reported (``hookwise.semantics.inside_a_statement``).
+    Rewritten functions and pure-Python wrappers call ``start``; the C
+    wrapper is given the same test as its ``skip`` (loader/wrappers.py).
+    """
+
+    __slots__ = ()
+
+    def start(self, *values):
+        # 0: here, 1: the hooked function's frame (or the pure wrapper's), 2: its caller
+        if semantics.inside_a_statement(_originals.getframe(2)):
+            return None
+        return Site.start(self, *values)
+
+
 _OWNERS = {}  # id(listener method) -> its listener: methods are held by the sites, so ids stay theirs
 
 
@@ -266,7 +287,8 @@ class Registry:
         matching += [target for target in extra_targets if target not in matching]
         for target in matching:
             target.matched = True
-        site = Site(module_names[0], qualname, kind, params, self._listeners_for(matching), original)
+        kind_of_site = StatementSite if semantics.is_statement(f"{module_names[0]}:{qualname}") else Site
+        site = kind_of_site(module_names[0], qualname, kind, params, self._listeners_for(matching), original)
         self.sites.append(site)
         self._site_targets[site] = matching
         return site
@@ -332,7 +354,7 @@ class Registry:
 REGISTRY = Registry()
 
 if accel.ACTIVE:
-    accel.speedups.install_methods(Site)
+    accel.speedups.install_methods(Site)  # StatementSite's own start calls Site's
     accel.speedups.configure(
         blocked=Blocked,
         listener_failed=_listener_failed,

@@ -24,6 +24,7 @@ Read them during the callbacks: they look at the cursor as it is then.
 
 from _weakref import ref as _weakref
 
+from .call import is_library_file
 from .redaction import REDACTED, redact_credentials, redact_text
 from .saferepr import safestr
 
@@ -37,17 +38,23 @@ class Sql:
     name = "sql"
     end_key = "sql"
 
-    def __init__(self, system, statement="sql", parameters="parameters", database_of=None):
+    def __init__(self, system, statement="sql", parameters="parameters", database_of=None, statement_of=None):
         self.system = system  # the OpenTelemetry db.system value: sqlite, postgresql, mysql
         self.statement = statement  # keyword names, where a driver's parameters have them
         self.parameters = parameters
         self.database_of = database_of  # (self argument) -> database name or None
+        self.statement_of = statement_of or self._statement_and_parameters  # (call) -> (statement, parameters)
+
+    def _statement_and_parameters(self, call):
+        args, kwargs = call.args, call.kwargs
+        return (args[1] if len(args) > 1 else kwargs.get(self.statement),
+                args[2] if len(args) > 2 else kwargs.get(self.parameters))
 
     def start_fields(self, call, render):
-        args, kwargs = call.args, call.kwargs
-        statement = args[1] if len(args) > 1 else kwargs.get(self.statement)
-        given = args[2] if len(args) > 2 else kwargs.get(self.parameters)
-        params = None if given is None else render.value(given)  # None: a default filled in, or no parameters
+        args = call.args
+        statement, given = self.statement_of(call)
+        # None: no parameters (a default filled in: None, or mysql-connector's C cursor's empty tuple)
+        params = None if given is None or (isinstance(given, (tuple, list, dict)) and not given) else render.value(given)
         database = None
         if args and self.database_of is not None:
             try:
@@ -62,15 +69,66 @@ class Sql:
 
     def end_fields(self, call, result):
         try:
-            # execute and its kin return the cursor (sqlite3's connections too); psycopg's executemany
-            # returns None, and its cursor is the call's first argument
-            rows = (result if result is not None else call.args[0]).rowcount
+            rows = _rowcount(call.args[0], result)
         except Exception:
             return {}
         return {"rows": rows} if type(rows) is int and rows >= 0 else {}
 
     def error_fields(self, call, exc):
         return {}
+
+
+def _rowcount(owner, result):
+    """What the driver says the statement changed or returned: the cursor's ``rowcount``.
+
+    The cursor is the call's own object (psycopg's executemany returns None,
+    PyMySQL's execute a number), or for a connection's shortcut
+    (sqlite3's ``conn.execute``) the cursor it returns.
+    """
+    rows = getattr(owner, "rowcount", None)
+    return rows if rows is not None else result.rowcount
+
+
+class DialectSql(Sql):
+    """SQLAlchemy's execution point: ``dialect.do_execute(cursor, statement, parameters, context)``.
+
+    The system is the dialect's (``mariadb`` read as ``mysql``, as the MySQL
+    drivers' own events say), the database the one the engine's URL names,
+    the rows the cursor's. ``with_parameters`` is False for ``do_execute_no_params``.
+    """
+
+    def __init__(self, with_parameters=True):
+        names = ("cursor", "statement", "parameters", "context") if with_parameters else ("cursor", "statement", "context")
+        self._names = names
+        super().__init__(None, statement_of=self._dialect_statement, database_of=None)
+
+    def _dialect_statement(self, call):
+        given = dict(zip(self._names, _arguments(call, *self._names)))
+        return given["statement"], given.get("parameters")
+
+    def start_fields(self, call, render):
+        name, fields = super().start_fields(call, render)
+        dialect = call.args[0] if call.args else None
+        fields["system"] = _DIALECT_SYSTEMS.get(getattr(dialect, "name", None), getattr(dialect, "name", None))
+        database = self._database(call)
+        fields["database"] = database if database is None or not render.redact else redact_credentials(database)
+        return name, fields
+
+    def _database(self, call):
+        try:
+            context = dict(zip(self._names, _arguments(call, *self._names)))["context"]
+            database = context.root_connection.engine.url.database
+        except Exception:
+            return None
+        return database if type(database) is str else None
+
+    def end_fields(self, call, result):
+        cursor = _arguments(call, "cursor")[0]
+        rows = getattr(cursor, "rowcount", None)
+        return {"rows": rows} if type(rows) is int and rows >= 0 else {}
+
+
+_DIALECT_SYSTEMS = {"mariadb": "mysql"}
 
 
 class Http:
@@ -248,7 +306,12 @@ def carry_header(call, name, value):
 
 
 def statement_text(statement):
-    """The statement as text, bounded by ``STATEMENT_LIMIT``; a non-text statement by its safe str."""
+    """The statement as text, bounded by ``STATEMENT_LIMIT``; a non-text statement by its safe str.
+
+    Bytes are read as UTF-8 (PyMySQL builds a batch INSERT as a bytearray, MySQLdb takes bytes).
+    """
+    if type(statement) in (bytes, bytearray):
+        statement = bytes(statement[:STATEMENT_LIMIT * 4]).decode("utf-8", "replace")
     if type(statement) is not str:
         return None if statement is None else safestr(statement, STATEMENT_LIMIT)
     if len(statement) > STATEMENT_LIMIT:
@@ -286,10 +349,62 @@ def _psycopg_database(cursor):
     return cursor.connection.info.dbname  # what libpq says the connection is to
 
 
+def _text(name):
+    """A database name as text: PyMySQL keeps it as bytes once connected."""
+    if type(name) is bytes:
+        return name.decode("utf-8", "replace")
+    return name if type(name) is str or name is None else safestr(name, 1000)
+
+
+def _pymysql_database(cursor):
+    return _text(cursor.connection.db)  # what the program connected to (select_db does not change it)
+
+
+def _mysqldb_database(cursor):
+    return _text(cursor.connection.database)
+
+
+def _mysql_connector_database(cursor):
+    # the attribute, not the `database` property, which asks the server (a query of its own)
+    return _text(cursor._connection._database) or None
+
+
+def _copy_statement(direction, names):
+    """``copy_from`` / ``copy_to`` by the COPY statement psycopg2 sends for them (``COPY users (id, name) FROM stdin``)."""
+
+    def statement_of(call):
+        given = dict(zip(names, _arguments(call, *names)))
+        table, columns = given["table"], given["columns"]
+        listed = f" ({', '.join(map(str, columns))})" if columns else ""
+        return (None if table is None else f"COPY {table}{listed} {direction}"), None
+
+    return statement_of
+
+
 _SQLITE = Sql("sqlite", database_of=_sqlite_database)
 _PSYCOPG = Sql("postgresql", statement="query", parameters="params", database_of=_psycopg_database)
 _PSYCOPG_MANY = Sql("postgresql", statement="query", parameters="params_seq", database_of=_psycopg_database)
 _SQLITE_SCRIPT = Sql("sqlite", statement="sql_script", database_of=_sqlite_database)
+
+_PSYCOPG2 = Sql("postgresql", statement="query", parameters="vars", database_of=_psycopg_database)
+_PSYCOPG2_MANY = Sql("postgresql", statement="query", parameters="vars_list", database_of=_psycopg_database)
+_PSYCOPG2_PROCEDURE = Sql("postgresql", statement="procname", parameters="parameters", database_of=_psycopg_database)
+_PSYCOPG2_COPY = Sql("postgresql", database_of=_psycopg_database,
+                     statement_of=lambda call: (_arguments(call, "sql")[0], None))  # the file is no parameter
+_PSYCOPG2_COPY_FROM = Sql("postgresql", database_of=_psycopg_database,
+                          statement_of=_copy_statement("FROM stdin", ("file", "table", "sep", "null", "size", "columns")))
+_PSYCOPG2_COPY_TO = Sql("postgresql", database_of=_psycopg_database,
+                        statement_of=_copy_statement("TO stdout", ("file", "table", "sep", "null", "columns")))
+_PYMYSQL = Sql("mysql", statement="query", parameters="args", database_of=_pymysql_database)
+_PYMYSQL_PROCEDURE = Sql("mysql", statement="procname", parameters="args", database_of=_pymysql_database)
+_MYSQLDB = Sql("mysql", statement="query", parameters="args", database_of=_mysqldb_database)
+_MYSQLDB_PROCEDURE = Sql("mysql", statement="procname", parameters="args", database_of=_mysqldb_database)
+_CONNECTOR = Sql("mysql", statement="operation", parameters="params", database_of=_mysql_connector_database)
+_CONNECTOR_MANY = Sql("mysql", statement="operation", parameters="seq_params", database_of=_mysql_connector_database)
+_CONNECTOR_PROCEDURE = Sql("mysql", statement="procname", parameters="args", database_of=_mysql_connector_database)
+
+_DIALECT = DialectSql()
+_DIALECT_NO_PARAMETERS = DialectSql(with_parameters=False)
 
 _URLLIB = Http(_urllib_request, headers_of=_urllib_headers)
 _URLLIB3 = Http(_urllib3_request, headers_of=_urllib3_headers)
@@ -311,12 +426,88 @@ ROLES = {
     "psycopg.cursor:Cursor.executemany": _PSYCOPG_MANY,
     "psycopg.cursor_async:AsyncCursor.execute": _PSYCOPG,
     "psycopg.cursor_async:AsyncCursor.executemany": _PSYCOPG_MANY,
+    # SQLAlchemy's execution point (and the dialects' own executemany): the drivers' calls inside it
+    # report nothing (runtime.StatementSite), so each statement is reported once, by SQLAlchemy
+    "sqlalchemy.engine.default:DefaultDialect.do_execute": _DIALECT,
+    "sqlalchemy.engine.default:DefaultDialect.do_executemany": _DIALECT,
+    "sqlalchemy.engine.default:DefaultDialect.do_execute_no_params": _DIALECT_NO_PARAMETERS,
+    "sqlalchemy.dialects.mysql.mysqldb:MySQLDialect_mysqldb.do_executemany": _DIALECT,
+    "sqlalchemy.dialects.postgresql.psycopg2:PGDialect_psycopg2.do_executemany": _DIALECT,
+    # psycopg2's C cursor, served through the connections psycopg2.connect makes (loader/psycopg2_types.py)
+    "psycopg2.extensions:cursor.execute": _PSYCOPG2,
+    "psycopg2.extensions:cursor.executemany": _PSYCOPG2_MANY,
+    "psycopg2.extensions:cursor.callproc": _PSYCOPG2_PROCEDURE,
+    "psycopg2.extensions:cursor.copy_expert": _PSYCOPG2_COPY,
+    "psycopg2.extensions:cursor.copy_from": _PSYCOPG2_COPY_FROM,
+    "psycopg2.extensions:cursor.copy_to": _PSYCOPG2_COPY_TO,
+    "pymysql.cursors:Cursor.execute": _PYMYSQL,
+    "pymysql.cursors:Cursor.executemany": _PYMYSQL,
+    "pymysql.cursors:Cursor.callproc": _PYMYSQL_PROCEDURE,
+    "MySQLdb.cursors:BaseCursor.execute": _MYSQLDB,
+    "MySQLdb.cursors:BaseCursor.executemany": _MYSQLDB,
+    "MySQLdb.cursors:BaseCursor.callproc": _MYSQLDB_PROCEDURE,
+    # mysql-connector-python: the pure-Python protocol's cursors, and those of its C extension (use_pure=False)
+    "mysql.connector.cursor:MySQLCursor.execute": _CONNECTOR,
+    "mysql.connector.cursor:MySQLCursor.executemany": _CONNECTOR_MANY,
+    "mysql.connector.cursor:MySQLCursor.callproc": _CONNECTOR_PROCEDURE,
+    "mysql.connector.cursor:MySQLCursorPrepared.execute": _CONNECTOR,
+    "mysql.connector.cursor:MySQLCursorPrepared.executemany": _CONNECTOR_MANY,
+    "mysql.connector.cursor_cext:CMySQLCursor.execute": _CONNECTOR,
+    "mysql.connector.cursor_cext:CMySQLCursor.executemany": _CONNECTOR_MANY,
+    "mysql.connector.cursor_cext:CMySQLCursor.callproc": _CONNECTOR_PROCEDURE,
+    "mysql.connector.cursor_cext:CMySQLCursorPrepared.execute": _CONNECTOR,
+    "mysql.connector.cursor_cext:CMySQLCursorPrepared.executemany": _CONNECTOR_MANY,
 }
 
 
 def role_of(target):
     """The semantic of the function defined as ``target`` ("module:qualname"), or None."""
     return ROLES.get(target)
+
+
+def is_statement(target):
+    """True when ``target``'s calls are SQL statements (their sites are ``runtime.StatementSite``)."""
+    return isinstance(ROLES.get(target), Sql)
+
+
+# -- a statement inside a statement ---------------------------------------------------
+# code object of a rewritten statement function -> its site (binding tells us each one)
+_statement_codes = {}
+
+
+def know_statement_code(site):
+    # any site-like object may be bound (the rewriter's tests bind stand-ins without a meaning)
+    if isinstance(getattr(site, "semantic", None), Sql) and site.code is not None:
+        _statement_codes[site.code] = site
+
+
+def inside_a_statement(frame):
+    """True when ``frame``, a statement call's caller, runs inside a reported statement, in library code.
+
+    The library frames (``hookwise.call.is_library_file``: the standard
+    library, installed packages) between the call and the application's code
+    are walked outwards: a driver's ``executemany`` reaches its ``execute``
+    through a helper or a generator expression, mysql-connector's asks the
+    server for its SQL mode from its connection module, SQLAlchemy's
+    ``do_execute`` calls the cursor. If one of them is a hooked statement
+    function that reports, the call is part of that statement. A statement
+    the program runs itself costs one lookup.
+    """
+    while frame is not None:
+        site = _statement_codes.get(frame.f_code)
+        if site is not None:
+            return bool(site.on)
+        if not is_library_file(frame.f_code.co_filename):  # cached per file
+            return False  # the application's own code: what it runs is its own statement
+        frame = frame.f_back
+    return False
+    module = frame.f_globals
+    while frame is not None and frame.f_globals is module:
+        site = _statement_codes.get(frame.f_code)
+        if site is not None:
+            return bool(site.on)
+        frame = frame.f_back
+    return False
 
 
 def start_fields(call, render):

@@ -10,6 +10,7 @@ as they are, so functions that are not targets keep their exact bytecode.
 
 from types import CodeType
 
+from hookwise import semantics
 from hookwise.runtime import REGISTRY
 from rewriter import names
 
@@ -53,6 +54,7 @@ def _bind(code, replacements):
         code = code.replace(co_consts=tuple(replaced))
     if own_site is not None:
         own_site.code = code
+        semantics.know_statement_code(own_site)
     return code
 
 

@@ -1,4 +1,5 @@
-"""Methods of C types, served through the objects their module makes: sqlite3's Connection and Cursor.
+"""Methods of C types, served through the objects their module makes: sqlite3's Connection and Cursor,
+and psycopg2's connection and cursor (loader/psycopg2_types.py, the same way with its own details).
 
 A C type's methods cannot be replaced (its attributes are read-only), so a
 target such as ``sqlite3:Connection.execute`` is served the way the DB-API
@@ -33,10 +34,11 @@ import types
 from hookwise import _state, semantics
 from hookwise.own import is_own_module
 
-from . import wrappers  # at import: once the engine is hidden, "from . import" would find another loader
+from . import psycopg2_types, wrappers  # at import: once the engine is hidden, "from . import" would find another loader
 
 # (module, qualname) of the C types served here
-SERVED = {("sqlite3", "Connection"), ("sqlite3", "Cursor")}
+SERVED = {("sqlite3", "Connection"), ("sqlite3", "Cursor")} | {
+    (psycopg2_types.MODULE, kind) for kind in psycopg2_types.KINDS}
 
 _SHORTCUTS = ("execute", "executemany", "executescript")  # Connection methods that make a cursor
 _EMULATE_SHORTCUTS = sys.version_info >= (3, 11)  # 3.10 calls cursor() and the cursor's method by name
@@ -54,17 +56,21 @@ def prepare(module, targets, undo, set_attribute):
     First, so that a ``sqlite3:connect`` target of the same module wraps the
     stand-in (and reports the program's own arguments), not the other way round.
     """
+    def may_name_a_method(module, kinds):
+        return any(_may_name_a_served_method(target, module, kinds) for target in targets)
+
+    psycopg2_types.prepare(module, may_name_a_method, undo, set_attribute)
     if module.__name__ not in ("sqlite3", "sqlite3.dbapi2"):
         return
-    if any(_may_name_a_served_method(target, module) for target in targets):
+    if may_name_a_method(module, ("Connection", "Cursor")):
         _install_connect(undo, set_attribute)
 
 
-def _may_name_a_served_method(target, module):
-    """True when ``target`` names, or its wildcard matches, a method of Connection or Cursor."""
+def _may_name_a_served_method(target, module, kinds):
+    """True when ``target`` names, or its wildcard matches, a method of one of the C types ``kinds``."""
     if target.qualname_is_literal:
-        return target.qualname.partition(".")[0] in ("Connection", "Cursor")
-    for kind in ("Connection", "Cursor"):
+        return target.qualname.partition(".")[0] in kinds
+    for kind in kinds:
         cls = c_type_of(vars(module).get(kind))
         if serves(cls) and any(
             target.matches_qualname(f"{kind}.{name}")
@@ -77,7 +83,7 @@ def _may_name_a_served_method(target, module):
 
 def is_stand_in(value):
     """True for the callable that stands for ``sqlite3.connect`` while installed (a wildcard matches it)."""
-    return isinstance(value, _Connect)
+    return isinstance(value, _Connect) or psycopg2_types.is_stand_in(value)
 
 
 def serves(cls):
@@ -90,6 +96,9 @@ def c_type_of(holder):
     for kind, public in _public.items():
         if holder is public:
             return _c_types[kind]
+    for kind, public in psycopg2_types.public_types().items():
+        if holder is public:
+            return psycopg2_types.c_type(kind)
     return holder
 
 
@@ -100,6 +109,9 @@ def serve_method(cls, name, wrapper, undo, set_attribute):
     attribute with its undo.
     """
     kind = cls.__qualname__
+    if cls.__module__ == psycopg2_types.MODULE:
+        psycopg2_types.serve_method(kind, name, wrapper, undo, set_attribute)
+        return
     if kind == "Connection" and (name == "cursor" or (_EMULATE_SHORTCUTS and name in _SHORTCUTS)):
         # the hooked method runs hookwise's Python version of it (see the module docstring)
         wrapper = wrappers.make_wrapper(wrapper.__hookwise_site__, _connection_method(name))
@@ -117,6 +129,7 @@ def forget():
     _c_types.clear()
     _public.clear()
     _installed.clear()
+    psycopg2_types.forget()
 
 
 # -- the subclasses -------------------------------------------------------------

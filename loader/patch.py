@@ -18,9 +18,9 @@ import sys
 import types
 from types import BuiltinFunctionType, FunctionType
 
-from hookwise import stdlib_internals
+from hookwise import accel, stdlib_internals
 from hookwise.own import is_own_module
-from hookwise.runtime import BUILTIN, Site
+from hookwise.runtime import BUILTIN, Site, StatementSite
 
 from . import c_types, codeswap, wrappers
 
@@ -344,6 +344,8 @@ def _wrap_all(items, registry, undo):
         site = registry.new_site(names, qualname, kind, None, original=obj, extra_targets=[item.target for item in items])
         # the default set's own filter; any other target of this callable wants every call
         skip = stdlib_internals.filter_for(obj) if all(item.target.hide_stdlib_internals for item in items) else None
+        if accel.ACTIVE and isinstance(site, StatementSite):  # a statement inside a statement is its part
+            skip = wrappers.statement_skip(skip)
         wrapper = wrappers.make_wrapper(site, obj, wrappers.adjuster_for(module, getattr(obj, "__name__", "")), skip)
         _wrapped[id(obj)] = (obj, wrapper)
     for item in items:

@@ -21,7 +21,7 @@ Calls made by the import system itself (writing ``.pyc`` files with
 import __future__
 import sys
 
-from hookwise import _originals, accel
+from hookwise import _originals, accel, semantics
 
 _getframe = _originals.getframe
 _exc_info = _originals.exc_info
@@ -225,6 +225,24 @@ def _python_wrapper(site, original, adjust, skip=None):
     return wrapper
 
 
+def statement_skip(other=None):
+    """The C wrapper's ``skip`` for a statement's site: ``runtime.StatementSite.start``'s test, which it bypasses.
+
+    (The pure wrapper calls ``site.start``, which makes the test itself.)
+    ``other``: a skip the wrapper has anyway (the default set's filter).
+    """
+
+    def skip(caller_globals, first_argument):
+        if other is not None and other(caller_globals, first_argument):
+            return True
+        frame = _getframe(1)  # the C wrapper has no frame: the caller's, past this module's own
+        while frame is not None and frame.f_globals is _OWN_GLOBALS:
+            frame = frame.f_back
+        return semantics.inside_a_statement(frame)
+
+    return skip
+
+
 def _skipped(skip, caller_globals, args):
     try:
         return bool(skip(caller_globals, args[0] if args else None))
@@ -236,6 +254,8 @@ def _skipped(skip, caller_globals, args):
 # exception was caught, whatever was done to it since.
 _BARE_RAISE_RESTORES_TRACEBACK = sys.version_info < (3, 11)
 
+
+_OWN_GLOBALS = globals()
 
 # Every Python wrapper shares this code object: it identifies wrapper frames.
 WRAPPER_CODE = _python_wrapper(None, None, None).__code__

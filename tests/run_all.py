@@ -13,9 +13,10 @@ finding none at all is a failure. The exit status is non-zero when any run
 fails.
 
 Before that, what the tests need from outside Python: Debian's chromium (the
-html report is checked in a real headless browser) and postgresql (the sql
-preset's tests start a server of their own) are installed with apt-get when
-they are missing and this runs as root. After the suites, the quick subset of
+html report is checked in a real headless browser), postgresql and
+mariadb-server (the sql preset's tests start servers of their own), and
+libmariadb-dev, pkg-config and gcc (pip builds mysqlclient from source) are
+installed with apt-get when they are missing and this runs as root. After the suites, the quick subset of
 the fidelity corpus runs (``tests/corpus.py --quick``: a few stdlib suites and
 one package, plainly and fully hooked), then again with ``--guard monitor``;
 ``--no-corpus`` skips both.
@@ -150,11 +151,15 @@ def run_suite(version, interpreter, pytest_args):
 
 
 def ensure_system_packages():
-    """Install Debian's chromium (the html report's browser tests) and postgresql (the sql preset's
-    server) when they are missing and we may."""
+    """Install Debian's chromium (the html report's browser tests), postgresql and mariadb-server (the
+    sql preset's servers), and what building mysqlclient takes, when they are missing and we may."""
     missing = [package for package, present in (
         ("chromium", shutil.which("chromium")),
         ("postgresql", glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+        ("mariadb-server", shutil.which("mariadbd", path="/usr/sbin:/usr/bin")),
+        ("libmariadb-dev", os.path.exists("/usr/include/mariadb/mysql.h")),
+        ("pkg-config", shutil.which("pkg-config")),
+        ("gcc", shutil.which("gcc")),
     ) if not present]
     if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
