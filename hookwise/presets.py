@@ -93,10 +93,11 @@ SQL = (
     "mysql.connector.cursor_cext:CMySQLCursorPrepared.executemany",
 )
 
-# one event per request: urllib3 is what requests sends through, and http.client
-# (under all of them) is left out so that a request is not reported twice
+# one event per request: urllib3 is what requests sends through; http.client's request
+# is reported when the program calls it, and is part of urllib.request's call otherwise
 HTTP = (
     "urllib.request:OpenerDirector.open",
+    "http.client:HTTPConnection.request",
     "urllib3.connectionpool:HTTPConnectionPool.urlopen",
     "httpx._client:Client.send",
     "httpx._client:AsyncClient.send",

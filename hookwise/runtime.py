@@ -186,13 +186,15 @@ class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):
 
 
 class StatementSite(Site):
-    """The site of an SQL statement's call: a call made inside another reported statement's is its part.
+    """The site of an SQL statement's call (or an outgoing request's): one made inside another reported
+    one of the same meaning is its part.
 
     A driver's ``executemany`` runs its ``execute`` once per row or batch
     (PyMySQL, mysqlclient, mysql-connector), and SQLAlchemy's ``do_execute``
     runs the driver's: the outer call is the statement the program asked for
     (and the inner ones may have its parameters spliced into their text), so
-    only it is reported (``hookwise.semantics.inside_a_statement``).
+    only it is reported (``hookwise.semantics.inside_a_statement``). So for
+    ``urllib.request``, which sends through ``http.client``.
     Rewritten functions and pure-Python wrappers call ``start``; the C
     wrapper is given the same test as its ``skip`` (loader/wrappers.py).
     """
@@ -201,7 +203,7 @@ class StatementSite(Site):
 
     def start(self, *values):
         # 0: here, 1: the hooked function's frame (or the pure wrapper's), 2: its caller
-        if semantics.inside_a_statement(_originals.getframe(2)):
+        if semantics.inside_a_statement(_originals.getframe(2), self.semantic.name):
             return None
         return Site.start(self, *values)
 

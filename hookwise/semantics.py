@@ -158,6 +158,8 @@ class Http:
         return self.name, {"method": method if type(method) is str else None, "url": url}
 
     def end_fields(self, call, result):
+        if self.status_attribute is None:  # http.client: the answer comes later, from getresponse()
+            return {}
         return _status(getattr(result, self.status_attribute, None))
 
     def error_fields(self, call, exc):
@@ -257,6 +259,17 @@ def _urllib3_request(call):
 def _httpx_request(call):
     (request,) = _arguments(call, "request")
     return request.method, str(request.url)
+
+
+def _http_client_request(call):
+    method, url = _arguments(call, "method", "url")
+    connection = call.args[0]
+    if type(url) is str and url.startswith("/"):  # http.client is given the path: the connection has the rest
+        scheme = "https" if hasattr(connection, "key_file") or type(connection).__name__ == "HTTPSConnection" else "http"
+        host, port = connection.host, connection.port
+        netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+        url = f"{scheme}://{'[' + netloc + ']' if ':' in host and port is None else netloc}{url}"
+    return method, url
 
 
 def _httpx_headers(call):
@@ -409,6 +422,8 @@ _DIALECT_NO_PARAMETERS = DialectSql(with_parameters=False)
 _URLLIB = Http(_urllib_request, headers_of=_urllib_headers)
 _URLLIB3 = Http(_urllib3_request, headers_of=_urllib3_headers)
 _HTTPX = Http(_httpx_request, status_attribute="status_code", headers_of=_httpx_headers)
+# its headers default to a dict shared by every call: never added to (no traceparent through http.client)
+_HTTP_CLIENT = Http(_http_client_request, status_attribute=None)
 
 ROLES = {
     "web:request": Request(),
@@ -416,6 +431,7 @@ ROLES = {
     "urllib3.connectionpool:HTTPConnectionPool.urlopen": _URLLIB3,
     "httpx._client:Client.send": _HTTPX,
     "httpx._client:AsyncClient.send": _HTTPX,
+    "http.client:HTTPConnection.request": _HTTP_CLIENT,
     "sqlite3:Cursor.execute": _SQLITE,
     "sqlite3:Cursor.executemany": _SQLITE,
     "sqlite3:Cursor.executescript": _SQLITE_SCRIPT,
@@ -466,46 +482,42 @@ def role_of(target):
 
 
 def is_statement(target):
-    """True when ``target``'s calls are SQL statements (their sites are ``runtime.StatementSite``)."""
-    return isinstance(ROLES.get(target), Sql)
+    """True when ``target``'s calls are reported once however deep they nest: an SQL statement, an
+    outgoing HTTP request (their sites are ``runtime.StatementSite``)."""
+    return isinstance(ROLES.get(target), (Sql, Http))
 
 
 # -- a statement inside a statement ---------------------------------------------------
-# code object of a rewritten statement function -> its site (binding tells us each one)
+# code object of a rewritten statement or request function -> its site (binding tells us each one)
 _statement_codes = {}
 
 
 def know_statement_code(site):
     # any site-like object may be bound (the rewriter's tests bind stand-ins without a meaning)
-    if isinstance(getattr(site, "semantic", None), Sql) and site.code is not None:
+    if isinstance(getattr(site, "semantic", None), (Sql, Http)) and site.code is not None:
         _statement_codes[site.code] = site
 
 
-def inside_a_statement(frame):
-    """True when ``frame``, a statement call's caller, runs inside a reported statement, in library code.
+def inside_a_statement(frame, name="sql"):
+    """True when ``frame``, the caller of a call meaning ``name`` ("sql", "http"), runs inside a
+    reported call of the same meaning, in library code.
 
     The library frames (``hookwise.call.is_library_file``: the standard
     library, installed packages) between the call and the application's code
     are walked outwards: a driver's ``executemany`` reaches its ``execute``
     through a helper or a generator expression, mysql-connector's asks the
     server for its SQL mode from its connection module, SQLAlchemy's
-    ``do_execute`` calls the cursor. If one of them is a hooked statement
-    function that reports, the call is part of that statement. A statement
-    the program runs itself costs one lookup.
+    ``do_execute`` calls the cursor, ``urllib.request`` sends through
+    ``http.client``. If one of them is a hooked function of that meaning that
+    reports, the call is part of it. A call the program makes itself costs
+    one lookup.
     """
     while frame is not None:
         site = _statement_codes.get(frame.f_code)
-        if site is not None:
+        if site is not None and site.semantic.name == name:
             return bool(site.on)
         if not is_library_file(frame.f_code.co_filename):  # cached per file
             return False  # the application's own code: what it runs is its own statement
-        frame = frame.f_back
-    return False
-    module = frame.f_globals
-    while frame is not None and frame.f_globals is module:
-        site = _statement_codes.get(frame.f_code)
-        if site is not None:
-            return bool(site.on)
         frame = frame.f_back
     return False
 

@@ -345,7 +345,7 @@ def _wrap_all(items, registry, undo):
         # the default set's own filter; any other target of this callable wants every call
         skip = stdlib_internals.filter_for(obj) if all(item.target.hide_stdlib_internals for item in items) else None
         if accel.ACTIVE and isinstance(site, StatementSite):  # a statement inside a statement is its part
-            skip = wrappers.statement_skip(skip)
+            skip = wrappers.statement_skip(skip, site.semantic.name)
         wrapper = wrappers.make_wrapper(site, obj, wrappers.adjuster_for(module, getattr(obj, "__name__", "")), skip)
         _wrapped[id(obj)] = (obj, wrapper)
     for item in items:

@@ -225,7 +225,7 @@ def _python_wrapper(site, original, adjust, skip=None):
     return wrapper
 
 
-def statement_skip(other=None):
+def statement_skip(other=None, name="sql"):
     """The C wrapper's ``skip`` for a statement's site: ``runtime.StatementSite.start``'s test, which it bypasses.
 
     (The pure wrapper calls ``site.start``, which makes the test itself.)
@@ -238,7 +238,7 @@ def statement_skip(other=None):
         frame = _getframe(1)  # the C wrapper has no frame: the caller's, past this module's own
         while frame is not None and frame.f_globals is _OWN_GLOBALS:
             frame = frame.f_back
-        return semantics.inside_a_statement(frame)
+        return semantics.inside_a_statement(frame, name)
 
     return skip
 
