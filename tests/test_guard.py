@@ -395,6 +395,12 @@ def test_outside_a_request_the_lines_read_on_stdin_are_inputs(tmp_path):
     assert "blocked: standard input line 2 '$(touch pwned-stdin)'" in attacked.stderr
 
 
+def test_a_file_named_on_the_command_line_is_no_traversal(tmp_path):
+    (tmp_path / "cat.py").write_text("import sys\nprint(open(sys.argv[1]).readline().strip())\n")
+    result = run_driver(["--guard", "block", "cat.py", "/etc/hostname"], cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() and "finding" not in result.stderr
+
+
 def test_the_guard_table_in_the_config_and_bad_settings(tmp_path):
     (tmp_path / "tool.py").write_text(SCRIPT)
     (tmp_path / "hookwise.toml").write_text('[guard]\nmode = "block"\nrules = ["sql-injection"]\n')

@@ -121,6 +121,8 @@ class Guard:
         if rule is None or rule.id not in self.enabled:
             return
         request = current_request.get()
+        if request is None and rule.requests_only:
+            return
         found_inputs = _inputs.of_request(request) if request is not None else _inputs.of_process()
         if not found_inputs and rule is not _rules.UNSAFE_DESERIALIZATION:
             return

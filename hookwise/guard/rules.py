@@ -16,11 +16,13 @@ _SHELLS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"))
 
 
 class Rule:
-    __slots__ = ("id", "severity", "title", "check", "verb")
+    __slots__ = ("id", "severity", "title", "check", "verb", "requests_only")
 
-    def __init__(self, rule_id, severity, title, check, verb="changes"):
+    def __init__(self, rule_id, severity, title, check, verb="changes", requests_only=False):
         self.id, self.severity, self.title, self.check = rule_id, severity, title, check
         self.verb = verb  # how a finding's line says what the input did to the sink call
+        # a file or URL named on the command line is what the person running it asked for
+        self.requests_only = requests_only
 
 
 # -- command injection ---------------------------------------------------------------
@@ -281,9 +283,10 @@ DESERIALIZATION_TARGETS = frozenset(("pickle:loads", "pickle:load", "_pickle:loa
 
 COMMAND_INJECTION = Rule("command-injection", "critical", "an input changes a shell command", check_command)
 PATH_TRAVERSAL = Rule("path-traversal", "high", "an input steers a file path out of the allowed roots", check_path,
-                      "steers")
+                      "steers", requests_only=True)
 SQL_INJECTION = Rule("sql-injection", "high", "an input changes an SQL statement", check_sql)
-SSRF = Rule("ssrf", "high", "an input sends a request to an internal address", check_ssrf, "steers")
+SSRF = Rule("ssrf", "high", "an input sends a request to an internal address", check_ssrf, "steers",
+            requests_only=True)
 UNSAFE_DESERIALIZATION = Rule("unsafe-deserialization", "critical", "untrusted data is deserialized",
                               check_deserialization, "reaches")
 CODE_INJECTION = Rule("code-injection", "critical", "an input changes Python code that is run", check_code)

@@ -135,6 +135,12 @@ def stop():
     _site = None
 
 
+def serving():
+    """Whether a new request would be reported: someone listens, and none is being served in this context."""
+    site = _site
+    return site is not None and site.on is not None and current_request.get() is None
+
+
 def begin(request):
     """Report the start of ``request``; its Call, or None when it is not reported.
 

@@ -16,7 +16,7 @@ the size the ``Content-Length`` header gave.
 from .. import _state
 from ..listener import Blocked
 from . import (BARE_RAISE_RESTORES_TRACEBACK, FORBIDDEN_BODY, FORBIDDEN_HEADERS, Request, begin, failed, finish,
-               hide_own_frame, serving_code, status_code)
+               hide_own_frame, serving, serving_code, status_code)
 
 current_request = _state.current_request
 
@@ -80,9 +80,11 @@ class WsgiApplication:
 
     @serving_code
     def __call__(self, environ, start_response):
-        request = request_from_environ(environ) if type(environ) is dict else None
+        if not serving() or type(environ) is not dict:  # nobody listens, or an inner hand-over of a request
+            return self.application(environ, start_response)
+        request = request_from_environ(environ)
         try:
-            call = begin(request) if request is not None else None
+            call = begin(request)
         except Blocked:
             start_response("403 Forbidden", list(FORBIDDEN_HEADERS))
             return [FORBIDDEN_BODY]
