@@ -13,7 +13,7 @@ the scope (``scope["route"]``), and mounted apps' prefixes in ``root_path``.
 from .. import _state
 from ..listener import Blocked
 from . import (BARE_RAISE_RESTORES_TRACEBACK, FORBIDDEN_BODY, FORBIDDEN_HEADERS, Request, begin, failed, finish,
-               hide_own_frame, serving_code)
+               hide_own_frame, serving, serving_code)
 
 current_request = _state.current_request
 
@@ -69,12 +69,12 @@ class AsgiApplication:
 
     @serving_code
     async def __call__(self, scope, receive, send):
-        request = None
-        if type(scope) is dict and scope.get("type") == "http":
-            request = request_from_scope(scope)
-            request.root_path = scope.get("root_path") or ""
+        if not serving() or type(scope) is not dict or scope.get("type") != "http":
+            return await self.application(scope, receive, send)  # nobody listens, an inner hand-over, no request
+        request = request_from_scope(scope)
+        request.root_path = scope.get("root_path") or ""
         try:
-            call = begin(request) if request is not None else None
+            call = begin(request)
         except Blocked:
             await send({"type": "http.response.start", "status": 403,
                         "headers": [(name.lower().encode(), value.encode()) for name, value in FORBIDDEN_HEADERS]})
