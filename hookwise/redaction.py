@@ -26,13 +26,27 @@ _URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*:)([^\s
 _FIELD = re.compile(r"((?:^|[?&;\s])([^\s=&;?#/]+)=['\"]?)([^\s&;#'\"]*)")  # a quote around the value stays
 
 
+_seen = {}  # (secret, text) -> redacted: a program shows the same statements and URLs again and again
+_SEEN_LIMIT, _SEEN_TEXT = 4096, 2048
+
+
 def redact_text(text, secret):
     """``text`` with URL credentials and secret-named fields replaced by ``***`` (``secret(name)`` decides)."""
-    text = redact_credentials(text)
-    if "=" in text:
-        text = _FIELD.sub(lambda match: match.group(1) + REDACTED if secret(match.group(2)) and match.group(3)
-                          else match.group(0), text)
-    return text
+    if "=" not in text and "://" not in text:
+        return text
+    key = (secret, text)
+    known = _seen.get(key)
+    if known is not None:
+        return known
+    redacted = redact_credentials(text)
+    if "=" in redacted:
+        redacted = _FIELD.sub(lambda match: match.group(1) + REDACTED if secret(match.group(2)) and match.group(3)
+                              else match.group(0), redacted)
+    if len(text) <= _SEEN_TEXT:
+        if len(_seen) >= _SEEN_LIMIT:
+            _seen.clear()  # a bounded cache: many different texts mean little repetition to gain from
+        _seen[key] = redacted
+    return redacted
 
 
 def redact_credentials(text):

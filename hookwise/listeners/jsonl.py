@@ -132,8 +132,8 @@ class JsonlListener:
     def _common(self, call, ts_ns):
         request_id = call.request_id  # the request being served when the call was made
         return (
-            f'"call_id":{call.call_id},"target":{_quote(call.target)},"thread_id":{call.thread_id},'
-            f'"thread_name":{_quote(call.thread_name)},"pid":{call.pid},"ts_ns":{ts_ns}'
+            f'"call_id":{call.call_id},"target":{_name(call.target)},"thread_id":{call.thread_id},'
+            f'"thread_name":{_name(call.thread_name)},"pid":{call.pid},"ts_ns":{ts_ns}'
             f'{"" if request_id is None else f",{_REQUEST_ID}{request_id}"}'
         )
 
@@ -183,10 +183,28 @@ def _outcome(semantic, fields):
 
 
 
+_wheres = {}  # Caller -> its JSON: a program's calls come from few lines, each quoted once (bounded)
+_quoted_names = {}  # a target's or thread's name -> its JSON string (bounded)
+
+
 def _where(caller):
     if caller is None:
         return "null"
-    return f'{{"file":{_quote(caller.file)},"line":{_int(caller.line)},"function":{_quote(caller.function)}}}'
+    text = _wheres.get(caller)
+    if text is None:
+        text = f'{{"file":{_quote(caller.file)},"line":{_int(caller.line)},"function":{_quote(caller.function)}}}'
+        if len(_wheres) < 10_000:
+            _wheres[caller] = text
+    return text
+
+
+def _name(name):
+    text = _quoted_names.get(name)
+    if text is None:
+        text = _quote(name)
+        if len(_quoted_names) < 10_000:
+            _quoted_names[name] = text
+    return text
 
 
 def _int(value):
