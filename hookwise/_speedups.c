@@ -65,6 +65,7 @@ static PyObject *helper_request_id = NULL;
 static PyObject *current_request_var = NULL;  /* hookwise._state.current_request: read here, not through Python */
 static PyObject *helper_thread_name = NULL; /* f(thread_id) */
 static PyObject *quiet_globals = NULL;    /* tuple of globals dicts of the import system */
+static PyObject *stand_ins = NULL;        /* hookwise._state.stand_ins: a set, read by the recorder */
 
 static inline long long
 clock_ns(void)
@@ -1385,6 +1386,10 @@ static PyTypeObject WrapperType = {
     .tp_getset = wrapper_getset,
 };
 
+/* ------------------------------------------------------------ the recorder */
+
+#include "_recorder.h"
+
 /* ------------------------------------------------------- module functions */
 
 static int
@@ -1417,6 +1422,7 @@ configure(PyObject *module, PyObject *args, PyObject *kwds)
     keep(&current_request_var, kwds, "current_request");
     keep(&helper_thread_name, kwds, "thread_name");
     keep(&quiet_globals, kwds, "quiet_globals");
+    keep(&stand_ins, kwds, "stand_ins");
     PyObject *pid = PyDict_GetItemString(kwds, "pid");
     if (pid != NULL) {
         current_pid = PyLong_AsLong(pid);
@@ -1563,7 +1569,8 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     choose_clock();
-    if (PyType_Ready(&CallType) < 0 || PyType_Ready(&SiteType) < 0 || PyType_Ready(&WrapperType) < 0) {
+    if (PyType_Ready(&CallType) < 0 || PyType_Ready(&SiteType) < 0 || PyType_Ready(&WrapperType) < 0
+        || PyType_Ready(&RecorderType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1573,7 +1580,9 @@ PyInit__speedups(void)
     Py_INCREF(&CallType);
     Py_INCREF(&SiteType);
     Py_INCREF(&WrapperType);
-    if (PyModule_AddObject(module, "Call", (PyObject *)&CallType) < 0
+    Py_INCREF(&RecorderType);
+    if (PyModule_AddObject(module, "Recorder", (PyObject *)&RecorderType) < 0
+        || PyModule_AddObject(module, "Call", (PyObject *)&CallType) < 0
         || PyModule_AddObject(module, "SiteBase", (PyObject *)&SiteType) < 0
         || PyModule_AddObject(module, "Wrapper", (PyObject *)&WrapperType) < 0) {
         Py_DECREF(module);

@@ -399,5 +399,6 @@ if accel.ACTIVE:
         request_id=request_id_of,
         current_request=_state.current_request,
         thread_name=_state.thread_name,
+        stand_ins=_state.stand_ins,
         pid=_state.pid,
     )

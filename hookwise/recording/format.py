@@ -65,6 +65,9 @@ Values (``v``): a tag byte then::
     8 shown: the value's bounded safe repr, exactly as the live outputs render it (len:u + UTF-8)
     9 redacted (a parameter whose name is a secret: the value is not in the file)
     10 dict (n:u + (str key, v)*n; a builtin's keywords, a **kwargs parameter)
+    11 object (name:u address:u): shown as ``<name object at 0x...>`` (address in hex), cut at
+       repr_limit as every shown value is; name is a string id (``module.Class``). The C writer
+       stores so the values the safe repr shows so by their type alone, and a half-built ``self``.
 
 Strings and bytes longer than the run's repr_limit, ints beyond 64 bits and
 tuples of more than ``MAX_TUPLE`` items or of anything else are stored as
@@ -82,7 +85,8 @@ wall clock by hookwise's time on it.
 import struct
 
 MAGIC = b"HOOKWISE-REC\0\0\0\0"
-VERSION = 3  # 2: START records carry the app_caller; 3: and the request_id
+VERSION = 4  # 2: START records carry the app_caller; 3: and the request_id; 4: object values, program-clock stamps
+READABLE = (3, 4)  # 4 only adds a value tag: a version 3 file reads the same
 HEADER_SIZE = 4096
 CHUNK_MAGIC = b"HWCK"
 CHUNK_HEADER = struct.Struct("<4sB3xQQq")
@@ -93,7 +97,7 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 STRING, SITE, THREAD = 1, 2, 3
 START, END, ERROR = 5, 6, 7
 
-V_NONE, V_FALSE, V_TRUE, V_INT, V_FLOAT, V_STR, V_BYTES, V_TUPLE, V_SHOWN, V_REDACTED, V_DICT = range(11)
+V_NONE, V_FALSE, V_TRUE, V_INT, V_FLOAT, V_STR, V_BYTES, V_TUPLE, V_SHOWN, V_REDACTED, V_DICT, V_OBJECT = range(12)
 MAX_TUPLE = 16
 _DOUBLE = struct.Struct("<d")
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
@@ -217,8 +221,8 @@ def put_shown(out, text):
     put_text(out, text)
 
 
-def get_value(data, pos, shown):
-    """(value, pos); ``shown(text)`` makes the stand-in of a stored repr."""
+def get_value(data, pos, shown, strings=None):
+    """(value, pos); ``shown(text)`` makes the stand-in of a stored repr; ``strings`` names objects."""
     tag = data[pos]
     pos += 1
     if tag == V_NONE:
@@ -240,7 +244,7 @@ def get_value(data, pos, shown):
         count, pos = get_u(data, pos)
         items = []
         for _ in range(count):
-            item, pos = get_value(data, pos, shown)
+            item, pos = get_value(data, pos, shown, strings)
             items.append(item)
         return tuple(items), pos
     if tag == V_SHOWN:
@@ -253,6 +257,10 @@ def get_value(data, pos, shown):
         items = {}
         for _ in range(count):
             key, pos = get_text(data, pos)
-            items[key], pos = get_value(data, pos, shown)
+            items[key], pos = get_value(data, pos, shown, strings)
         return items, pos
+    if tag == V_OBJECT:
+        name, pos = get_u(data, pos)
+        address, pos = get_u(data, pos)
+        return shown(f"<{strings[name] if strings is not None else '?'} object at {address:#x}>"), pos
     raise RecordingError(f"unknown value tag {tag}")

@@ -99,9 +99,9 @@ class Recording:
         if len(header) < fmt.HEADER.size or header[:16] != fmt.MAGIC:
             raise fmt.RecordingError(f"{path!r} is not a hookwise recording")
         _, version, self.chunk_size, self.pid, self.wall_offset, self.repr_limit, n_redact = fmt.HEADER.unpack_from(header)
-        if version != fmt.VERSION:
+        if version not in fmt.READABLE:
             raise fmt.RecordingError(f"{path!r} is a recording of format version {version}; this hookwise reads "
-                                     f"version {fmt.VERSION} only")
+                                     f"versions {', '.join(map(str, fmt.READABLE))} only")
         pos, self.redact = fmt.HEADER.size, []
         for _ in range(n_redact):
             length = int.from_bytes(header[pos : pos + 2], "little")
@@ -234,7 +234,7 @@ def read(paths):
         else:
             call = open_calls.pop((number, call_id), None)
             if tag == fmt.END:
-                result, pos = fmt.get_value(data, pos, Shown)
+                result, pos = fmt.get_value(data, pos, Shown, recording.strings)
                 outcome, pos = fmt.get_fields(data, pos, recording.strings)
             else:
                 type_id, pos = fmt.get_u(data, pos)
@@ -284,7 +284,7 @@ def _start(recording, data, pos, call_id, thread, ts):
     count, pos = get_u(data, pos)
     values = []
     for _ in range(count):
-        value, pos = fmt.get_value(data, pos, Shown)
+        value, pos = fmt.get_value(data, pos, Shown, strings)
         values.append(value)
     meaning_id, pos = get_u(data, pos)
     if meaning_id:

@@ -32,6 +32,30 @@ _pwrite = os.pwrite
 _TEXT = (str, bytes, tuple)  # what redaction by content may change (a tuple of them)
 
 
+def chunk_size_for(limit, chunk_size=fmt.DEFAULT_CHUNK_SIZE):
+    """The chunk size of a recording bounded to ``limit`` bytes (None: unbounded): at least eight chunks fit."""
+    if limit is not None:
+        chunk_size = max(4096, min(chunk_size, (limit // 8) // 4096 * 4096))
+    return chunk_size
+
+
+def open_recording(path, render, chunk_size):
+    """Create the file at ``path`` (never through a symlink planted there) with its header; its descriptor."""
+    fd = _originals.os_open(path, _FLAGS, 0o666)
+    header = bytearray(fmt.HEADER.pack(fmt.MAGIC, fmt.VERSION, chunk_size, _originals.os_getpid(), wall_offset_ns(),
+                                       render.repr_limit, len(render.redact)))
+    for word in render.redact:
+        data = word.encode("utf-8")[:0xFFFF]
+        header += len(data).to_bytes(2, "little") + data
+    try:
+        _ftruncate(fd, fmt.HEADER_SIZE)
+        _pwrite(fd, bytes(header[: fmt.HEADER_SIZE]), 0)
+    except OSError:
+        _originals.os_close(fd)
+        raise
+    return fd
+
+
 class _Chunk:
     __slots__ = ("index", "map", "pos", "last_ts", "thread")
 
@@ -48,9 +72,7 @@ class RecordWriter:
         self.requested_path = path
         self.render = render if render is not None else Render()
         self.ring = ring
-        if limit is not None:
-            chunk_size = max(4096, min(chunk_size, (limit // 8) // 4096 * 4096))
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size_for(limit, chunk_size)
         self.limit = limit
         self.in_child = in_child
         self._open(path_for_child(path, _originals.os_getpid()) if in_child else path)
@@ -58,7 +80,7 @@ class RecordWriter:
     def _open(self, path):
         self.path = path
         self._pid = _originals.os_getpid()
-        self._fd = _originals.os_open(path, _FLAGS, 0o666)
+        self._fd = open_recording(path, self.render, self.chunk_size)
         self._lock = allocate_lock()
         self._threads = {}  # thread id -> its current _Chunk
         self._meta = None
@@ -71,15 +93,6 @@ class RecordWriter:
         self.full = False
         self.dropped = 0
         self.closed = False
-        render = self.render
-        header = bytearray(fmt.HEADER.pack(fmt.MAGIC, fmt.VERSION, self.chunk_size, self._pid, wall_offset_ns(),
-                                           render.repr_limit, len(render.redact)))
-        for word in render.redact:
-            data = word.encode("utf-8")[:0xFFFF]
-            header += len(data).to_bytes(2, "little") + data
-        header = bytes(header[: fmt.HEADER_SIZE])
-        _ftruncate(self._fd, fmt.HEADER_SIZE)
-        _pwrite(self._fd, header, 0)
 
     # -- chunks ---------------------------------------------------------------
     def _new_chunk(self, kind, thread):
