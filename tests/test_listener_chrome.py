@@ -3,12 +3,14 @@
 import json
 import os
 import textwrap
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import FIXTURES, read_jsonl, run_driver
+from helpers import FIXTURES, read_jsonl, read_trace, run_driver
+import hookwise
 from hookwise.listeners import _output
 from hookwise.listeners._jsontext import dumps, for_script_element
 
@@ -25,8 +27,8 @@ def run_workload(tmp_path, *listeners, mode="normal"):
 
 def load_trace(path):
     with open(path) as handle:
-        trace = json.load(handle)
-    events = trace["traceEvents"]
+        trace = json.load(handle)  # a finished trace is plain JSON: an array of events
+    events = trace
     names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     slices = [e for e in events if e["ph"] == "X"]
     return trace, events, names, slices
@@ -63,13 +65,18 @@ def test_every_call_is_one_slice_on_a_named_track_with_its_arguments_and_result(
     result = run_workload(tmp_path, "chrome=trace.json", "jsonl=events.jsonl")
     assert result.returncode == 0, result.stderr
     trace, events, names, slices = load_trace(tmp_path / "trace.json")
-    assert set(trace) == {"traceEvents", "otherData"}
     pid = events[0]["pid"]
-    assert events[0] == {"ph": "M", "pid": pid, "tid": pid, "name": "process_name",
-                         "args": {"name": "report_workload.py (hookwise)"}}
+    assert events[0]["ph"] == "M" and events[0]["tid"] == pid and events[0]["name"] == "process_name"
+    assert events[0]["args"]["name"] == "report_workload.py (hookwise)"
+    assert events[0]["args"]["hookwise_version"] == hookwise.__version__
+    assert abs(int(events[0]["args"]["time_zero_wall_ns"]) - time.time_ns()) < 120e9
     assert all(e["pid"] == pid for e in events)
-    assert sorted(names.values()) == ["MainThread", "MainThread / task Task-1", "MainThread / task Task-2",
-                                      "MainThread / task Task-3", "loader-1", "loader-2"]
+    # The trace is made from a recording, which names a thread once per thread id (format 3): when
+    # loader-2 starts after loader-1 has ended, it often gets loader-1's id, and its calls are on that track.
+    loaders = [name for name in names.values() if name.startswith("loader-")]
+    assert sorted(set(names.values()) - set(loaders)) == [
+        "MainThread", "MainThread / task Task-1", "MainThread / task Task-2", "MainThread / task Task-3"]
+    assert loaders in (["loader-1"], ["loader-1", "loader-2"], ["loader-2", "loader-1"])
     assert all(0 < tid < 2**32 for tid in names)  # trace viewers read tids as 32-bit numbers
 
     # one X slice per call, except the generator, which is one async b/e pair
@@ -111,7 +118,10 @@ def test_every_call_is_one_slice_on_a_named_track_with_its_arguments_and_result(
     assert begin["name"] == finish["name"] == "__main__:numbers" and begin["cat"] == finish["cat"] == "hookwise.generator"
     assert begin["id"] == finish["id"] and finish["ts"] >= begin["ts"]
     assert begin["args"]["arguments"] == {"count": "4"} and begin["args"]["result"] == "None"
-    assert trace["otherData"]["calls_not_recorded"] == 0
+    # the last event says the trace is complete (a killed run's has none)
+    assert events[-1] == {"ph": "M", "pid": pid, "tid": pid, "name": "process_labels",
+                          "args": {"labels": "hookwise: complete trace", "events_not_recorded": 0}}
+    assert not (tmp_path / "trace.json.rec").exists()  # the recording it was made from is gone
 
 
 def test_errors_are_marked_red_with_the_exception(tmp_path):
@@ -126,7 +136,7 @@ def test_errors_are_marked_red_with_the_exception(tmp_path):
         assert event["args"]["exception_type"] == "ValueError"
         assert "result" not in event["args"]
         assert event["args"]["arguments"] == {"record": "'bad'", "password": "***"}
-    assert sorted(names[e["tid"]] for e in failed) == ["loader-1", "loader-2"]
+    assert all(names[e["tid"]].startswith("loader-") for e in failed)  # see the note on thread ids above
     assert all("cname" not in e for e in slices if "error" not in e["args"])
 
 

@@ -84,7 +84,7 @@ def test_every_format_from_one_run(recorded, tmp_path):
                    "--to", f"stats={tmp_path}/s.txt", "--to", "otel", cwd=recorded, env=env)
     assert done.returncode == 0, done.stderr
     trace = json.loads((tmp_path / "t.json").read_text())
-    slices = [event for event in trace["traceEvents"] if event["ph"] == "X"]
+    slices = [event for event in trace if event["ph"] == "X"]
     assert sorted(event["name"] for event in slices).count("__main__:f") == 5
     failed = [event for event in slices if event["args"].get("exception_type") == "ValueError"]
     assert [event["args"]["error"] for event in failed] == ["ValueError: negative: -1"]

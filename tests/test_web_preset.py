@@ -368,7 +368,7 @@ def test_chrome_html_otel_and_a_converted_recording_carry_requests(tmp_path):
     assert row[1:3] == ["4", "1"]  # four requests, one failed
 
     trace = json.loads((tmp_path / "trace.json").read_text())
-    slices = [event for event in trace["traceEvents"] if event.get("ph") == "X"]
+    slices = [event for event in trace if event.get("ph") == "X"]
     request_slices = [event for event in slices if event["name"] == "web:request"]
     assert [event["args"]["request"]["path"] for event in request_slices] == ["/items/3", "/sync/hi", "/missing",
                                                                              "/boom"]
@@ -376,7 +376,7 @@ def test_chrome_html_otel_and_a_converted_recording_carry_requests(tmp_path):
     assert first["request"]["status"] == 200 and first["request"]["route"] == "/items/{item_id}"
     children = [event for event in slices if event["args"].get("request_id") == first["call_id"]]
     assert len(children) == 4
-    names = {event["args"]["name"] for event in trace["traceEvents"] if event.get("ph") == "M"
+    names = {event["args"]["name"] for event in trace if event.get("ph") == "M"
              and event["name"] == "thread_name"}
     assert any(f"(request #{first['call_id']})" in name for name in names), names
 
