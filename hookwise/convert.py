@@ -318,7 +318,8 @@ class Progress:
         self.total = max(total_chunks, 1)
         self.stream = stream  # None: say nothing
         self.chunks = self.events = 0
-        self.started = self._said = time.monotonic()
+        self.started = time.monotonic()
+        self._said = 0.0  # the first chunk is shown at once
 
     def chunk(self):
         self.chunks += 1
