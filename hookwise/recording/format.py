@@ -71,8 +71,12 @@ tuples of more than ``MAX_TUPLE`` items or of anything else are stored as
 ``shown``. Secret dict keys never reach the file (their values are stored as
 ``shown`` ``***``).
 
-Timestamps all come from one monotonic clock (the runtime's ``clock_ns``);
-wall times are ``wall_offset`` + them.
+Timestamps are on each thread's program clock: the runtime's monotonic
+``clock_ns`` less hookwise's own time on that thread so far (``Call.program_ns``;
+an END is its call's program_ns + duration_ns), so that no output made from a
+recording shows hookwise's time as the program's. Wall times are
+``wall_offset`` + them; a thread that made many hooked calls runs behind the
+wall clock by hookwise's time on it.
 """
 
 import struct

@@ -70,6 +70,7 @@ class RecordedCall:
     arguments = property(arguments_of)
     changed_arguments = property(changed_arguments_of)
     end_ns = property(lambda self: None if self.duration_ns is None else self.start_ns + self.duration_ns)
+    program_ns = property(lambda self: self.perf_ns)  # recorded on the program clock (see ``format``)
     done = property(lambda self: self.duration_ns is not None)
 
 

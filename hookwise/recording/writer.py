@@ -311,14 +311,14 @@ class RecordWriter:
         else:
             fmt.put_u(record, self._string(meaning[0]) + 1)
             fmt.put_fields(record, meaning[1], self._string)
-        self._event(thread_id, call.perf_ns, record)
+        self._event(thread_id, call.program_ns, record)
 
     def end(self, call, result):
         record = bytearray((fmt.END,))
         fmt.put_u(record, call.call_id)
         self._value(record, result)
         fmt.put_fields(record, semantics.end_fields(call, result), self._string)
-        self._event(_originals.get_ident(), call.perf_ns + call.duration_ns, record)
+        self._event(_originals.get_ident(), call.program_ns + call.duration_ns, record)
 
     def error(self, call, exc):
         render = self.render
@@ -328,7 +328,7 @@ class RecordWriter:
         fmt.put_text(record, render.value(exc))
         fmt.put_text(record, render.exception_text(exc))
         fmt.put_fields(record, semantics.error_fields(call, exc), self._string)
-        self._event(_originals.get_ident(), call.perf_ns + call.duration_ns, record)
+        self._event(_originals.get_ident(), call.program_ns + call.duration_ns, record)
 
     # -- processes and exit ---------------------------------------------------
     def after_fork_in_child(self):
