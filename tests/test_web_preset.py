@@ -369,7 +369,8 @@ def test_chrome_html_otel_and_a_converted_recording_carry_requests(tmp_path):
 
     trace = json.loads((tmp_path / "trace.json").read_text())
     slices = [event for event in trace if event.get("ph") == "X"]
-    request_slices = [event for event in slices if event["name"] == "web:request"]
+    # in the order they ran: the trace is written as the run goes, a thread's chunk at a time (viewers sort by ts)
+    request_slices = sorted((event for event in slices if event["name"] == "web:request"), key=lambda e: e["ts"])
     assert [event["args"]["request"]["path"] for event in request_slices] == ["/items/3", "/sync/hi", "/missing",
                                                                              "/boom"]
     first = request_slices[0]["args"]
