@@ -240,7 +240,7 @@ def test_a_finding_in_every_output(tmp_path):
                      r"sqlite3:Cursor.execute #\d+ at \"'x' OR '1'='1'\" in GET /user \(request #\d+\) from .*flask_vuln"
                      r"\.py:\d+ in user$", result.stderr, re.M), result.stderr
     trace = json.loads((tmp_path / "trace.json").read_text())
-    (instant,) = [event for event in trace["traceEvents"] if event.get("ph") == "i"]
+    (instant,) = [event for event in trace if event.get("ph") == "i"]
     assert instant["name"] == "finding sql-injection" and instant["args"]["input"]["source"] == "query parameter name"
     page = (tmp_path / "r.html").read_text()
     assert '<table id="findings">' in page and "query parameter name: x&#39; OR &#39;1&#39;=&#39;1" in page

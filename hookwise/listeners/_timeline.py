@@ -1,4 +1,6 @@
-"""Calls recorded with their timing and laid out on tracks where they nest: the model of the chrome and html reports.
+"""Calls recorded with their timing and laid out on tracks where they nest: the model of the html report.
+
+(The chrome trace has the same tracks, made from a recording as it is read: see ``recording.chrome``.)
 
 ``Timeline`` takes the ``start`` / ``end`` / ``error`` events. Everything it
 shows is read inside those callbacks: the arguments (rendered, so redacted and

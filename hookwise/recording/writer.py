@@ -204,16 +204,32 @@ class RecordWriter:
                 if self._put(chunk, out):
                     chunk.last_ts = ts
                     return
-                chunk.map.close()
-            with self._lock:
-                chunk = self._new_chunk(fmt.CHUNK_EVENTS, thread_id)
-                if chunk is None:
-                    self._threads.pop(thread_id, None)
-                    self._stop()
-                    self.dropped += 1
-                    return
-                self._threads[thread_id] = chunk
+            chunk = self._next_chunk(thread_id, chunk)
+            if chunk is None:
+                self.dropped += 1
+                return
         self.dropped += 1  # larger than a chunk
+
+    on_retire = None
+    """None, or ``on_retire(offset)``: called with the file offset of a thread's chunk of events once it is
+    complete (the thread went on to its next chunk), outside the writer's lock, on that thread. The live
+    chrome trace converts the chunk then."""
+
+    def _next_chunk(self, thread_id, full):
+        """The thread's next chunk of events, after ``full`` (its chunk that is full, or None); None when the
+        file is full. (The C writer calls this too, when a thread needs a chunk.)"""
+        if full is not None:
+            full.map.close()
+        with self._lock:
+            chunk = self._new_chunk(fmt.CHUNK_EVENTS, thread_id)
+            if chunk is None:
+                self._threads.pop(thread_id, None)
+                self._stop()
+            else:
+                self._threads[thread_id] = chunk
+        if full is not None and self.on_retire is not None:
+            self.on_retire(fmt.HEADER_SIZE + full.index * self.chunk_size)
+        return chunk
 
     # -- values ---------------------------------------------------------------
     def _value(self, out, value, name=None):
