@@ -246,7 +246,7 @@ typedef struct {
     unsigned long ident;  /* the thread (idents are reused: a new thread of a dead one's ident continues its chunk) */
     rec_chunk chunk;
     long long last_ts;    /* this thread's latest timestamp: its events are never stamped earlier */
-    int named;            /* its THREAD record is written */
+    int named;            /* its THREAD record is written (for the thread that has this ident now) */
 } rec_thread;
 
 /* One site as this recorder writes it (built once, by the Python side's site_plan). */
@@ -307,7 +307,7 @@ static _Thread_local rec_cache tls_recorders[REC_MAX_SLOTS];
 
 static PyObject *str_site_plan, *str_shown, *str_redacts, *str_object_name, *str_half_built, *str_is_secret,
     *str_library,
-    *str_thread_name, *str_meaning, *str_end_fields, *str_error_parts, *str_asyncio;
+    *str_thread_name, *str_meaning, *str_end_fields, *str_error_parts, *str_asyncio, *str_on_retire;
 
 static int
 recorder_intern_names(void)
@@ -328,6 +328,7 @@ recorder_intern_names(void)
     INTERN(str_end_fields, "end_fields");
     INTERN(str_error_parts, "error_parts");
     INTERN(str_asyncio, "asyncio");
+    INTERN(str_on_retire, "on_retire");
 #undef INTERN
     return 0;
 }
@@ -1337,6 +1338,36 @@ put_task(RecorderObject *self, rbuf *out, CallObject *call)
 
 /* ------------------------------------------------------------- the events */
 
+/* The call's start on its thread's program clock (Call.program_ns); with `ended`, its end: the start
+ * plus duration_ns exactly, so that a converted output shows the live outputs' durations. */
+static long long
+program_ts(CallObject *call, int ended)
+{
+    long long start = ticks_to_ns(call->start_ticks - call->overhead_at_start);
+    return ended ? start + ticks_span_ns(call->duration_ticks) : start;
+}
+
+/* A thread's chunk of events is complete (it went on to its next, or the file is full): the writer's
+ * on_retire(offset), when it has one, hears of it now, after the event is stored (the live chrome
+ * trace converts the chunk then). */
+static void
+chunk_retired(RecorderObject *self, long long offset)
+{
+    PyObject *hook = PyObject_GetAttr((PyObject *)self, str_on_retire);
+    if (hook == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (hook != Py_None) {
+        PyObject *answer = PyObject_CallFunction(hook, "L", offset);
+        if (answer == NULL) {
+            report_listener_failure(hook);
+        }
+        Py_XDECREF(answer);
+    }
+    Py_DECREF(hook);
+}
+
 static rec_thread *
 thread_entry(RecorderObject *self, unsigned long ident)
 {
@@ -1376,16 +1407,44 @@ thread_entry(RecorderObject *self, unsigned long ident)
         self->threads[i] = entry;
         self->threads_used++;
     }
+    else {
+        /* this thread has not written here, and a thread with its ident has: a new thread (idents
+         * are reused), which gets a THREAD record and chunks of its own */
+        self->threads[i]->named = 0;
+    }
     cache->owner = self;
     cache->generation = self->generation;
     cache->thread = self->threads[i];
     return self->threads[i];
 }
 
-/* Name the thread in the meta chunk before its first event (its name as it is then). */
+/* Name the thread in the meta chunk before its first event (its name as it is then): THREAD with the
+ * seq of the chunk its events start in, a new one (a thread with the same ident before it keeps its
+ * chunks and its name). `ts`: the first event's stamp. */
 static int
-name_thread(RecorderObject *self, rec_thread *thread)
+name_thread(RecorderObject *self, rec_thread *thread, long long ts)
 {
+    long long retired = -1;
+    if (thread->chunk.base != NULL) {
+        retired = REC_HEADER_SIZE + thread->chunk.index * (long long)self->chunk_size;
+        mark_held(self, thread->chunk.index, 0);
+        chunk_release(&thread->chunk, self->chunk_size);
+    }
+    if (ts < thread->last_ts) {
+        ts = thread->last_ts;
+    }
+    if (chunk_new(self, &thread->chunk, REC_CHUNK_EVENTS, thread->ident, ts) < 0) {
+        self->full = 1;
+        if (retired >= 0) {
+            chunk_retired(self, retired);
+        }
+        return -1;
+    }
+    thread->last_ts = ts;
+    long long from_seq = self->seq;
+    if (retired >= 0) {
+        chunk_retired(self, retired);
+    }
     PyObject *ident = PyLong_FromUnsignedLong(thread->ident);
     PyObject *name = ident == NULL ? NULL : PyObject_CallMethodOneArg(self->hooks, str_thread_name, ident);
     Py_XDECREF(ident);
@@ -1404,6 +1463,7 @@ name_thread(RecorderObject *self, rec_thread *thread)
     put_byte(&record, R_THREAD);
     put_u(&record, thread->ident);
     put_u(&record, (unsigned long long)id);
+    put_u(&record, (unsigned long long)from_seq);
     if (meta_put(self, record.data, record.len) < 0) {
         return -1;
     }
@@ -1428,6 +1488,7 @@ store_event(RecorderObject *self, rbuf *body, long long ts)
     if (ts < thread->last_ts) {
         ts = thread->last_ts;  /* one thread's events are in order: so are their stamps */
     }
+    long long retired = -1;  /* the file offset of the chunk this event filled, for on_retire */
     for (int attempt = 0; attempt < 2; attempt++) {
         rec_chunk *chunk = &thread->chunk;
         if (chunk->base != NULL) {
@@ -1446,8 +1507,12 @@ store_event(RecorderObject *self, rbuf *body, long long ts)
                 __atomic_store_n(at, head[0], __ATOMIC_RELEASE);
                 chunk->pos += size;
                 thread->last_ts = ts;
+                if (retired >= 0) {
+                    chunk_retired(self, retired);
+                }
                 return;
             }
+            retired = REC_HEADER_SIZE + chunk->index * (long long)self->chunk_size;
             mark_held(self, chunk->index, 0);
             chunk_release(chunk, self->chunk_size);
         }
@@ -1460,15 +1525,23 @@ store_event(RecorderObject *self, rbuf *body, long long ts)
         thread->last_ts = ts;  /* a new chunk's first delta starts from its base_ts */
     }
     self->dropped++;
+    if (retired >= 0) {
+        chunk_retired(self, retired);
+    }
 }
 
-/* The call's start on its thread's program clock (Call.program_ns); with `ended`, its end: the start
- * plus duration_ns exactly, so that a converted output shows the live outputs' durations. */
-static long long
-program_ts(CallObject *call, int ended)
+/* This thread's entry, named (see name_thread) before its first event: 0, or -1 (the event is dropped). */
+static int
+ready_thread(RecorderObject *self, long long ts)
 {
-    long long start = ticks_to_ns(call->start_ticks - call->overhead_at_start);
-    return ended ? start + ticks_span_ns(call->duration_ticks) : start;
+    rec_thread *thread = thread_entry(self, PyThread_get_thread_ident());
+    if (thread == NULL) {
+        return -1;
+    }
+    if (!thread->named && name_thread(self, thread, ts) < 0) {
+        return -1;
+    }
+    return 0;
 }
 
 /* start(call): the START record */
@@ -1489,8 +1562,7 @@ recorder_start(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
         self->dropped++;
         Py_RETURN_NONE;
     }
-    rec_thread *thread = thread_entry(self, PyThread_get_thread_ident());
-    if (thread != NULL && !thread->named && name_thread(self, thread) < 0) {
+    if (ready_thread(self, program_ts(call, 0)) < 0) {
         self->dropped++;
         Py_RETURN_NONE;
     }
@@ -1601,6 +1673,10 @@ recorder_end(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     site_plan *plan = plan_of(self, call->site);
+    if (ready_thread(self, program_ts(call, 1)) < 0) {
+        self->dropped++;
+        Py_RETURN_NONE;
+    }
     unsigned char stack[256];
     rbuf out;
     rbuf_init(&out, stack, sizeof(stack));
@@ -1632,6 +1708,10 @@ recorder_error(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     CallObject *call = (CallObject *)args[0];
     if (self->full || self->closed || current_pid != self->pid || call->site == NULL) {
+        self->dropped++;
+        Py_RETURN_NONE;
+    }
+    if (ready_thread(self, program_ts(call, 1)) < 0) {
         self->dropped++;
         Py_RETURN_NONE;
     }
@@ -1817,6 +1897,19 @@ recorder_dealloc(RecorderObject *self)
 }
 
 static PyObject *recorder_get_full(RecorderObject *self, void *c) { return PyBool_FromLong(self->full); }
+
+/* full = True stops the recording (the live chrome trace, at exit: what other threads do from then on
+ * is not in the trace); it cannot be restarted */
+static int
+recorder_set_full(RecorderObject *self, PyObject *value, void *c)
+{
+    int full = value == NULL ? 0 : PyObject_IsTrue(value);
+    if (full < 0) {
+        return -1;
+    }
+    self->full = self->full || full;
+    return 0;
+}
 static PyObject *recorder_get_dropped(RecorderObject *self, void *c) { return PyLong_FromLongLong(self->dropped); }
 static PyObject *recorder_get_chunks(RecorderObject *self, void *c) { return PyLong_FromLongLong(self->chunks); }
 
@@ -1830,7 +1923,8 @@ static PyMethodDef recorder_methods[] = {
 };
 
 static PyGetSetDef recorder_getset[] = {
-    {"full", (getter)recorder_get_full, NULL, "the recording stopped: the file (or memory) is full", NULL},
+    {"full", (getter)recorder_get_full, (setter)recorder_set_full,
+     "the recording stopped: the file (or memory) is full, or it was told to (full = True)", NULL},
     {"dropped", (getter)recorder_get_dropped, NULL, "events not recorded", NULL},
     {"chunks", (getter)recorder_get_chunks, NULL, "chunks allocated in the file", NULL},
     {NULL}

@@ -8,13 +8,10 @@ the hooked parent; without the accounting its shown time is several times the
 plain one (every child's events cost microseconds of listener work).
 """
 
-import json
-import re
+import os
 import textwrap
 
-import pytest
-
-from helpers import read_jsonl, run_driver, run_python
+from helpers import read_jsonl, read_trace, run_driver
 from test_recording import convert
 
 PROGRAM = textwrap.dedent("""
@@ -52,7 +49,10 @@ PROGRAM = textwrap.dedent("""
 """).replace("ROUNDS", "5")
 
 TARGETS = ["--hook", "__main__:parent", "--hook", "__main__:child"]
-BOUND = 1.3
+# The C accelerator times everything but the few instructions between the hooked function and its clock
+# reads. The pure-Python runtime reads the clock inside its own frames: entering and leaving them, about
+# 0.5-1 us a call (more after a heavy listener has cooled the caches), is left in, and the README says so.
+BOUND = 1.6 if os.environ.get("HOOKWISE_PURE_PYTHON") else 1.3
 
 
 def run(tmp_path, *listener_args):
@@ -103,9 +103,7 @@ def test_a_recording_stores_program_times_so_every_converted_output_is_honest(tm
     done = convert("rec.bin", "--to", "stats=stats.txt", "--to", "chrome=trace.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert stats_row((tmp_path / "stats.txt").read_text(), "__main__:parent")["p50"] <= BOUND * plain_median
-    text = (tmp_path / "trace.json").read_text()
-    trace = json.loads(text if text.rstrip().endswith(("]", "}")) else text.rstrip().rstrip(",") + "]")
-    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    events = read_trace(tmp_path / "trace.json")
     parents = [event for event in events if event.get("name") == "__main__:parent" and event["ph"] == "X"]
     assert len(parents) == 5
     assert min(parent["dur"] for parent in parents) * 1000 <= BOUND * plain, ([p["dur"] for p in parents], plain)
@@ -114,6 +112,20 @@ def test_a_recording_stores_program_times_so_every_converted_output_is_honest(tm
         inside = [child for child in children if parent["ts"] <= child["ts"] <= parent["ts"] + parent["dur"]]
         assert len(inside) == 10000
         assert max(child["ts"] + child["dur"] for child in inside) <= parent["ts"] + parent["dur"]
+
+
+def test_the_live_chrome_trace_and_html_report_show_the_parent_within_its_plain_time(tmp_path):
+    from test_listener_html import calls_of, page_data
+
+    plain, _ = run(tmp_path, "--listener", "chrome=trace.json", "--listener", "html=report.html")
+    events = read_trace(tmp_path / "trace.json")
+    parents = [event for event in events if event.get("name") == "__main__:parent" and event["ph"] == "X"]
+    assert len(parents) == 5
+    assert min(parent["dur"] for parent in parents) * 1000 <= BOUND * plain, ([p["dur"] for p in parents], plain)
+    # html draws the first 20,000 calls: the first two parents and their children
+    drawn = [call for _, call in calls_of(page_data(tmp_path / "report.html")) if call["target"] == "__main__:parent"]
+    assert len(drawn) == 2
+    assert min(call["duration"] for call in drawn) <= BOUND * plain, ([call["duration"] for call in drawn], plain)
 
 
 def test_a_listener_sees_how_much_was_left_out(tmp_path):

@@ -38,9 +38,9 @@ from ..call import clock_ns
 from ..recording import format as fmt
 from ..recording.chrome import ProcessTrace
 from ..recording.reader import Recording
-from ..recording.writer import RecordWriter
 from ..render import Render
 from . import _output, require_arg
+from .record import open_writer
 
 RECORDING_SUFFIX = ".rec"
 
@@ -71,7 +71,7 @@ class ChromeTraceListener:
         self.render = render if render is not None else Render()
         self._origin_ns = clock_ns()
         self._pid = _originals.os_getpid()
-        self._writer = RecordWriter(recording_path(output), render=self.render, in_child=in_child)
+        self._writer = open_writer(recording_path(output), render=self.render, in_child=in_child)
         self._writer.on_retire = self._retired
         # the runtime calls the writer's own methods: no frame of ours in between
         self.start, self.end, self.error = self._writer.start, self._writer.end, self._writer.error

@@ -110,7 +110,7 @@ def _call_data(piece):
         "task": piece.task,
         "start": piece.start_ns,
         "duration": piece.duration_ns,
-        # the runtime's measure of the call, as in the table; the bar spans the listener's own clock reads
+        # the runtime's measure of the call, as in the table; the bar spans its stamps on the program clock
         "duration_text": format_duration(piece.duration_ns if piece.unfinished else piece.call_duration_ns),
         "depth": piece.depth,
         "caller": piece.caller,

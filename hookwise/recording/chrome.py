@@ -117,7 +117,8 @@ class ProcessTrace:
         self.limit = render.repr_limit
         self._sites = {}  # recording's site id -> _Site
         self._callers = {}  # (file, line, function) ids -> quoted "file:line in function"
-        self._tids = {}  # (thread, task or None) -> tid
+        self._tids = {}  # ((thread id, from_seq), task or None) -> tid: a thread id is reused by later threads
+        self._thread_names = {}  # (thread id, from_seq) -> a name not from the recording (a finding's)
         self._open = {}  # call id -> open call (a list, see _TS ...)
         self._stacks = {}  # track -> [open calls that nest there, innermost last]
         self._early = {}  # call id -> (end ts, tail of args, error, outcome): an end read before its start
@@ -144,12 +145,12 @@ class ProcessTrace:
         if tid is None:
             if not self._named:
                 self._process_events()
-            thread, task = track
+            (thread, from_seq), task = track
             tid = self._tids[track] = self.pid + len(self._tids)
-            thread_name = self.recording.thread_names.get(thread)
+            thread_name = self._thread_names.get((thread, from_seq))
             if thread_name is None:
                 self.recording.refresh()
-                thread_name = self.recording.thread_names.get(thread, f"Thread-{thread}")
+                thread_name = self.recording.thread_at(thread, from_seq)[1]
             name = thread_name
             if task is not None:
                 self._task_tracks += 1
@@ -243,7 +244,8 @@ class ProcessTrace:
         get_u, get_z, value, where = fmt.get_u, fmt.get_z, self._value, self._where
         sites, opened, early, stacks, tids = self._sites, self._open, self._early, self._stacks, self._tids
         callers = self._callers
-        thread, ts = fmt.CHUNK_HEADER.unpack_from(data, 0)[3:]
+        seq, thread, ts = fmt.CHUNK_HEADER.unpack_from(data, 0)[2:]
+        lane = (thread, self.recording.thread_at(thread, seq)[0])  # which thread of that id
         origin, pid, append, limit = self.origin_ns, self.pid, self.out.append, self.limit
         pos, end = _HEADER, len(data)
         while pos < end:
@@ -371,12 +373,12 @@ class ProcessTrace:
                     args += ',"task":' + quote(task)
                 if request:
                     args += f',"request_id":{request - 1}'
-                call = [ts, None, site, args, ts, meaning, False, thread, call_id, ts]
+                call = [ts, None, site, args, ts, meaning, False, lane, call_id, ts]
                 opened[call_id] = call
                 if site.suspending and not (task is not None and site.kind == "coroutine"):
                     call[_ALONE] = True
                 else:
-                    track = call[_TRACK] = (thread, task)
+                    track = call[_TRACK] = (lane, task)
                     stack = stacks.get(track)
                     if stack is None:
                         if task is not None and track not in tids:
@@ -533,8 +535,11 @@ class ProcessTrace:
         """A guard's finding (hookwise.guard): an instant on its thread's track."""
         if thread not in self.recording.thread_names:
             self.recording.refresh()
-            self.recording.thread_names.setdefault(thread, thread_name)
-        tid = self._tid((thread, None))
+        names = self.recording.thread_names.get(thread)
+        lane = (thread, names[-1][0] if names else 0)  # the thread that has the id now
+        if not names:
+            self._thread_names.setdefault(lane, thread_name)
+        tid = self._tid((lane, None))
         self.out.append(dumps({"ph": "i", "s": "t", "pid": self.pid, "tid": tid, "name": f"finding {fields['rule']}",
                                "cat": "hookwise.finding", "ts": (at_ns - self.origin_ns) / 1000,
                                "cname": ERROR_COLOR, "args": fields}))
@@ -548,5 +553,5 @@ class ProcessTrace:
         self._task_tracks = 0
         self._named = False
         self.out = []
-        self._open = {call_id: call for call_id, call in self._open.items() if call[_THREAD] == thread}
-        self._stacks = {track: stack for track, stack in self._stacks.items() if track[0] == thread}
+        self._open = {call_id: call for call_id, call in self._open.items() if call[_THREAD][0] == thread}
+        self._stacks = {track: stack for track, stack in self._stacks.items() if track[0][0] == thread}

@@ -37,7 +37,11 @@ Meta records (in CHUNK_META chunks, written before any event refers to them)::
                                     kind, file, function, parameter name, exception type, task
     SITE    2   id:u target:u module:u qualname:u kind:u has_params:u
                 [n:u names:u*n vararg:u kwonly_n:u kwonly:u*n kwarg:u]   (vararg/kwarg: string id + 1, 0 none)
-    THREAD  3   thread_id:u name:u
+    THREAD  3   thread_id:u name:u from_seq:u   (from_seq, since version 4: the seq of the first chunk
+                                    of its events; thread ids are reused, and a later thread with the
+                                    same id gets a THREAD record and chunks of its own: a chunk's
+                                    thread is named by the record of its id with the largest from_seq
+                                    not above the chunk's seq; version 3 has no from_seq: 0)
 
 Event records (in CHUNK_EVENTS chunks; ``dt`` is z, ns since the previous event
 of the chunk, the first from base_ts)::
@@ -85,8 +89,8 @@ wall clock by hookwise's time on it.
 import struct
 
 MAGIC = b"HOOKWISE-REC\0\0\0\0"
-VERSION = 4  # 2: START records carry the app_caller; 3: and the request_id; 4: object values, program-clock stamps
-READABLE = (3, 4)  # 4 only adds a value tag: a version 3 file reads the same
+VERSION = 4  # 2: START records carry the app_caller; 3: and the request_id; 4: object values, program-clock
+READABLE = (3, 4)  # stamps, THREAD's from_seq (a version 3 file reads as one whose records have from_seq 0)
 HEADER_SIZE = 4096
 CHUNK_MAGIC = b"HWCK"
 CHUNK_HEADER = struct.Struct("<4sB3xQQq")

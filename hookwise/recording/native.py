@@ -45,6 +45,10 @@ class NativeRecordWriter(speedups.Recorder):
         self._closed = False
         super().__init__(fd, self.chunk_size, limit or 0, ring, self.render.repr_limit, bool(self.render.redact), self)
 
+    on_retire = None
+    """None, or ``on_retire(offset)``, as ``RecordWriter.on_retire``: called, on its thread, once a thread's
+    chunk of events is complete (right after the event that filled it is stored)."""
+
     # -- what the C writer asks -----------------------------------------------------
     def site_plan(self, site):
         """(target, module, qualname, kind, params, secret_mask, first_half_built, semantic, code) of a site."""

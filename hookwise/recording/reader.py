@@ -108,6 +108,7 @@ class Recording:
         if len(header) < fmt.HEADER.size or header[:16] != fmt.MAGIC:
             raise fmt.RecordingError(f"{path!r} is not a hookwise recording")
         _, version, self.chunk_size, self.pid, self.wall_offset, self.repr_limit, n_redact = fmt.HEADER.unpack_from(header)
+        self.version = version
         if version not in fmt.READABLE:
             raise fmt.RecordingError(f"{path!r} is a recording of format version {version}; this hookwise reads "
                                      f"versions {', '.join(map(str, fmt.READABLE))} only")
@@ -116,7 +117,8 @@ class Recording:
             length = int.from_bytes(header[pos : pos + 2], "little")
             self.redact.append(header[pos + 2 : pos + 2 + length].decode("utf-8", "replace"))
             pos += 2 + length
-        self.strings, self.sites, self.thread_names = {}, {}, {}
+        self.strings, self.sites = {}, {}
+        self.thread_names = {}  # thread id -> [(from_seq, name)], ascending: see thread_at
         self._events = {}  # thread -> [(seq, offset)]
         self._meta = []  # (seq, offset) of the meta chunks, in order
         self._meta_at = (0, fmt.CHUNK_HEADER.size)  # where reading the meta records goes on: (index, pos)
@@ -197,10 +199,29 @@ class Recording:
             elif tag == fmt.THREAD:
                 thread, pos = get_u(data, pos)
                 name, pos = get_u(data, pos)
-                self.thread_names[thread] = strings[name]
+                from_seq = 0
+                if self.version >= 4:
+                    from_seq, pos = get_u(data, pos)
+                names = self.thread_names.setdefault(thread, [])
+                names.append((from_seq, strings[name]))
+                names.sort()
             else:
                 raise fmt.RecordingError(f"{self.path!r}: unknown meta record {tag}")
         return pos
+
+    def thread_at(self, thread, seq):
+        """(from_seq, name) of the thread whose events the chunk ``seq`` of ``thread`` holds.
+
+        Thread ids are reused: each thread that had the id has a THREAD record of its own, from the
+        chunk its events start in. (0, "Thread-ID") when the recording names none (a ring recording
+        may have lost nothing but its events; a killed writer may not have named it yet).
+        """
+        found = (0, f"Thread-{thread}")
+        for from_seq, name in self.thread_names.get(thread, ()):
+            if from_seq > seq:
+                break
+            found = (from_seq, name)
+        return found
 
     def thread_events(self, thread, on_chunk=None):
         """A generator of (ts, tag, data, pos) for one thread's events, in order; ``data`` is the chunk's
@@ -346,7 +367,7 @@ def _start(recording, data, pos, call_id, thread, ts):
     call.site = site
     call.call_id = call_id
     call.thread_id = thread
-    call.thread_name = recording.thread_names.get(thread, f"Thread-{thread}")
+    call.thread_name = recording.thread_at(thread, fmt.CHUNK_HEADER.unpack_from(data, 0)[2])[1]
     call.pid = recording.pid
     call.perf_ns = ts
     call.wall_offset = recording.wall_offset

@@ -17,7 +17,7 @@ opens its own file), raise into the program, or keep the program's objects.
 
 import mmap
 import os
-from _thread import allocate_lock
+from _thread import _local, allocate_lock
 
 from .. import _originals, report, semantics
 from ..call import clock_ns, parameter_names, wall_offset_ns
@@ -57,9 +57,10 @@ def open_recording(path, render, chunk_size):
 
 
 class _Chunk:
-    __slots__ = ("index", "map", "pos", "last_ts", "thread")
+    __slots__ = ("index", "map", "pos", "last_ts", "thread", "seq")
 
-    def __init__(self, index, mapping, thread, base_ts):
+    def __init__(self, index, mapping, thread, base_ts, seq=0):
+        self.seq = seq
         self.index = index
         self.map = mapping
         self.pos = fmt.CHUNK_HEADER.size
@@ -86,7 +87,7 @@ class RecordWriter:
         self._meta = None
         self._strings = {}
         self._sites = {}  # id(site) -> (site id, site): the site is kept so its id is never reused
-        self._named_threads = set()
+        self._local = _local()  # .named: this thread's THREAD record is written (thread ids are reused)
         self._chunks = 0  # chunks allocated in the file
         self._seq = 0
         self._event_chunks = []  # ring: event chunk indexes, oldest first
@@ -118,7 +119,7 @@ class RecordWriter:
         mapping[: fmt.CHUNK_HEADER.size] = fmt.CHUNK_HEADER.pack(fmt.CHUNK_MAGIC, kind, self._seq, thread, base_ts)
         if kind == fmt.CHUNK_EVENTS:
             self._event_chunks.append(index)
-        return _Chunk(index, mapping, thread, base_ts)
+        return _Chunk(index, mapping, thread, base_ts, self._seq)
 
     def _put(self, chunk, record):
         """Store ``record`` (tag first in ``record``) with its tag last; False if it does not fit."""
@@ -270,13 +271,8 @@ class RecordWriter:
             self.dropped += 1
             return
         thread_id = call.thread_id
-        if thread_id not in self._named_threads:
-            self._named_threads.add(thread_id)
-            record = bytearray((fmt.THREAD,))
-            fmt.put_u(record, thread_id)
-            fmt.put_u(record, self._string(call.thread_name))
-            with self._lock:
-                self._meta_record(record)
+        if not self._local.__dict__.get("named"):
+            self._name_thread(thread_id, call.thread_name)
         site = call.site
         record = bytearray((fmt.START,))
         fmt.put_u(record, call.call_id)
@@ -326,14 +322,38 @@ class RecordWriter:
             fmt.put_fields(record, meaning[1], self._string)
         self._event(thread_id, call.program_ns, record)
 
+    def _name_thread(self, thread_id, name):
+        """THREAD for this thread, from a chunk of its own: a thread that had its id before keeps its
+        chunks and its name (the C writer does the same; see ``format``'s THREAD)."""
+        chunk = self._next_chunk(thread_id, self._threads.get(thread_id))
+        if chunk is None:
+            return
+        record = bytearray((fmt.THREAD,))
+        fmt.put_u(record, thread_id)
+        fmt.put_u(record, self._string(name))
+        fmt.put_u(record, chunk.seq)
+        with self._lock:
+            self._meta_record(record)
+        self._local.named = True
+
     def end(self, call, result):
+        thread_id = _originals.get_ident()
+        if not self._local.__dict__.get("named"):  # a generator finished on a thread that started nothing
+            from .. import _state
+
+            self._name_thread(thread_id, _state.thread_name(thread_id))
         record = bytearray((fmt.END,))
         fmt.put_u(record, call.call_id)
         self._value(record, result)
         fmt.put_fields(record, semantics.end_fields(call, result), self._string)
-        self._event(_originals.get_ident(), call.program_ns + call.duration_ns, record)
+        self._event(thread_id, call.program_ns + call.duration_ns, record)
 
     def error(self, call, exc):
+        thread_id = _originals.get_ident()
+        if not self._local.__dict__.get("named"):
+            from .. import _state
+
+            self._name_thread(thread_id, _state.thread_name(thread_id))
         render = self.render
         record = bytearray((fmt.ERROR,))
         fmt.put_u(record, call.call_id)
@@ -341,7 +361,7 @@ class RecordWriter:
         fmt.put_text(record, render.value(exc))
         fmt.put_text(record, render.exception_text(exc))
         fmt.put_fields(record, semantics.error_fields(call, exc), self._string)
-        self._event(_originals.get_ident(), call.program_ns + call.duration_ns, record)
+        self._event(thread_id, call.program_ns + call.duration_ns, record)
 
     # -- processes and exit ---------------------------------------------------
     def after_fork_in_child(self):
