@@ -282,7 +282,8 @@ typedef struct {
     rec_chunk meta;
     rec_thread **threads;     /* open addressing by ident; entries are never freed while open */
     size_t threads_size, threads_used;
-    PyObject *strings;        /* dict: str -> id */
+    PyObject *strings;        /* dict: str -> id (at most REC_STRINGS_KEPT of them) */
+    long long n_strings;      /* ids given */
     ptr_table sites;          /* site -> index into plans */
     site_plan *plans;
     size_t n_plans, cap_plans;
@@ -487,6 +488,11 @@ meta_put(RecorderObject *self, const unsigned char *record, size_t size)
 
 /* ------------------------------------------------------------ the strings */
 
+/* Strings remembered at most: past it a new string gets a STRING record (and id) each time it is
+ * written. The names of asyncio tasks ("Task-81234") are new for every task of a server: the
+ * file grows with them, the writer's memory does not. */
+#define REC_STRINGS_KEPT 65536
+
 /* The id of `text` (a str), writing its STRING record the first time; -1 on failure. */
 static long long
 string_id(RecorderObject *self, PyObject *text)
@@ -512,7 +518,7 @@ string_id(RecorderObject *self, PyObject *text)
         utf8 = PyBytes_AS_STRING(encoded);
         length = PyBytes_GET_SIZE(encoded);
     }
-    long long number = (long long)PyDict_GET_SIZE(self->strings);
+    long long number = self->n_strings;
     unsigned char stack[256];
     rbuf record;
     rbuf_init(&record, stack, sizeof(stack));
@@ -525,6 +531,10 @@ string_id(RecorderObject *self, PyObject *text)
     rbuf_release(&record);
     if (status < 0) {
         return -1;
+    }
+    self->n_strings++;
+    if (PyDict_GET_SIZE(self->strings) >= REC_STRINGS_KEPT) {
+        return number;
     }
     PyObject *value = PyLong_FromLongLong(number);
     if (value == NULL || PyDict_SetItem(self->strings, text, value) < 0) {
@@ -1302,15 +1312,36 @@ put_callers(RecorderObject *self, rbuf *out, CallObject *call, site_plan *plan)
     return 0;
 }
 
+/* Whether asyncio is loaded (without it there is no task). A look-up in sys.modules costs more than
+ * the rest of a START: it is skipped while sys.modules has as many entries as when asyncio was last
+ * found missing (a program that imports nothing between two hooked calls imported no asyncio). */
+static int
+asyncio_loaded(void)
+{
+    static Py_ssize_t modules_when_missing = -1;
+    PyObject *modules = PyImport_GetModuleDict();
+    if (modules == NULL || !PyDict_Check(modules)) {
+        return 0;
+    }
+    if (PyDict_GET_SIZE(modules) == modules_when_missing) {
+        return 0;
+    }
+    PyObject *found = PyDict_GetItemWithError(modules, str_asyncio);
+    if (found == NULL) {
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        modules_when_missing = PyDict_GET_SIZE(modules);
+        return 0;
+    }
+    return 1;
+}
+
 /* task: string id + 1, 0 outside a task; read only once asyncio is loaded */
 static int
 put_task(RecorderObject *self, rbuf *out, CallObject *call)
 {
-    PyObject *modules = PyImport_GetModuleDict();
-    if (call->task == NULL && (modules == NULL || PyDict_GetItemWithError(modules, str_asyncio) == NULL)) {
-        if (PyErr_Occurred()) {
-            PyErr_Clear();
-        }
+    if (call->task == NULL && !asyncio_loaded()) {
         put_u(out, 0);
         return 0;
     }
@@ -1826,6 +1857,7 @@ recorder_after_fork(RecorderObject *self, PyObject *arg)
     self->full = self->closed = 0;
     self->dropped = 0;
     PyDict_Clear(self->strings);
+    self->n_strings = 0;
     /* the sites, codes and types were written to the parent's file: write them again here */
     ptr_clear(&self->sites);
     for (size_t i = 0; i < self->n_plans; i++) {

@@ -291,3 +291,25 @@ def test_on_a_terminal_convert_shows_its_progress_on_one_updating_line(threaded,
     assert all(update.startswith("hookwise convert: ") for update in updates)
     assert re.fullmatch(r"hookwise convert: \d+ events in \d+\.\d s", updates[-1])
     assert any(re.match(r"hookwise convert: +\d+% of the recording, \d+ events, [\d,]+ events/s", u) for u in updates)
+
+
+def test_a_run_with_more_distinct_strings_than_the_writer_remembers_reads_back_whole(tmp_path):
+    # asyncio task names are new for every task of a server: past 65,536 strings the writer stops
+    # remembering them (its memory stays bounded) and writes a string again when it needs it
+    (tmp_path / "prog.py").write_text(textwrap.dedent("""
+        def f(n):
+            return n
+        for i in range(70000):
+            exec(compile("f(i)", f"<generated {i}>", "exec"))  # a caller file of its own each time
+        f(-1)
+        f(-2)
+    """))
+    done = run_driver(["--hook", "__main__:f", "--listener", "record=rec.bin", "prog.py"], cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    done = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    starts = [event for event in read_jsonl(tmp_path / "out.jsonl") if event["event"] == "start"]
+    assert len(starts) == 70002
+    assert [event["caller"]["file"] for event in starts[:70000]] == [f"<generated {i}>" for i in range(70000)]
+    assert [event["args"] for event in starts[-2:]] == [["-1"], ["-2"]]
+    assert starts[-1]["caller"]["file"] == starts[-2]["caller"]["file"] == str(tmp_path / "prog.py")

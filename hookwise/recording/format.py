@@ -35,6 +35,8 @@ Meta records (in CHUNK_META chunks, written before any event refers to them)::
 
     STRING  1   id:u len:u utf8     an interned string: target, module, qualname,
                                     kind, file, function, parameter name, exception type, task
+                                    (a writer remembers 65,536 of them: past that a string may be
+                                    written again, under a new id, each time it is needed)
     SITE    2   id:u target:u module:u qualname:u kind:u has_params:u
                 [n:u names:u*n vararg:u kwonly_n:u kwonly:u*n kwarg:u]   (vararg/kwarg: string id + 1, 0 none)
     THREAD  3   thread_id:u name:u from_seq:u   (from_seq, since version 4: the seq of the first chunk
