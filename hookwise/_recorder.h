@@ -1691,23 +1691,32 @@ recorder_start(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-recorder_end(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* The Call of an end or error event (args: call, outcome); NULL with an exception set for wrong
+ * arguments, or without one when the recording takes no event now (counted as dropped). */
+static CallObject *
+outcome_call(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs, const char *usage)
 {
     if (nargs != 2 || Py_TYPE(args[0]) != &CallType) {
-        PyErr_SetString(PyExc_TypeError, "end(call, result)");
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
     CallObject *call = (CallObject *)args[0];
-    if (self->full || self->closed || current_pid != self->pid || call->site == NULL) {
+    if (self->full || self->closed || current_pid != self->pid || call->site == NULL
+        || ready_thread(self, program_ts(call, 1)) < 0) {
         self->dropped++;
-        Py_RETURN_NONE;
+        return NULL;
+    }
+    return call;
+}
+
+static PyObject *
+recorder_end(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    CallObject *call = outcome_call(self, args, nargs, "end(call, result)");
+    if (call == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
     }
     site_plan *plan = plan_of(self, call->site);
-    if (ready_thread(self, program_ts(call, 1)) < 0) {
-        self->dropped++;
-        Py_RETURN_NONE;
-    }
     unsigned char stack[256];
     rbuf out;
     rbuf_init(&out, stack, sizeof(stack));
@@ -1733,18 +1742,9 @@ recorder_end(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 recorder_error(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || Py_TYPE(args[0]) != &CallType) {
-        PyErr_SetString(PyExc_TypeError, "error(call, exc)");
-        return NULL;
-    }
-    CallObject *call = (CallObject *)args[0];
-    if (self->full || self->closed || current_pid != self->pid || call->site == NULL) {
-        self->dropped++;
-        Py_RETURN_NONE;
-    }
-    if (ready_thread(self, program_ts(call, 1)) < 0) {
-        self->dropped++;
-        Py_RETURN_NONE;
+    CallObject *call = outcome_call(self, args, nargs, "error(call, exc)");
+    if (call == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
     }
     /* (type name, shown, text, fields): the Python side renders an exception as the live outputs do */
     PyObject *parts = PyObject_CallMethodObjArgs(self->hooks, str_error_parts, (PyObject *)call, args[1], NULL);
