@@ -932,7 +932,7 @@ put_cut(RecorderObject *self, rbuf *out, PyObject *value)
     return limit + 5;
 }
 
-static Py_ssize_t put_fast(RecorderObject *self, rbuf *out, PyObject *value, int depth);
+static Py_ssize_t put_fast(RecorderObject *self, rbuf *out, PyObject *value, int depth, Py_ssize_t budget);
 
 /* format.is_plain for a tuple: at most REC_MAX_TUPLE items, not nested deeper than two, each None, a
  * bool, an int of 64 bits, a float, a str or bytes within repr_limit, or such a tuple. */
@@ -968,16 +968,27 @@ is_plain_tuple(RecorderObject *self, PyObject *value, int depth)
     return 1;
 }
 
-/* A list or tuple (kind 0, 1) as V_SEQ: its items, as many as can be shown (the safe repr's _join
- * stops once what it wrote passes repr_limit; each item's size here is at most what it shows, so one
- * more item, None, is written to stand for the rest), then V_STOP. */
+/* Only the first repr_limit characters of what a value shows can be seen (the safe repr cuts the
+ * whole there): `budget` is how many of a nested value's characters can still be seen, and a list,
+ * tuple or dict stores items only until its own cut (the safe repr's _join stops once what it wrote
+ * passes repr_limit) or until the rest could not be seen, whichever comes first. The size each item
+ * reports is at most what it shows, so no item that is shown is left out; one more item (None) stands
+ * for the rest, which the safe repr writes as "..." or which lies past the cut. A container reports
+ * at most repr_limit + 1 (+ its brackets): past its own cut it shows more than that anyway. */
 static Py_ssize_t
-put_sequence(RecorderObject *self, rbuf *out, PyObject *items, int kind, int depth)
+shown_size(RecorderObject *self, Py_ssize_t size)
 {
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
-    PyObject **item = PySequence_Fast_ITEMS(items);
+    size = size > 0 ? size - 2 : 0;  /* `size` counts ", " after every item, as _join does: not after the last */
+    return (size < self->repr_limit + 1 ? size : self->repr_limit + 1) + 2;
+}
+
+/* A list or tuple (kind 0, 1) as V_SEQ: its items as far as they can be seen (see above), then V_STOP. */
+static Py_ssize_t
+put_sequence(RecorderObject *self, rbuf *out, PyObject *items, int kind, int depth, Py_ssize_t budget)
+{
     put_byte(out, V_SEQ);
     put_byte(out, (unsigned char)kind);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
     if (depth >= REC_MAX_DEPTH) {
         if (n > 0) {
             put_byte(out, V_NONE);  /* shown as [...] */
@@ -985,27 +996,32 @@ put_sequence(RecorderObject *self, rbuf *out, PyObject *items, int kind, int dep
         put_byte(out, V_STOP);
         return n > 0 ? 5 : 2;
     }
+    Py_ssize_t stop = budget < self->repr_limit ? budget : self->repr_limit;
     Py_ssize_t size = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (size > self->repr_limit) {
-            put_byte(out, V_NONE);  /* shown as ... */
+    /* the list is read anew at each item: a standard-library repr shown meanwhile may change it */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(items); i++) {
+        if (size > stop) {
+            put_byte(out, V_NONE);  /* the rest */
             break;
         }
-        Py_ssize_t shown = put_fast(self, out, item[i], depth + 1);
+        PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(items, i));
+        Py_ssize_t left = budget - 1 - size;
+        Py_ssize_t shown = put_fast(self, out, item, depth + 1, left > 1 ? left : 1);
+        Py_DECREF(item);
         if (shown < 0) {
             return -1;
         }
         size += shown + 2;
     }
     put_byte(out, V_STOP);
-    return size + 2;
+    return shown_size(self, size);
 }
 
 /* A dict as V_MAP: key, value pairs as the safe repr shows them (a secret-named key's value is not
- * stored), as many as can be shown (see put_sequence), then V_STOP. A WSGI environ is the Python
- * side's to show (only some of its keys are shown). */
+ * stored) as far as they can be seen (see above), then V_STOP. A WSGI environ is the Python side's to
+ * show (only some of its keys are shown). */
 static Py_ssize_t
-put_mapping(RecorderObject *self, rbuf *out, PyObject *mapping, int depth)
+put_mapping(RecorderObject *self, rbuf *out, PyObject *mapping, int depth, Py_ssize_t budget)
 {
     if (PyDict_GetItemString(mapping, "wsgi.version") != NULL) {
         return -1;
@@ -1019,10 +1035,11 @@ put_mapping(RecorderObject *self, rbuf *out, PyObject *mapping, int depth)
         put_byte(out, V_STOP);
         return PyDict_GET_SIZE(mapping) > 0 ? 5 : 2;
     }
+    Py_ssize_t stop = budget < self->repr_limit ? budget : self->repr_limit;
     Py_ssize_t size = 0, position = 0;
     PyObject *key, *item;
     while (PyDict_Next(mapping, &position, &key, &item)) {
-        if (size > self->repr_limit) {
+        if (size > stop) {
             /* one more pair stands for the rest: a key no stored key equals */
             put_byte(out, V_STOP_KEY);
             put_byte(out, V_NONE);
@@ -1030,7 +1047,8 @@ put_mapping(RecorderObject *self, rbuf *out, PyObject *mapping, int depth)
         }
         Py_INCREF(key);
         Py_INCREF(item);
-        Py_ssize_t key_shown = put_fast(self, out, key, depth + 1);
+        Py_ssize_t left = budget - 1 - size;
+        Py_ssize_t key_shown = put_fast(self, out, key, depth + 1, left > 1 ? left : 1);
         Py_ssize_t item_shown = -1;
         if (key_shown >= 0) {
             if (is_secret(self, key)) {
@@ -1038,7 +1056,8 @@ put_mapping(RecorderObject *self, rbuf *out, PyObject *mapping, int depth)
                 item_shown = 5;
             }
             else {
-                item_shown = put_fast(self, out, item, depth + 1);
+                left -= key_shown + 2;
+                item_shown = put_fast(self, out, item, depth + 1, left > 1 ? left : 1);
             }
         }
         Py_DECREF(key);
@@ -1049,7 +1068,7 @@ put_mapping(RecorderObject *self, rbuf *out, PyObject *mapping, int depth)
         size += key_shown + 2 + item_shown + 2;
     }
     put_byte(out, V_STOP);
-    return size + 2;
+    return shown_size(self, size);
 }
 
 /* A value stored so that a reader shows it as the safe repr does, without the Python side: as itself
@@ -1058,7 +1077,7 @@ put_mapping(RecorderObject *self, rbuf *out, PyObject *mapping, int depth)
  * at most the length of what it shows (>= 1), or -1 when only the Python side can show it (what was
  * written then is to be taken back). */
 static Py_ssize_t
-put_fast(RecorderObject *self, rbuf *out, PyObject *value, int depth)
+put_fast(RecorderObject *self, rbuf *out, PyObject *value, int depth, Py_ssize_t budget)
 {
     PyTypeObject *kind = Py_TYPE(value);
     if (value == Py_None) {
@@ -1124,22 +1143,22 @@ put_fast(RecorderObject *self, rbuf *out, PyObject *value, int depth)
             put_byte(out, V_TUPLE);
             put_u(out, (unsigned long long)n);
             for (Py_ssize_t i = 0; i < n; i++) {
-                Py_ssize_t shown = put_fast(self, out, PyTuple_GET_ITEM(value, i), depth + 1);
+                Py_ssize_t shown = put_fast(self, out, PyTuple_GET_ITEM(value, i), depth + 1, budget);
                 if (shown < 0) {  /* a text redaction changes: the Python side shows the tuple */
                     out->len = mark;
                     return -1;
                 }
                 size += shown + 2;
             }
-            return size + 2;
+            return shown_size(self, size);
         }
-        return put_sequence(self, out, value, 1, depth);
+        return put_sequence(self, out, value, 1, depth, budget);
     }
     if (kind == &PyList_Type) {
-        return put_sequence(self, out, value, 0, depth);
+        return put_sequence(self, out, value, 0, depth, budget);
     }
     if (kind == &PyDict_Type) {
-        return put_mapping(self, out, value, depth);
+        return put_mapping(self, out, value, depth, budget);
     }
     ptr_entry *entry = type_way(self, value);
     if (entry == NULL) {
@@ -1182,7 +1201,7 @@ static void
 put_value(RecorderObject *self, rbuf *out, PyObject *value)
 {
     size_t mark = out->len;
-    if (put_fast(self, out, value, 0) < 0) {
+    if (put_fast(self, out, value, 0, self->repr_limit) < 0) {
         out->len = mark;
         out->failed = 0;
         put_shown(self, out, value);

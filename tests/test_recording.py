@@ -353,12 +353,12 @@ VALUES_PROGRAM = textwrap.dedent("""
         keys = texts + [1, 2.5, None, (1, 2), "token", "session_id", "Password", "a" * 300]
         return {rng.choice(keys): value(depth + 1) for _ in range(rng.choice((0, 1, 2, 3, 40)))}
 
-    for _ in range(400):
+    for _ in range(500):
         f(value(0))
 """)
 
 
-@pytest.mark.parametrize("seed, limit", [(1, "200"), (2, "200"), (3, "20"), (4, "8"), (5, "1000")])
+@pytest.mark.parametrize("seed, limit", [(1, "200"), (2, "20"), (3, "8"), (4, "45")])
 def test_every_value_reads_back_as_the_live_outputs_show_it(tmp_path, seed, limit):
     # The C writer stores lists, tuples, dicts, long texts, objects and standard-library reprs itself
     # (format tags 11 to 16) and the reader shows them again: differentially, against the live jsonl,
@@ -371,7 +371,7 @@ def test_every_value_reads_back_as_the_live_outputs_show_it(tmp_path, seed, limi
     assert done.returncode == 0, done.stderr
     live = _without_time(read_jsonl(tmp_path / "live.jsonl"))
     converted = _without_time(read_jsonl(tmp_path / "conv.jsonl"))
-    assert len(live) == 800
+    assert len(live) == 1000
     for one, other in zip(live, converted):
         assert one == other
     assert b"hunter2" not in (tmp_path / "rec.bin").read_bytes()
