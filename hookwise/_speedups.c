@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -1427,49 +1428,667 @@ install_methods(PyObject *module, PyObject *cls)
 
 /* ------------------------------------------------------------- writing events */
 
-/* write_whole(fd, data): write all of `data` to `fd` while holding the GIL.
- * os.write lets other threads run during the system call; a listener that
- * writes each event (jsonl) would then let threads interleave differently
- * than without hookwise (more-itertools' callback_iter test is such a race).
- * A write to a regular file does not wait; on a non-blocking fd that is full
- * (a pipe whose reader is slow) this waits for room with the GIL released. */
+/* Writing an event must not let the program's other threads run in the
+ * middle of a hooked call: os.write lets go of the GIL during the system
+ * call, and a thread waiting for it then runs there (more-itertools'
+ * callback_iter test, a worker thread racing the test, lost its race one run
+ * in four). Everything here writes with the GIL held. A write to a regular
+ * file does not wait; a pipe, FIFO, terminal or socket that is full would
+ * make it wait for a reader, perhaps one of the program's own threads, so
+ * there it waits for room with the GIL released (as os.write would), which
+ * is the one moment another thread may run. */
+
+/* Wait until `fd` takes a write; the GIL is released meanwhile. */
+static void
+wait_for_room(int fd)
+{
+    struct pollfd room = {fd, POLLOUT, 0};
+    Py_BEGIN_ALLOW_THREADS
+    poll(&room, 1, -1);
+    Py_END_ALLOW_THREADS
+}
+
+/* Write all of data[0:size] to `fd` with the GIL held; 0, or -1 with errno set.
+ * `may_block`: `fd` is a blocking pipe, terminal or socket that is not ours
+ * to make non-blocking (hookwise's duplicate of stderr): poll says first
+ * whether it has room, and each write is at most PIPE_BUF bytes, which a
+ * pipe with room takes without waiting. On a non-blocking fd a full pipe
+ * answers EAGAIN and we wait for room. */
+static int
+write_held(int fd, const char *data, Py_ssize_t size, int may_block)
+{
+    while (size > 0) {
+        size_t piece = (size_t)size;
+        if (may_block) {
+            struct pollfd room = {fd, POLLOUT, 0};
+            int ready = poll(&room, 1, 0);
+            if (ready == 0) {
+                wait_for_room(fd);
+                continue;
+            }
+            if (ready < 0 && errno != EINTR) {
+                return -1;
+            }
+            if (piece > PIPE_BUF) {
+                piece = PIPE_BUF;
+            }
+        }
+        ssize_t written = write(fd, data, piece);
+        if (written >= 0) {
+            data += written;
+            size -= written;
+        }
+        else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            wait_for_room(fd);
+        }
+        else if (errno != EINTR) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* write_whole(fd, data, may_block=False): see write_held. */
 static PyObject *
 py_write_whole(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "write_whole(fd, data)");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "write_whole(fd, data, may_block=False)");
         return NULL;
     }
     long fd = PyLong_AsLong(args[0]);
     if (fd == -1 && PyErr_Occurred()) {
         return NULL;
     }
+    int may_block = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
+    if (may_block < 0) {
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    const char *next = view.buf;
-    Py_ssize_t left = view.len;
-    while (left > 0) {
-        ssize_t written = write((int)fd, next, (size_t)left);
-        if (written >= 0) {
-            next += written;
-            left -= written;
-        }
-        else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            struct pollfd room = {(int)fd, POLLOUT, 0};
-            Py_BEGIN_ALLOW_THREADS
-            poll(&room, 1, -1);
-            Py_END_ALLOW_THREADS
-        }
-        else if (errno != EINTR) {
-            PyBuffer_Release(&view);
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-    }
+    int failed = write_held((int)fd, view.buf, view.len, may_block);
     PyBuffer_Release(&view);
+    if (failed) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
     Py_RETURN_NONE;
 }
+
+/* LineBuffer(fd, limit, max_wait_ns, may_block=False): lines gathered and
+ * written together (hookwise/listeners/jsonl.py says when, and what a kill
+ * can lose). The same behaviour as hookwise.writes.PurePythonLineBuffer.
+ *
+ * add(line, now_ns) copies the line (ASCII or UTF-8 text) into the buffer;
+ * the buffer is written, with the GIL held, when it holds `limit` bytes, when
+ * the line would not fit beside what waits, or when `now_ns` is `max_wait_ns`
+ * or more after the last write. A line longer than `limit` is written alone.
+ * Chunks go out in the order they were filled: a thread that finds another
+ * one writing (only while that one waits for a full pipe) waits its turn. */
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    int may_block;
+    Py_ssize_t limit;
+    long long max_wait_ns;
+    long long last_write_ns;
+    char *data;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+    PyThread_type_lock writing;
+} LineBufferObject;
+
+static int
+line_buffer_init(LineBufferObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"fd", "limit", "max_wait_ns", "may_block", NULL};
+    int may_block = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "inL|p", names, &self->fd, &self->limit, &self->max_wait_ns,
+                                     &may_block)) {
+        return -1;
+    }
+    self->may_block = may_block;
+    self->last_write_ns = 0;
+    if (self->writing == NULL) {
+        self->writing = PyThread_allocate_lock();
+        if (self->writing == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+line_buffer_dealloc(LineBufferObject *self)
+{
+    PyMem_RawFree(self->data);
+    if (self->writing != NULL) {
+        PyThread_free_lock(self->writing);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Write what waits; 0, or -1 with an OSError set (those lines are dropped). */
+static int
+line_buffer_write_out(LineBufferObject *self, long long now_ns)
+{
+    if (self->size == 0) {
+        return 0;
+    }
+    if (!PyThread_acquire_lock(self->writing, NOWAIT_LOCK)) {
+        /* another thread is writing: it waits for a full pipe with the GIL released */
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(self->writing, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+        if (self->size == 0) {
+            PyThread_release_lock(self->writing);
+            return 0;
+        }
+    }
+    /* take the chunk: lines added while it is written (only during a wait) go after it */
+    char *chunk = self->data;
+    Py_ssize_t size = self->size, capacity = self->capacity;
+    self->data = NULL;
+    self->size = self->capacity = 0;
+    self->last_write_ns = now_ns;
+    int failed = write_held(self->fd, chunk, size, self->may_block);
+    int saved_errno = errno;
+    if (self->data == NULL) {  /* nobody added meanwhile: keep the memory */
+        self->data = chunk;
+        self->capacity = capacity;
+    }
+    else {
+        PyMem_RawFree(chunk);
+    }
+    PyThread_release_lock(self->writing);
+    if (failed) {
+        errno = saved_errno;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+/* Room for `length` more bytes, writing out first what waits if the line would not fit beside it. */
+static int
+line_buffer_make_room(LineBufferObject *self, Py_ssize_t length, long long now_ns)
+{
+    if (self->size > 0 && self->size + length > self->limit && line_buffer_write_out(self, now_ns) < 0) {
+        return -1;
+    }
+    if (self->size + length > self->capacity) {
+        Py_ssize_t capacity = self->capacity ? self->capacity : 4096;
+        while (capacity < self->size + length) {
+            capacity *= 2;
+        }
+        char *grown = PyMem_RawRealloc(self->data, (size_t)capacity);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->data = grown;
+        self->capacity = capacity;
+    }
+    return 0;
+}
+
+/* After a line was added: write out when the buffer is full or the last write is max_wait_ns old. */
+static PyObject *
+line_buffer_added(LineBufferObject *self, long long now_ns)
+{
+    if ((self->size >= self->limit || now_ns - self->last_write_ns >= self->max_wait_ns
+         || now_ns < self->last_write_ns)
+        && line_buffer_write_out(self, now_ns) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* A str's bytes: its own for ASCII text (no copy), else UTF-8 in *encoded. */
+static const char *
+text_of(PyObject *text, Py_ssize_t *length, PyObject **encoded)
+{
+    *encoded = NULL;
+    if (PyUnicode_IS_ASCII(text)) {
+        *length = PyUnicode_GET_LENGTH(text);
+        return (const char *)PyUnicode_DATA(text);
+    }
+    *encoded = PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace");
+    if (*encoded == NULL) {
+        return NULL;
+    }
+    *length = PyBytes_GET_SIZE(*encoded);
+    return PyBytes_AS_STRING(*encoded);
+}
+
+static PyObject *
+line_buffer_add(LineBufferObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "add(line: str, now_ns: int)");
+        return NULL;
+    }
+    long long now_ns = PyLong_AsLongLong(args[1]);
+    if (now_ns == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *encoded;
+    Py_ssize_t length;
+    const char *text = text_of(args[0], &length, &encoded);
+    if (text == NULL || line_buffer_make_room(self, length, now_ns) < 0) {
+        Py_XDECREF(encoded);
+        return NULL;
+    }
+    memcpy(self->data + self->size, text, (size_t)length);
+    self->size += length;
+    Py_XDECREF(encoded);
+    return line_buffer_added(self, now_ns);
+}
+
+/* --- add_call: the members every jsonl line of a call starts with, built here --- */
+
+static PyObject *str_call_id, *str_thread_id, *str_thread_name, *str_pid, *str_start_ns, *str_end_ns,
+    *str_request_id, *str_duration_ns;
+
+/* The length of `text` as a JSON string in ASCII (quotes included), as _json.encode_basestring_ascii writes it. */
+static Py_ssize_t
+json_quoted_length(PyObject *text)
+{
+    Py_ssize_t length = 2, n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
+            length += 2;
+        }
+        else if (c < 0x20 || c > 0x7e) {
+            length += c > 0xffff ? 12 : 6;
+        }
+        else {
+            length += 1;
+        }
+    }
+    return length;
+}
+
+static char *
+json_quote_into(char *out, PyObject *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        const char *escape = NULL;
+        switch (c) {
+        case '"': escape = "\\\""; break;
+        case '\\': escape = "\\\\"; break;
+        case '\b': escape = "\\b"; break;
+        case '\f': escape = "\\f"; break;
+        case '\n': escape = "\\n"; break;
+        case '\r': escape = "\\r"; break;
+        case '\t': escape = "\\t"; break;
+        }
+        if (escape != NULL) {
+            *out++ = escape[0];
+            *out++ = escape[1];
+        }
+        else if (c < 0x20 || c > 0x7e) {
+            Py_UCS4 units[2];
+            int count = 1;
+            units[0] = c;
+            if (c > 0xffff) {
+                c -= 0x10000;
+                units[0] = 0xd800 | (c >> 10);
+                units[1] = 0xdc00 | (c & 0x3ff);
+                count = 2;
+            }
+            for (int u = 0; u < count; u++) {
+                *out++ = '\\';
+                *out++ = 'u';
+                *out++ = hex[(units[u] >> 12) & 0xf];
+                *out++ = hex[(units[u] >> 8) & 0xf];
+                *out++ = hex[(units[u] >> 4) & 0xf];
+                *out++ = hex[units[u] & 0xf];
+            }
+        }
+        else {
+            *out++ = (char)c;
+        }
+    }
+    *out++ = '"';
+    return out;
+}
+
+/* Digits of `value` into `out` (at least 24 bytes); their count. */
+static int
+unsigned_digits(unsigned long long value, char *out)
+{
+    char reversed[24];
+    int count = 0;
+    do {
+        reversed[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    for (int i = 0; i < count; i++) {
+        out[i] = reversed[count - 1 - i];
+    }
+    return count;
+}
+
+/* A number's decimal text into `out` (at least 24 bytes); its length, or -1 with an error set. */
+static int
+decimal_of(PyObject *number, char *out)
+{
+    if (!PyLong_Check(number)) {
+        PyErr_SetString(PyExc_TypeError, "add_call: a call's ids and times are ints");
+        return -1;
+    }
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    if (overflow > 0) {  /* a thread id above LLONG_MAX */
+        unsigned long long big = PyLong_AsUnsignedLongLong(number);
+        if (big == (unsigned long long)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        return unsigned_digits(big, out);
+    }
+    if (overflow < 0 || (value == -1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_OverflowError, "add_call: number out of range");
+        }
+        return -1;
+    }
+    if (value < 0) {
+        out[0] = '-';
+        return 1 + unsigned_digits(0ULL - (unsigned long long)value, out + 1);
+    }
+    return unsigned_digits((unsigned long long)value, out);
+}
+
+#define APPEND(literal) (memcpy(out, literal, sizeof(literal) - 1), out += sizeof(literal) - 1)
+#define APPEND_N(text, n) (memcpy(out, text, (size_t)(n)), out += (n))
+
+/* The text of a value whose repr is short, plain ASCII and built in (int, bool, None, float)
+ * into `out` (at least 32 bytes); its length, 0 when the value is not such a value (its repr
+ * is then saferepr's business, in Python), or -1 with an error set. */
+static int
+plain_repr(PyObject *value, char *out)
+{
+    if (value == Py_None) {
+        memcpy(out, "None", 4);
+        return 4;
+    }
+    if (value == Py_True) {
+        memcpy(out, "True", 4);
+        return 4;
+    }
+    if (value == Py_False) {
+        memcpy(out, "False", 5);
+        return 5;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow != 0 || (number == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (number < 0) {
+            out[0] = '-';
+            return 1 + unsigned_digits(0ULL - (unsigned long long)number, out + 1);
+        }
+        return unsigned_digits((unsigned long long)number, out);
+    }
+    if (PyFloat_CheckExact(value)) {
+        char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(value), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (text == NULL) {
+            return -1;
+        }
+        size_t length = strlen(text);
+        if (length > 31) {
+            PyMem_Free(text);
+            return 0;
+        }
+        memcpy(out, text, length);
+        PyMem_Free(text);
+        return (int)length;
+    }
+    return 0;
+}
+
+/* add_call(event, call, target, head, values, tail, limit): add the line
+ *   {"event":EVENT,"call_id":N,"target":TARGET,"thread_id":N,"thread_name":"NAME","pid":N,"ts_ns":N
+ *    [,"request_id":N][,"duration_ns":N]HEAD VALUES TAIL
+ * where TARGET is JSON text already, ts_ns is the call's start_ns for "start" and its end_ns
+ * otherwise (which also adds duration_ns), HEAD and TAIL are JSON text (TAIL ends the line,
+ * "}\n" included), and VALUES, unless `values` is None, are the values of that tuple as JSON
+ * strings of their reprs, joined by commas. Only values whose repr is plain are written here
+ * (int, bool, None, float, each repr at most `limit` characters): for any other, nothing is
+ * added and False is returned (the caller renders them itself). True when the line was added.
+ * The fields are read from the call as attributes: any call record will do. */
+static PyObject *
+line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[2]) || !PyUnicode_Check(args[3])
+        || (args[4] != Py_None && !PyTuple_Check(args[4])) || !PyUnicode_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "add_call(event: str, call, target: str, head: str, values: tuple | None, tail: str, limit: int)");
+        return NULL;
+    }
+    if (str_call_id == NULL) {
+        if ((str_call_id = PyUnicode_InternFromString("call_id")) == NULL
+            || (str_thread_id = PyUnicode_InternFromString("thread_id")) == NULL
+            || (str_thread_name = PyUnicode_InternFromString("thread_name")) == NULL
+            || (str_pid = PyUnicode_InternFromString("pid")) == NULL
+            || (str_start_ns = PyUnicode_InternFromString("start_ns")) == NULL
+            || (str_end_ns = PyUnicode_InternFromString("end_ns")) == NULL
+            || (str_request_id = PyUnicode_InternFromString("request_id")) == NULL
+            || (str_duration_ns = PyUnicode_InternFromString("duration_ns")) == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *event = args[0], *call = args[1], *target = args[2], *head = args[3], *values = args[4],
+             *tail = args[5];
+    Py_ssize_t limit = PyLong_AsSsize_t(args[6]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    /* the values first: one that is not plain leaves everything to the caller */
+    Py_ssize_t n_values = values == Py_None ? 0 : PyTuple_GET_SIZE(values);
+    char small[8][32];
+    int small_n[8];
+    char *shown = n_values <= 8 ? &small[0][0] : PyMem_RawMalloc((size_t)n_values * 32);
+    int *shown_n = n_values <= 8 ? small_n : PyMem_RawMalloc((size_t)n_values * sizeof(int));
+    if (shown == NULL || shown_n == NULL) {
+        if (n_values > 8) {
+            PyMem_RawFree(shown);
+            PyMem_RawFree(shown_n);
+        }
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t values_length = 0;
+    PyObject *result = NULL;
+    PyObject *fields[7] = {NULL};
+    PyObject *encoded[4] = {NULL};
+    for (Py_ssize_t i = 0; i < n_values; i++) {
+        int length = plain_repr(PyTuple_GET_ITEM(values, i), shown + i * 32);
+        if (length < 0) {
+            goto done;
+        }
+        if (length == 0 || length > limit) {
+            result = Py_NewRef(Py_False);
+            goto done;
+        }
+        shown_n[i] = length;
+        values_length += length + 3;  /* quotes and a comma */
+    }
+    int start = PyUnicode_CompareWithASCIIString(event, "start") == 0;
+    /* then every read that may run Python code (a thread switch may come there), then the line, in C alone */
+    PyObject *names[7] = {str_call_id, str_thread_id, str_thread_name, str_pid,
+                          start ? str_start_ns : str_end_ns, str_request_id, str_duration_ns};
+    int count = start ? 6 : 7;
+    for (int i = 0; i < count; i++) {
+        fields[i] = PyObject_GetAttr(call, names[i]);
+        if (fields[i] == NULL) {
+            goto done;
+        }
+    }
+    if (!PyUnicode_Check(fields[2])) {
+        PyErr_SetString(PyExc_TypeError, "add_call: the thread's name is a str");
+        goto done;
+    }
+    char call_id[24], thread_id[24], pid[24], ts[24], request_id[24], duration[24];
+    int call_id_n, thread_id_n, pid_n, ts_n, request_id_n = 0, duration_n = 0;
+    if ((call_id_n = decimal_of(fields[0], call_id)) < 0 || (thread_id_n = decimal_of(fields[1], thread_id)) < 0
+        || (pid_n = decimal_of(fields[3], pid)) < 0 || (ts_n = decimal_of(fields[4], ts)) < 0
+        || (fields[5] != Py_None && (request_id_n = decimal_of(fields[5], request_id)) < 0)
+        || (!start && (duration_n = decimal_of(fields[6], duration)) < 0)) {
+        goto done;
+    }
+    long long now_ns = PyLong_AsLongLong(fields[4]);
+    if (now_ns == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    Py_ssize_t event_n, target_n, head_n, tail_n;
+    const char *event_text = text_of(event, &event_n, &encoded[0]);
+    const char *target_text = event_text ? text_of(target, &target_n, &encoded[1]) : NULL;
+    const char *head_text = target_text ? text_of(head, &head_n, &encoded[2]) : NULL;
+    const char *tail_text = head_text ? text_of(tail, &tail_n, &encoded[3]) : NULL;
+    if (tail_text == NULL) {
+        goto done;
+    }
+    Py_ssize_t name_n = json_quoted_length(fields[2]);
+    Py_ssize_t length = sizeof("{\"event\":\"\",\"call_id\":,\"target\":,\"thread_id\":,\"thread_name\":,\"pid\":,\"ts_ns\":") - 1
+                        + event_n + call_id_n + target_n + thread_id_n + name_n + pid_n + ts_n + head_n
+                        + values_length + tail_n
+                        + (fields[5] != Py_None ? (Py_ssize_t)sizeof(",\"request_id\":") - 1 + request_id_n : 0)
+                        + (start ? 0 : (Py_ssize_t)sizeof(",\"duration_ns\":") - 1 + duration_n);
+    if (line_buffer_make_room(self, length, now_ns) < 0) {
+        goto done;
+    }
+    char *out = self->data + self->size;
+    APPEND("{\"event\":\"");
+    APPEND_N(event_text, event_n);
+    APPEND("\",\"call_id\":");
+    APPEND_N(call_id, call_id_n);
+    APPEND(",\"target\":");
+    APPEND_N(target_text, target_n);
+    APPEND(",\"thread_id\":");
+    APPEND_N(thread_id, thread_id_n);
+    APPEND(",\"thread_name\":");
+    out = json_quote_into(out, fields[2]);
+    APPEND(",\"pid\":");
+    APPEND_N(pid, pid_n);
+    APPEND(",\"ts_ns\":");
+    APPEND_N(ts, ts_n);
+    if (fields[5] != Py_None) {
+        APPEND(",\"request_id\":");
+        APPEND_N(request_id, request_id_n);
+    }
+    if (!start) {
+        APPEND(",\"duration_ns\":");
+        APPEND_N(duration, duration_n);
+    }
+    APPEND_N(head_text, head_n);
+    for (Py_ssize_t i = 0; i < n_values; i++) {
+        if (i > 0) {
+            APPEND(",");
+        }
+        APPEND("\"");
+        APPEND_N(shown + i * 32, shown_n[i]);
+        APPEND("\"");
+    }
+    APPEND_N(tail_text, tail_n);
+    self->size = out - self->data;
+    result = line_buffer_added(self, now_ns);
+    if (result != NULL) {
+        Py_SETREF(result, Py_NewRef(Py_True));
+    }
+done:
+    if (n_values > 8) {
+        PyMem_RawFree(shown);
+        PyMem_RawFree(shown_n);
+    }
+    for (int i = 0; i < 7; i++) {
+        Py_XDECREF(fields[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(encoded[i]);
+    }
+    return result;
+}
+
+#undef APPEND
+#undef APPEND_N
+
+static PyObject *
+line_buffer_flush(LineBufferObject *self, PyObject *unused)
+{
+    if (line_buffer_write_out(self, self->last_write_ns) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* In a forked child: what waits is the parent's to write; a thread of the
+ * parent may have held the lock at the fork. */
+static PyObject *
+line_buffer_drop(LineBufferObject *self, PyObject *unused)
+{
+    self->size = 0;
+    PyThread_type_lock fresh = PyThread_allocate_lock();
+    if (fresh == NULL) {
+        return PyErr_NoMemory();
+    }
+    self->writing = fresh;  /* the old one may be held forever: let it go unfreed */
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+line_buffer_get_pending(LineBufferObject *self, void *unused)
+{
+    return PyLong_FromSsize_t(self->size);
+}
+
+static PyMethodDef line_buffer_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))line_buffer_add, METH_FASTCALL, "add(line, now_ns): buffer a line"},
+    {"add_call", (PyCFunction)(void (*)(void))line_buffer_add_call, METH_FASTCALL,
+     "add_call(event, call, target, head, values, tail, limit): buffer a jsonl line of a call (see hookwise.writes)"},
+    {"flush", (PyCFunction)line_buffer_flush, METH_NOARGS, "write what waits"},
+    {"drop", (PyCFunction)line_buffer_drop, METH_NOARGS, "forget what waits (a forked child)"},
+    {NULL}
+};
+
+static PyMemberDef line_buffer_members[] = {
+    {"fd", T_INT, offsetof(LineBufferObject, fd), READONLY, NULL},
+    {"limit", T_PYSSIZET, offsetof(LineBufferObject, limit), 0, "write when this many bytes wait (0: every line)"},
+    {NULL}
+};
+
+static PyGetSetDef line_buffer_getset[] = {
+    {"pending", (getter)line_buffer_get_pending, NULL, "bytes waiting to be written", NULL},
+    {NULL}
+};
+
+static PyTypeObject LineBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hookwise._speedups.LineBuffer",
+    .tp_basicsize = sizeof(LineBufferObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Lines gathered and written together, with the GIL held (see hookwise.writes).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)line_buffer_init,
+    .tp_dealloc = (destructor)line_buffer_dealloc,
+    .tp_methods = line_buffer_methods,
+    .tp_members = line_buffer_members,
+    .tp_getset = line_buffer_getset,
+};
 
 static PyObject *
 py_uses_tsc(PyObject *module, PyObject *unused)
@@ -1486,7 +2105,7 @@ static PyMethodDef module_methods[] = {
     {"set_quiet", py_set_quiet, METH_O, "mark this thread as running hookwise's own code; returns the old mark"},
     {"install_methods", install_methods, METH_O, "give a SiteBase subclass its own start/end/error descriptors"},
     {"write_whole", (PyCFunction)(void (*)(void))py_write_whole, METH_FASTCALL,
-     "write_whole(fd, data): write all of data without letting other threads run meanwhile"},
+     "write_whole(fd, data, may_block=False): write all of data without letting other threads run meanwhile"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
     {NULL}
 };
@@ -1503,7 +2122,8 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     choose_clock();
-    if (PyType_Ready(&CallType) < 0 || PyType_Ready(&SiteType) < 0 || PyType_Ready(&WrapperType) < 0) {
+    if (PyType_Ready(&CallType) < 0 || PyType_Ready(&SiteType) < 0 || PyType_Ready(&WrapperType) < 0
+        || PyType_Ready(&LineBufferType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1513,9 +2133,11 @@ PyInit__speedups(void)
     Py_INCREF(&CallType);
     Py_INCREF(&SiteType);
     Py_INCREF(&WrapperType);
+    Py_INCREF(&LineBufferType);
     if (PyModule_AddObject(module, "Call", (PyObject *)&CallType) < 0
         || PyModule_AddObject(module, "SiteBase", (PyObject *)&SiteType) < 0
-        || PyModule_AddObject(module, "Wrapper", (PyObject *)&WrapperType) < 0) {
+        || PyModule_AddObject(module, "Wrapper", (PyObject *)&WrapperType) < 0
+        || PyModule_AddObject(module, "LineBuffer", (PyObject *)&LineBufferType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -20,7 +20,7 @@ import signal
 import sys
 from _thread import get_ident
 
-from hookwise import report
+from hookwise import _state, report, writes
 from hookwise.listeners import ListenerSpecError, resolve
 from hookwise.runtime import REGISTRY
 
@@ -77,6 +77,8 @@ class Installation:
         if self.settings.strict:
             self._refuse_unmatched_in_loaded_modules()
         self.installed = True
+        with _state.quiet():  # the pure-Python runtime's GIL-holding writes, loaded once the hooks are in place
+            writes.prepare()
         return self
 
     def _refuse_unmatched_in_loaded_modules(self):
@@ -161,12 +163,38 @@ class Installation:
         - before ``os._exit`` (how multiprocessing's forked children end);
         - after ``fork``, in the child: listeners drop what they hold for the
           parent (``after_fork_in_child``), so nothing is written twice.
+
+        Once all of these are in place, listeners that can gather their
+        output in a buffer (``may_buffer``: jsonl) are told they may: they
+        are also flushed before ``fork`` and before ``exec`` replaces the
+        process. Where SIGTERM would end the process without them
+        (``hookwise._sigterm_guard`` is not built), they are not told.
         """
         atexit.register(self.at_exit)
         _finish_before_os_exit(self.close_listeners, self._undo)
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_listeners_after_fork)
-        _finish_on_sigterm(self.close_listeners)  # after the fork hook above: see _hold_sigterm_across_fork
+            os.register_at_fork(before=self.flush_listeners, after_in_child=_listeners_after_fork)
+        covered = _finish_on_sigterm(self.close_listeners)  # after the fork hook above: see _hold_sigterm_across_fork
+        buffering = [listener for listener in REGISTRY.all_listeners()
+                     if callable(getattr(listener, "may_buffer", None))]
+        if covered and buffering:
+            _flush_before_exec(self.flush_listeners, self._undo)
+            for listener in buffering:
+                listener.may_buffer()
+
+    def flush_listeners(self):
+        """Let listeners write what they buffer (before ``fork`` and ``exec``); never raises."""
+        if self._closed:
+            return
+        with _state.quiet():
+            for listener in REGISTRY.all_listeners():
+                flush = getattr(listener, "flush", None)
+                if callable(flush):
+                    try:
+                        flush()
+                    except Exception as exc:
+                        report.warn_once(("flush", id(listener)), f"listener {type(listener).__name__} failed to "
+                                         f"write its buffer: {type(exc).__name__}: {exc}")
 
     def close_listeners(self):
         if not self._closed:
@@ -258,12 +286,14 @@ def _finish_on_sigterm(finish):
     Where the guard is not built, SIGTERM keeps its default action and only the
     listeners that write as they go (jsonl, console) have the whole run.
     Known, documented cost: ``signal.getsignal(SIGTERM)`` shows this handler.
+    Returns whether SIGTERM leaves the listeners time to finish: this handler
+    is in place, or SIGTERM was not the default action to begin with (ignored).
     """
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
+        return True
     guard = _sigterm_guard()
     if guard is None:
-        return
+        return False
 
     def on_sigterm(signum, frame):
         guard.mark_handler_started()
@@ -274,14 +304,15 @@ def _finish_on_sigterm(finish):
     try:
         signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread: nothing to do from here
-        return
+        return False
     try:
         guard.install(SIGTERM_START_MS, SIGTERM_FINISH_MS)
     except OSError as exc:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         report.warn_once("sigterm-guard", f"listeners will not finish on SIGTERM: {exc}")
-        return
+        return False
     _hold_sigterm_across_fork(guard)
+    return True
 
 
 def _sigterm_guard():
@@ -342,3 +373,28 @@ def _finish_before_os_exit(finish, undo):
         if module.__dict__.get("_exit") is original:
             setattr(module, "_exit", _exit)
             undo.append(lambda module=module: setattr(module, "_exit", original))
+
+
+def _flush_before_exec(flush, undo):
+    """``os.execv`` and ``os.execve`` (every ``os.exec*`` ends in one of them) replace the process
+    without exit handlers: let buffering listeners write first. A failed exec returns to the program
+    as before."""
+    import posix
+
+    for name in ("execv", "execve"):
+        original = getattr(posix, name, None)
+        if original is None:
+            continue
+
+        def replace(*args, _original=original, **kwargs):
+            flush()
+            return _original(*args, **kwargs)
+
+        replace.__name__ = replace.__qualname__ = name
+        replace.__doc__ = original.__doc__
+        replace.__wrapped__ = original
+        for module in (os, posix):
+            if module.__dict__.get(name) is original:
+                setattr(module, name, replace)
+                undo.append(lambda module=module, name=name, original=original: setattr(module, name, original))
+
