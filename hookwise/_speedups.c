@@ -29,6 +29,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- state */
@@ -1518,15 +1520,23 @@ py_write_whole(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* LineBuffer(fd, limit, max_wait_ns, may_block=False): lines gathered and
  * written together (hookwise/listeners/jsonl.py says when, and what a kill
- * can lose). The same behaviour as hookwise.writes.PurePythonLineBuffer.
+ * can lose). The same behaviour as hookwise.writes.PurePythonLineBuffer,
+ * plus a thread that writes what waits when the program goes quiet.
  *
  * add(line, now_ns) copies the line (ASCII or UTF-8 text) into the buffer;
  * the buffer is written, with the GIL held, when it holds `limit` bytes, when
- * the line would not fit beside what waits, or when `now_ns` is `max_wait_ns`
- * or more after the last write. A line longer than `limit` is written alone.
- * Chunks go out in the order they were filled: a thread that finds another
- * one writing (only while that one waits for a full pipe) waits its turn. */
-typedef struct {
+ * the line would not fit beside what waits, or when `now_ns` (the wall clock)
+ * is `max_wait_ns` or more after the last write. A line longer than `limit`
+ * is written alone; `limit` 0 writes every line at once.
+ *
+ * When the program goes quiet, lines would wait for its next event: so one
+ * bare POSIX thread per process (started with the first buffered line, every
+ * signal blocked, no Python state: Python never sees it) writes every buffer
+ * whose oldest line has waited `max_wait_ns`. It never takes the GIL, so the
+ * buffer's own mutex guards its bytes, and the `writing` lock keeps chunks in
+ * the order they were filled: a Python thread that finds it held waits with
+ * the GIL released (only a write that waits for a full pipe holds it long). */
+typedef struct LineBufferObject {
     PyObject_HEAD
     int fd;
     int may_block;
@@ -1536,71 +1546,276 @@ typedef struct {
     char *data;
     Py_ssize_t size;
     Py_ssize_t capacity;
-    PyThread_type_lock writing;
+    int error;                    /* errno of a write the quiet-time thread could not make, for Python to say */
+    PyThread_type_lock writing;   /* held while a chunk is written */
+    pthread_mutex_t mutex;        /* guards data, size, capacity, last_write_ns, error */
+    struct LineBufferObject *next, *previous;  /* every live buffer of the process, for the quiet-time thread */
 } LineBufferObject;
 
-static int
-line_buffer_init(LineBufferObject *self, PyObject *args, PyObject *kwargs)
+static pthread_mutex_t buffers_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t buffers_waiting = PTHREAD_COND_INITIALIZER;  /* a buffer got its first line */
+static LineBufferObject *buffers = NULL;
+static int quiet_writer_running = 0;
+static int at_fork_registered = 0;
+
+static long long
+wall_now_ns(void)
 {
-    static char *names[] = {"fd", "limit", "max_wait_ns", "may_block", NULL};
-    int may_block = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "inL|p", names, &self->fd, &self->limit, &self->max_wait_ns,
-                                     &may_block)) {
-        return -1;
-    }
-    self->may_block = may_block;
-    self->last_write_ns = 0;
-    if (self->writing == NULL) {
-        self->writing = PyThread_allocate_lock();
-        if (self->writing == NULL) {
-            PyErr_NoMemory();
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+/* Write without the GIL (the quiet-time thread): wait for room in a full pipe, whatever it takes. */
+static int
+write_bare(int fd, const char *data, Py_ssize_t size)
+{
+    while (size > 0) {
+        ssize_t written = write(fd, data, (size_t)size);
+        if (written >= 0) {
+            data += written;
+            size -= written;
+        }
+        else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd room = {fd, POLLOUT, 0};
+            poll(&room, 1, -1);
+        }
+        else if (errno != EINTR) {
             return -1;
         }
     }
     return 0;
 }
 
-static void
-line_buffer_dealloc(LineBufferObject *self)
+/* Under self->mutex: take what waits, leaving an empty buffer; the caller writes it, then gives it back. */
+static char *
+line_buffer_take(LineBufferObject *self, Py_ssize_t *size, Py_ssize_t *capacity, long long now_ns)
 {
-    PyMem_RawFree(self->data);
-    if (self->writing != NULL) {
-        PyThread_free_lock(self->writing);
-    }
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* Write what waits; 0, or -1 with an OSError set (those lines are dropped). */
-static int
-line_buffer_write_out(LineBufferObject *self, long long now_ns)
-{
-    if (self->size == 0) {
-        return 0;
-    }
-    if (!PyThread_acquire_lock(self->writing, NOWAIT_LOCK)) {
-        /* another thread is writing: it waits for a full pipe with the GIL released */
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(self->writing, WAIT_LOCK);
-        Py_END_ALLOW_THREADS
-        if (self->size == 0) {
-            PyThread_release_lock(self->writing);
-            return 0;
-        }
-    }
-    /* take the chunk: lines added while it is written (only during a wait) go after it */
     char *chunk = self->data;
-    Py_ssize_t size = self->size, capacity = self->capacity;
+    *size = self->size;
+    *capacity = self->capacity;
     self->data = NULL;
     self->size = self->capacity = 0;
     self->last_write_ns = now_ns;
-    int failed = write_held(self->fd, chunk, size, self->may_block);
-    int saved_errno = errno;
-    if (self->data == NULL) {  /* nobody added meanwhile: keep the memory */
+    return chunk;
+}
+
+/* Under self->mutex: keep the chunk's memory when nothing was added meanwhile. */
+static void
+line_buffer_give_back(LineBufferObject *self, char *chunk, Py_ssize_t capacity)
+{
+    if (self->data == NULL) {
         self->data = chunk;
         self->capacity = capacity;
     }
     else {
         PyMem_RawFree(chunk);
+    }
+}
+
+static void *
+quiet_writer(void *unused)
+{
+    pthread_mutex_lock(&buffers_mutex);
+    for (;;) {
+        long long now = wall_now_ns();
+        long long wait_ns = -1;  /* until a buffer gets a line */
+        LineBufferObject *due = NULL;
+        for (LineBufferObject *buffer = buffers; buffer != NULL; buffer = buffer->next) {
+            pthread_mutex_lock(&buffer->mutex);
+            if (buffer->size > 0 && buffer->limit > 0) {
+                long long left = buffer->last_write_ns + buffer->max_wait_ns - now;
+                if (left <= 0 || now < buffer->last_write_ns) {
+                    if (due == NULL) {
+                        due = buffer;
+                    }
+                }
+                else if (wait_ns < 0 || left < wait_ns) {
+                    wait_ns = left;
+                }
+            }
+            pthread_mutex_unlock(&buffer->mutex);
+        }
+        if (due != NULL && PyThread_acquire_lock(due->writing, NOWAIT_LOCK)) {
+            /* holding `writing`, the buffer outlives this write: its dealloc takes the lock first */
+            pthread_mutex_unlock(&buffers_mutex);
+            Py_ssize_t size, capacity;
+            pthread_mutex_lock(&due->mutex);
+            char *chunk = line_buffer_take(due, &size, &capacity, now);
+            pthread_mutex_unlock(&due->mutex);
+            int failed = chunk != NULL && write_bare(due->fd, chunk, size) < 0 ? errno : 0;
+            pthread_mutex_lock(&due->mutex);
+            if (chunk != NULL) {
+                line_buffer_give_back(due, chunk, capacity);
+            }
+            if (failed) {
+                due->error = failed;
+            }
+            pthread_mutex_unlock(&due->mutex);
+            PyThread_release_lock(due->writing);
+            pthread_mutex_lock(&buffers_mutex);
+            continue;
+        }
+        if (due != NULL) {  /* a Python thread is writing it: look again soon */
+            wait_ns = 1000000;
+        }
+        if (wait_ns < 0) {
+            pthread_cond_wait(&buffers_waiting, &buffers_mutex);
+        }
+        else {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            long long at = (long long)until.tv_sec * 1000000000LL + until.tv_nsec + wait_ns;
+            until.tv_sec = at / 1000000000LL;
+            until.tv_nsec = at % 1000000000LL;
+            pthread_cond_timedwait(&buffers_waiting, &buffers_mutex, &until);
+        }
+    }
+    return NULL;
+}
+
+/* Under buffers_mutex. Without the thread (it could not start), lines wait for the next event. */
+static void
+start_quiet_writer(void)
+{
+    if (quiet_writer_running) {
+        return;
+    }
+    pthread_t thread;
+    pthread_attr_t attributes;
+    sigset_t all, previous;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attributes, 64 * 1024);
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);  /* the new thread inherits this mask */
+    if (pthread_create(&thread, &attributes, quiet_writer, NULL) == 0) {
+        quiet_writer_running = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    pthread_attr_destroy(&attributes);
+}
+
+/* In a forked child: the thread is gone, and any lock it or the parent's threads held stays held. */
+static void
+buffers_after_fork_in_child(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
+    buffers_mutex = fresh;
+    buffers_waiting = fresh_cond;
+    quiet_writer_running = 0;
+    for (LineBufferObject *buffer = buffers; buffer != NULL; buffer = buffer->next) {
+        buffer->mutex = fresh;
+        buffer->size = 0;  /* the parent's lines: the parent writes them */
+        PyThread_type_lock lock = PyThread_allocate_lock();
+        if (lock != NULL) {
+            buffer->writing = lock;  /* the old one may be held forever: let it go unfreed */
+        }
+    }
+}
+
+static int
+line_buffer_init(LineBufferObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"fd", "limit", "max_wait_ns", "may_block", NULL};
+    int may_block = 0;
+    if (self->writing != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a LineBuffer is made once");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "inL|p", names, &self->fd, &self->limit, &self->max_wait_ns,
+                                     &may_block)) {
+        return -1;
+    }
+    self->may_block = may_block;
+    self->last_write_ns = 0;
+    self->writing = PyThread_allocate_lock();
+    if (self->writing == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    pthread_mutex_init(&self->mutex, NULL);
+    pthread_mutex_lock(&buffers_mutex);
+    if (!at_fork_registered) {
+        at_fork_registered = pthread_atfork(NULL, NULL, buffers_after_fork_in_child) == 0;
+    }
+    self->previous = NULL;
+    self->next = buffers;
+    if (buffers != NULL) {
+        buffers->previous = self;
+    }
+    buffers = self;
+    pthread_mutex_unlock(&buffers_mutex);
+    return 0;
+}
+
+static void
+line_buffer_dealloc(LineBufferObject *self)
+{
+    if (self->writing != NULL) {
+        pthread_mutex_lock(&buffers_mutex);
+        if (self->previous != NULL) {
+            self->previous->next = self->next;
+        }
+        else if (buffers == self) {
+            buffers = self->next;
+        }
+        if (self->next != NULL) {
+            self->next->previous = self->previous;
+        }
+        pthread_mutex_unlock(&buffers_mutex);
+        if (!PyThread_acquire_lock(self->writing, NOWAIT_LOCK)) {  /* the quiet-time thread is writing it */
+            Py_BEGIN_ALLOW_THREADS
+            PyThread_acquire_lock(self->writing, WAIT_LOCK);
+            Py_END_ALLOW_THREADS
+        }
+        PyThread_release_lock(self->writing);
+        PyThread_free_lock(self->writing);
+        pthread_mutex_destroy(&self->mutex);
+    }
+    PyMem_RawFree(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* An error of the quiet-time thread's write, raised once; 0 when there was none. */
+static int
+line_buffer_raise_error(LineBufferObject *self)
+{
+    pthread_mutex_lock(&self->mutex);
+    int error = self->error;
+    self->error = 0;
+    pthread_mutex_unlock(&self->mutex);
+    if (error) {
+        errno = error;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+/* Write what waits, with the GIL held; 0, or -1 with an OSError set (those lines are dropped). */
+static int
+line_buffer_write_out(LineBufferObject *self, long long now_ns)
+{
+    if (!PyThread_acquire_lock(self->writing, NOWAIT_LOCK)) {
+        /* another thread writes: the quiet-time one, or a Python one waiting for a full pipe */
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(self->writing, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    Py_ssize_t size, capacity;
+    pthread_mutex_lock(&self->mutex);
+    /* lines added while it is written (only during a wait for a full pipe) go after it */
+    char *chunk = line_buffer_take(self, &size, &capacity, now_ns);
+    pthread_mutex_unlock(&self->mutex);
+    int failed = 0, saved_errno = 0;
+    if (chunk != NULL) {
+        failed = write_held(self->fd, chunk, size, self->may_block);
+        saved_errno = errno;
+        pthread_mutex_lock(&self->mutex);
+        line_buffer_give_back(self, chunk, capacity);
+        pthread_mutex_unlock(&self->mutex);
     }
     PyThread_release_lock(self->writing);
     if (failed) {
@@ -1608,15 +1823,23 @@ line_buffer_write_out(LineBufferObject *self, long long now_ns)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    return 0;
+    return line_buffer_raise_error(self);
 }
 
-/* Room for `length` more bytes, writing out first what waits if the line would not fit beside it. */
+/* Room for a line of `length` bytes; on success self->mutex is held and the line goes at data + size.
+ * What waits is written out first when the line would not fit beside it. */
 static int
-line_buffer_make_room(LineBufferObject *self, Py_ssize_t length, long long now_ns)
+line_buffer_reserve(LineBufferObject *self, Py_ssize_t length, long long now_ns)
 {
-    if (self->size > 0 && self->size + length > self->limit && line_buffer_write_out(self, now_ns) < 0) {
-        return -1;
+    for (;;) {
+        pthread_mutex_lock(&self->mutex);
+        if (self->size == 0 || self->size + length <= self->limit) {
+            break;
+        }
+        pthread_mutex_unlock(&self->mutex);
+        if (line_buffer_write_out(self, now_ns) < 0) {
+            return -1;
+        }
     }
     if (self->size + length > self->capacity) {
         Py_ssize_t capacity = self->capacity ? self->capacity : 4096;
@@ -1625,6 +1848,7 @@ line_buffer_make_room(LineBufferObject *self, Py_ssize_t length, long long now_n
         }
         char *grown = PyMem_RawRealloc(self->data, (size_t)capacity);
         if (grown == NULL) {
+            pthread_mutex_unlock(&self->mutex);
             PyErr_NoMemory();
             return -1;
         }
@@ -1634,14 +1858,26 @@ line_buffer_make_room(LineBufferObject *self, Py_ssize_t length, long long now_n
     return 0;
 }
 
-/* After a line was added: write out when the buffer is full or the last write is max_wait_ns old. */
+/* After a line of `length` bytes was put at data + size (self->mutex held, released here): count it,
+ * and write out when the buffer is full or the last write is max_wait_ns old. */
 static PyObject *
-line_buffer_added(LineBufferObject *self, long long now_ns)
+line_buffer_added(LineBufferObject *self, Py_ssize_t length, long long now_ns)
 {
-    if ((self->size >= self->limit || now_ns - self->last_write_ns >= self->max_wait_ns
-         || now_ns < self->last_write_ns)
-        && line_buffer_write_out(self, now_ns) < 0) {
-        return NULL;
+    int first = self->size == 0;
+    self->size += length;
+    int write_now = self->size >= self->limit || now_ns - self->last_write_ns >= self->max_wait_ns
+                    || now_ns < self->last_write_ns;
+    pthread_mutex_unlock(&self->mutex);
+    if (write_now) {
+        if (line_buffer_write_out(self, now_ns) < 0) {
+            return NULL;
+        }
+    }
+    else if (first) {  /* the quiet-time thread writes it if no event comes in time */
+        pthread_mutex_lock(&buffers_mutex);
+        start_quiet_writer();
+        pthread_cond_signal(&buffers_waiting);
+        pthread_mutex_unlock(&buffers_mutex);
     }
     Py_RETURN_NONE;
 }
@@ -1677,14 +1913,13 @@ line_buffer_add(LineBufferObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *encoded;
     Py_ssize_t length;
     const char *text = text_of(args[0], &length, &encoded);
-    if (text == NULL || line_buffer_make_room(self, length, now_ns) < 0) {
+    if (text == NULL || line_buffer_reserve(self, length, now_ns) < 0) {
         Py_XDECREF(encoded);
         return NULL;
     }
     memcpy(self->data + self->size, text, (size_t)length);
-    self->size += length;
     Py_XDECREF(encoded);
-    return line_buffer_added(self, now_ns);
+    return line_buffer_added(self, length, now_ns);
 }
 
 /* --- add_call: the members every jsonl line of a call starts with, built here --- */
@@ -1765,19 +2000,33 @@ json_quote_into(char *out, PyObject *text)
     return out;
 }
 
-/* Digits of `value` into `out` (at least 24 bytes); their count. */
+/* Digits of `value` into `out` (at least 24 bytes); their count. Two at a time: a line has a few 19-digit numbers. */
 static int
 unsigned_digits(unsigned long long value, char *out)
 {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
     char reversed[24];
-    int count = 0;
-    do {
-        reversed[count++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
-    for (int i = 0; i < count; i++) {
-        out[i] = reversed[count - 1 - i];
+    char *end = reversed + sizeof reversed, *next = end;
+    while (value >= 100) {
+        unsigned pair = (unsigned)(value % 100) * 2;
+        value /= 100;
+        next -= 2;
+        next[0] = pairs[pair];
+        next[1] = pairs[pair + 1];
     }
+    if (value >= 10) {
+        next -= 2;
+        next[0] = pairs[value * 2];
+        next[1] = pairs[value * 2 + 1];
+    }
+    else {
+        *--next = (char)('0' + value);
+    }
+    int count = (int)(end - next);
+    memcpy(out, next, (size_t)count);
     return count;
 }
 
@@ -1969,7 +2218,7 @@ line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t n
                         + values_length + tail_n
                         + (fields[5] != Py_None ? (Py_ssize_t)sizeof(",\"request_id\":") - 1 + request_id_n : 0)
                         + (start ? 0 : (Py_ssize_t)sizeof(",\"duration_ns\":") - 1 + duration_n);
-    if (line_buffer_make_room(self, length, now_ns) < 0) {
+    if (line_buffer_reserve(self, length, now_ns) < 0) {
         goto done;
     }
     char *out = self->data + self->size;
@@ -2005,8 +2254,7 @@ line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t n
         APPEND("\"");
     }
     APPEND_N(tail_text, tail_n);
-    self->size = out - self->data;
-    result = line_buffer_added(self, now_ns);
+    result = line_buffer_added(self, out - (self->data + self->size), now_ns);
     if (result != NULL) {
         Py_SETREF(result, Py_NewRef(Py_True));
     }
@@ -2030,23 +2278,19 @@ done:
 static PyObject *
 line_buffer_flush(LineBufferObject *self, PyObject *unused)
 {
-    if (line_buffer_write_out(self, self->last_write_ns) < 0) {
+    if (line_buffer_write_out(self, wall_now_ns()) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
-/* In a forked child: what waits is the parent's to write; a thread of the
- * parent may have held the lock at the fork. */
+/* In a forked child: what waits is the parent's to write (the fork handler above has already let it go). */
 static PyObject *
 line_buffer_drop(LineBufferObject *self, PyObject *unused)
 {
+    pthread_mutex_lock(&self->mutex);
     self->size = 0;
-    PyThread_type_lock fresh = PyThread_allocate_lock();
-    if (fresh == NULL) {
-        return PyErr_NoMemory();
-    }
-    self->writing = fresh;  /* the old one may be held forever: let it go unfreed */
+    pthread_mutex_unlock(&self->mutex);
     Py_RETURN_NONE;
 }
 

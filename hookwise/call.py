@@ -16,10 +16,12 @@ type of ``hookwise._speedups`` (whose lazy fields call these same helpers).
 """
 
 import os as _os
+import sys as _sys
 
 from . import _originals, _state, accel, own
 
 _MISSING = object()
+_sys_modules = _sys.modules
 
 if accel.ACTIVE:
     clock_ns = accel.speedups.clock_ns
@@ -225,6 +227,8 @@ def is_library_file(filename):
 
 
 def task_of(call):
+    if "asyncio" not in _sys_modules:  # no event loop without asyncio: the common case, without another frame
+        return None
     return _state.current_task_name()
 
 

@@ -44,6 +44,10 @@ if accel.ACTIVE:
 else:
     HOLDS_GIL = None  # pure Python: known once prepare() has run
 
+WRITES_WHEN_QUIET = accel.ACTIVE
+"""Whether a ``LineBuffer``'s lines are written when the program goes quiet (by the C one's own thread).
+Without that, lines would wait for the program's next event: buffer only where it is True."""
+
 
 def may_block(fd, ours):
     """Whether writes to ``fd`` need ``may_block`` (see the module docstring); makes our own fd non-blocking.
@@ -166,7 +170,8 @@ def _pure_write_whole(fd, data, may_block=False):
 
 
 class PurePythonLineBuffer:
-    """Lines gathered and written together: the reference for ``hookwise._speedups.LineBuffer``.
+    """Lines gathered and written together: the reference for ``hookwise._speedups.LineBuffer``
+    (which also writes them when the program goes quiet; this one does not: its users keep ``limit`` 0).
 
     ``add(line, now_ns)`` keeps the line; what waits is written, with the GIL
     held, when it holds ``limit`` bytes, when the line would not fit beside

@@ -87,8 +87,9 @@ except ImportError:  # pragma: no cover - every CPython build has _json
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 BUFFER_LIMIT = 64 * 1024
 """Bytes of lines a process keeps before writing them (on a regular file; PIPE_BUF on a pipe)."""
-MAX_WAIT_NS = 1_000_000
-"""An event this long after the last write writes the buffer with it."""
+MAX_WAIT_NS = 10_000_000
+"""No line waits longer than this after the buffer's last write: an event then writes the buffer with it,
+and when the program goes quiet the buffer's own thread writes it."""
 _REPLACES_PROCESS = frozenset(("execv", "execve"))  # os's and posix's: their start is written at once
 
 
@@ -103,17 +104,17 @@ class JsonlListener:
         self._fd = _originals.os_open(path, _FLAGS if append else _FLAGS | os.O_TRUNC, 0o666)
         may_block, self._regular = writes.may_block(self._fd, ours=True)
         self._out = writes.LineBuffer(self._fd, 0, MAX_WAIT_NS, may_block)  # every line at once until may_buffer()
-        self._buffering = False
         self._sites = {}  # site -> what its lines share (see _plan): a program has few sites
 
     def may_buffer(self):
         """Gather lines from now on: every way the process ends will call ``flush`` or ``close``.
 
         Called by the runner (``loader.install``) once it has made sure of that,
-        and by ``hookwise.convert``.
+        and by ``hookwise.convert``. Only a buffer that writes its lines when the
+        program goes quiet gathers them (the C accelerator's).
         """
-        self._out.limit = BUFFER_LIMIT if self._regular else writes.PIPE_BUF
-        self._buffering = True
+        if writes.WRITES_WHEN_QUIET:
+            self._out.limit = BUFFER_LIMIT if self._regular else writes.PIPE_BUF
 
     # -- events -------------------------------------------------------------
     # The members every line of a call starts with (call_id, target, thread, pid, ts_ns,
@@ -238,7 +239,6 @@ class JsonlListener:
     def close(self):
         """Write what waits; the file stays open, and later events (daemon threads, finalizers) go out at once."""
         self._out.limit = 0
-        self._buffering = False
         self.flush()
 
 
