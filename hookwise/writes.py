@@ -133,10 +133,12 @@ def prepare():
 
 
 def _poll(fd, function, timeout):
-    _pollfd.fd = fd
-    _pollfd.events = _POLLOUT
-    _pollfd.revents = 0
-    return function(_addressof(_pollfd), 1, timeout)
+    # the shared structure serves the calls that keep the GIL; one that waits without it has its own
+    pollfd = _pollfd if function is _c_poll_now else type(_pollfd)()
+    pollfd.fd = fd
+    pollfd.events = _POLLOUT
+    pollfd.revents = 0
+    return function(_addressof(pollfd), 1, timeout)
 
 
 _POLLOUT = 4  # the same on Linux, macOS and the BSDs

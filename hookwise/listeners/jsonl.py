@@ -28,31 +28,39 @@ Lines are built by hand (no ``json`` import: the user may be hooking it).
 How lines reach the file. The file is opened with O_APPEND: the run's first
 process empties it, hookwise's child processes append to it (every line
 carries ``pid``), and it is never opened through a symlink planted at its
-path. Under the runner (``--listener jsonl=PATH``) lines are gathered in a
-buffer of at most 64 KiB (4 KiB, PIPE_BUF, on a pipe or FIFO) and written
-together with one ``write``: when the buffer is full, when an event comes 1 ms
-or more after the last write, before ``fork`` and ``exec``, at exit however the
-process ends (normal end, ``sys.exit``, an uncaught exception, SIGTERM, and
-``os._exit``, where ``loader.install`` finishes the listeners), and at once
-for the start of a call that replaces the process (``os.execv``,
-``os.execve``). So every write is of whole lines: on a local file system a
-regular file takes each such write whole, and a pipe each one up to PIPE_BUF,
-so lines from threads and processes never tear or interleave (a short write,
-on a full disk, is completed by a second one). What a buffer can lose: a
-process killed by SIGKILL, by the OOM killer, by another signal whose default
-action ends it (SIGHUP, SIGQUIT), or by a crash of the interpreter loses the
-lines still in its buffer, at most 64 KiB and only lines written less than
-1 ms after the buffer's last write; and a program that makes no hooked call
-for a while leaves those lines in the buffer until its next event or its end.
-After ``close`` (at exit) every line is written at once. Where SIGTERM would
-not let the listeners finish (``hookwise._sigterm_guard`` is not built), and
-for a ``JsonlListener`` made directly, lines are written one by one, at once.
+path. Every write is of whole lines: on a local file system a regular file
+takes each write whole, and a pipe each one up to PIPE_BUF, so lines from
+threads and processes never tear or interleave (a short write, on a full
+disk, is completed by a second one).
+
+With the C accelerator, under the runner (``--listener jsonl=PATH``), lines
+are gathered in a buffer of at most 64 KiB (4 KiB, PIPE_BUF, on a pipe or
+FIFO) and written together: when it is full, when an event comes 10 ms or
+more after its last write, and, when the program goes quiet, by the buffer's
+own thread (a bare POSIX thread that never takes the GIL) 10 ms after its last
+write; also before ``fork`` and ``exec``, at exit however the process ends
+(normal end, ``sys.exit``, an uncaught exception, SIGTERM, ``os._exit``:
+``loader.install`` finishes the listeners), and at once for the start of a
+call that replaces the process (``os.execv``, ``os.execve``). So no line waits
+more than about 10 ms. What a buffer can lose: a process killed by SIGKILL, by
+the OOM killer, by another signal whose default action ends it (SIGHUP,
+SIGQUIT), or by a crash of the interpreter loses the lines still in its
+buffer: at most 64 KiB, all of them from the last 10 ms. After ``close`` (at
+exit) every line is written at once. The pure-Python runtime has no such
+thread, and writes each line at once; so does a ``JsonlListener`` made
+directly (``may_buffer`` is for callers that flush and close it), and the
+runner where SIGTERM would not let listeners finish (``hookwise._sigterm_guard``
+not built).
 
 Writes keep the GIL (``hookwise.writes``), with the C accelerator and the
 pure-Python runtime alike: writing an event does not let the program's other
 threads run in the middle of a call. Only a full pipe or FIFO makes a write
 wait for its reader, with the GIL released, so that a reader among the
 program's own threads can empty it.
+
+Must never: write part of a line, let go of the GIL except for a full pipe,
+keep a line longer than its buffer promises, or raise into the program (a
+failed write is said once on stderr).
 """
 
 import os
