@@ -2063,9 +2063,9 @@ decimal_of(PyObject *number, char *out)
 #define APPEND(literal) (memcpy(out, literal, sizeof(literal) - 1), out += sizeof(literal) - 1)
 #define APPEND_N(text, n) (memcpy(out, text, (size_t)(n)), out += (n))
 
-/* The text of a value whose repr is short, plain ASCII and built in (int, bool, None, float)
- * into `out` (at least 32 bytes); its length, 0 when the value is not such a value (its repr
- * is then saferepr's business, in Python), or -1 with an error set. */
+/* The text of a value whose repr is short, plain ASCII and built in (int, bool, None, float;
+ * at most 31 characters) into `out` (at least 32 bytes); its length, 0 when the value is not
+ * such a value (its repr is then saferepr's business, in Python), or -1 with an error set. */
 static int
 plain_repr(PyObject *value, char *out)
 {
@@ -2084,9 +2084,23 @@ plain_repr(PyObject *value, char *out)
     if (PyLong_CheckExact(value)) {
         int overflow;
         long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (overflow != 0 || (number == -1 && PyErr_Occurred())) {
-            PyErr_Clear();
-            return 0;
+        if (number == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (overflow != 0) {  /* beyond 64 bits: its repr, when that is short */
+            PyObject *text = PyObject_Repr(value);
+            if (text == NULL) {  /* too many digits to show (ValueError): saferepr says so */
+                PyErr_Clear();
+                return 0;
+            }
+            Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+            if (length > 31) {
+                Py_DECREF(text);
+                return 0;
+            }
+            memcpy(out, PyUnicode_DATA(text), (size_t)length);  /* digits: ASCII */
+            Py_DECREF(text);
+            return (int)length;
         }
         if (number < 0) {
             out[0] = '-';
@@ -2118,7 +2132,7 @@ plain_repr(PyObject *value, char *out)
  * otherwise (which also adds duration_ns), HEAD and TAIL are JSON text (TAIL ends the line,
  * "}\n" included), and VALUES, unless `values` is None, are the values of that tuple as JSON
  * strings of their reprs, joined by commas. Only values whose repr is plain are written here
- * (int, bool, None, float, each repr at most `limit` characters): for any other, nothing is
+ * (int, bool, None, float, each repr at most `limit` and 31 characters): for any other, nothing is
  * added and False is returned (the caller renders them itself). True when the line was added.
  * The fields are read from the call as attributes: any call record will do. */
 static PyObject *

@@ -40,9 +40,6 @@ PIPE_BUF = getattr(os, "PIPE_BUF", None) or 4096  # Linux: 4096; writes up to th
 if accel.ACTIVE:
     write_whole = accel.speedups.write_whole
     LineBuffer = accel.speedups.LineBuffer
-    HOLDS_GIL = True
-else:
-    HOLDS_GIL = None  # pure Python: known once prepare() has run
 
 WRITES_WHEN_QUIET = accel.ACTIVE
 """Whether a ``LineBuffer``'s lines are written when the program goes quiet (by the C one's own thread).
@@ -75,14 +72,22 @@ _c_write = _c_poll_now = _c_poll_wait = _pollfd = _addressof = _get_errno = None
 _quote = None  # _json.encode_basestring_ascii, once a jsonl line is built here
 
 
+_libc_loaded = None  # whether the pure-Python path's libc functions are loaded (None: not tried yet)
+
+
 def prepare():
     """Load what the pure-Python runtime writes with; call it after the hooks are installed.
 
-    Returns whether writes keep the GIL. Cheap: one C module (about 0.5 ms).
+    Returns whether writes keep the GIL. Cheap: one C module (about 0.5 ms),
+    and nothing at all with the C accelerator.
     """
-    global HOLDS_GIL, _c_write, _c_poll_now, _c_poll_wait, _pollfd, _addressof, _get_errno
-    if HOLDS_GIL is not None:
-        return HOLDS_GIL
+    return True if accel.ACTIVE else _load_libc()
+
+
+def _load_libc():
+    global _libc_loaded, _c_write, _c_poll_now, _c_poll_wait, _pollfd, _addressof, _get_errno
+    if _libc_loaded is not None:
+        return _libc_loaded
     try:
         import _ctypes
 
@@ -126,10 +131,10 @@ def prepare():
         _pollfd = _PollFd()
         _c_write, _c_poll_now, _c_poll_wait = write, poll_now, poll_wait
         _addressof, _get_errno = _ctypes.addressof, _ctypes.get_errno
-        HOLDS_GIL = True
+        _libc_loaded = True
     except Exception:  # a Python built without ctypes: os.write, which lets go of the GIL
-        HOLDS_GIL = False
-    return HOLDS_GIL
+        _libc_loaded = False
+    return _libc_loaded
 
 
 def _poll(fd, function, timeout):
@@ -146,7 +151,7 @@ _POLLOUT = 4  # the same on Linux, macOS and the BSDs
 
 def _pure_write_whole(fd, data, may_block=False):
     """Write all of ``data`` to ``fd`` with the GIL held; wait for room in a full pipe with it released."""
-    if not prepare():
+    if not _load_libc():
         written = _originals.os_write(fd, data)
         while written < len(data):
             written += _originals.os_write(fd, data[written:])
@@ -211,7 +216,7 @@ class PurePythonLineBuffer:
         a call starts with, read from ``call``, then the caller's JSON text. ``ts_ns`` is the call's
         ``start_ns`` for a start and its ``end_ns`` otherwise (which adds ``duration_ns``). ``values``
         (unless None): a tuple of values shown as JSON strings of their reprs, joined by commas, when
-        each is plain (int, bool, None, float, with a repr of at most ``limit`` characters); for any
+        each is plain (int, bool, None, float, with a repr of at most ``limit`` and 31 characters); for any
         other value nothing is added and the answer is False (the caller renders them itself).
         """
         global _quote
@@ -227,7 +232,8 @@ class PurePythonLineBuffer:
             except ValueError:  # an int too long to show
                 return False
             if values:
-                if len(shown) > limit and max(map(len, map(repr, values))) > limit:
+                cap = limit if limit < 31 else 31  # a plain repr is short: 31 characters at most
+                if len(shown) > cap and max(map(len, map(repr, values))) > cap:
                     return False
                 shown = f'"{shown}"'
         request_id = call.request_id
