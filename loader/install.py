@@ -42,6 +42,8 @@ class Installation:
         self.installed = False
         self.report_unmatched = True  # children leave it to their parent run
         self._closed = False
+        self._closing = False  # close_listeners is running
+        self._then = None  # what to run once it is done (see close_listeners)
         self.program_started = False  # set by the runner: unmatched targets only mean something then
         self.program_crashed = False  # an uncaught exception: its traceback stays the last word
 
@@ -183,23 +185,44 @@ class Installation:
                 listener.may_buffer()
 
     def flush_listeners(self):
-        """Let listeners write what they buffer (before ``fork`` and ``exec``); never raises."""
+        """Let the listeners that buffer (``may_buffer``) write what waits: before ``fork`` and ``exec``.
+
+        Never raises. A user's listener is asked only if it takes part in
+        that protocol: its own ``flush`` may mean anything else.
+        """
         if self._closed:
             return
         with _state.quiet():
             for listener in REGISTRY.all_listeners():
                 flush = getattr(listener, "flush", None)
-                if callable(flush):
+                if callable(flush) and callable(getattr(listener, "may_buffer", None)):
                     try:
                         flush()
                     except Exception as exc:
                         report.warn_once(("flush", id(listener)), f"listener {type(listener).__name__} failed to "
                                          f"write its buffer: {type(exc).__name__}: {exc}")
 
-    def close_listeners(self):
+    def close_listeners(self, then=None):
+        """Close every listener, once; then run ``then`` (the SIGTERM handler's way to die).
+
+        A signal handler can interrupt a close under way (SIGTERM while
+        ``os._exit`` closes the listeners: a multiprocessing pool being
+        terminated): it must not end the process before the listeners are
+        closed, so its ``then`` runs when the interrupted close is done.
+        """
+        if self._closing:
+            self._then = then
+            return
         if not self._closed:
             self._closed = True
-            REGISTRY.close_listeners()
+            self._closing = True
+            try:
+                REGISTRY.close_listeners()
+            finally:
+                self._closing = False
+        then, self._then = then or self._then, None
+        if then is not None:
+            then()
 
     def at_exit(self):
         self.close_listeners()
@@ -295,11 +318,13 @@ def _finish_on_sigterm(finish):
     if guard is None:
         return False
 
+    def die():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # die of it, as without hookwise
+
     def on_sigterm(signum, frame):
         guard.mark_handler_started()
-        finish()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)  # then die of it, as without hookwise
+        finish(then=die)  # once the listeners are closed, also when this handler interrupted their close
 
     try:
         signal.signal(signal.SIGTERM, on_sigterm)

@@ -286,6 +286,30 @@ def test_jsonl_lines_reach_the_file_while_the_program_runs(tmp_path):
     assert_paired(read_jsonl(tmp_path / "events.jsonl"))
 
 
+def test_a_sigterm_that_interrupts_the_listeners_close_lets_it_finish(tmp_path):
+    # a multiprocessing pool being terminated: SIGTERM comes while os._exit (or the exit) closes the
+    # listeners; the process dies of it once every listener is closed, not halfway
+    write(tmp_path / "killer.py", """
+        import os, signal
+
+        class Killer:
+            def close(self):
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at once, inside the close
+    """)
+    write(tmp_path / "app.py", """
+        def work(n):
+            return n
+        for i in range(50):
+            work(i)
+    """)
+    result = run_driver(["--hook", "__main__:work", "--listener", "killer:Killer", "--listener", "jsonl=events.jsonl",
+                         "--listener", "stats=stats.txt", "app.py"], cwd=tmp_path, env=clean_env(PYTHONPATH=str(tmp_path)))
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    events = read_jsonl(tmp_path / "events.jsonl")
+    assert len(events) == 100
+    assert (tmp_path / "stats.txt").read_text().startswith("hookwise stats: 50 calls of 1 target")
+
+
 def test_a_sigterm_sent_right_after_fork_still_ends_the_child(tmp_path):
     # Pool.terminate() can signal a worker it forked a moment ago; python drops
     # signals that reach a child before it is ready, so a child relying on a
