@@ -16,7 +16,9 @@ from setuptools import Extension, setup
 
 extensions = []
 if os.name == "posix" and platform.python_implementation() == "CPython" and not os.environ.get("HOOKWISE_NO_EXTENSION"):
-    extensions.append(Extension("hookwise._speedups", ["hookwise/_speedups.c"], optional=True))
+    # _recorder.h is part of _speedups.c (the C writer of recordings), included at its end
+    extensions.append(Extension("hookwise._speedups", ["hookwise/_speedups.c"], depends=["hookwise/_recorder.h"],
+                                optional=True))
     # the watchdog that lets listeners finish on SIGTERM safely (loader/install.py)
     extensions.append(Extension("hookwise._sigterm_guard", ["hookwise/_sigterm_guard.c"], optional=True))
 

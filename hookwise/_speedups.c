@@ -39,12 +39,20 @@
  * initial-exec: a plain thread-pointer load instead of a __tls_get_addr call
  * on every hooked call (one pointer fits the static TLS kept for dlopen). */
 #if defined(__GNUC__) && !defined(__APPLE__)
-static _Thread_local PyObject *tls_busy __attribute__((tls_model("initial-exec"))) = NULL;
+#define FAST_TLS __attribute__((tls_model("initial-exec")))
 #else
-static _Thread_local PyObject *tls_busy = NULL;
+#define FAST_TLS
 #endif
+static _Thread_local PyObject *tls_busy FAST_TLS = NULL;
 
 static long long next_call_id = 0;
+
+/* hookwise's own time on this thread so far, in ticks: every dispatch to
+ * listeners, from a call's start stamp to the end of its start listeners and
+ * from its end stamp to the end of its end listeners. A call's shown duration
+ * leaves out what this grew by while it ran (its own start listeners and the
+ * whole cost of the hooked calls it made), so nested hooks do not inflate it. */
+static _Thread_local long long tls_overhead_ticks FAST_TLS = 0;
 static long current_pid = 0;
 
 /* Set by hookwise.runtime through configure(). */
@@ -60,6 +68,7 @@ static PyObject *helper_request_id = NULL;
 static PyObject *current_request_var = NULL;  /* hookwise._state.current_request: read here, not through Python */
 static PyObject *helper_thread_name = NULL; /* f(thread_id) */
 static PyObject *quiet_globals = NULL;    /* tuple of globals dicts of the import system */
+static PyObject *stand_ins = NULL;        /* hookwise._state.stand_ins: a set, read by the recorder */
 
 static inline long long
 clock_ns(void)
@@ -291,7 +300,9 @@ typedef struct {
     PyObject *thread_name;
     long long call_id;
     long long start_ticks;
-    long long duration_ticks; /* -1 while running */
+    long long duration_ticks; /* -1 while running; without hookwise's own time inside */
+    long long overhead_at_start; /* tls_overhead_ticks of the starting thread when it started */
+    long long overhead_ticks;    /* hookwise's own time inside the call, left out of duration_ticks */
     unsigned long thread_id;
     long pid;
     long long wall_offset;  /* see call_wall_offset */
@@ -364,7 +375,9 @@ call_new(PyObject *site, PyObject *const *items, Py_ssize_t n)
     call->thread_id = PyThread_get_thread_ident();
     call->pid = current_pid;
     call->duration_ticks = -1;
+    call->overhead_ticks = 0;
     call->wall_offset_known = 0;
+    call->overhead_at_start = tls_overhead_ticks;
     call->start_ticks = now_ticks();
     PyObject_GC_Track(call);
     return call;
@@ -482,6 +495,23 @@ call_get_perf_ns(CallObject *self, void *c)
     return PyLong_FromLongLong(ticks_to_ns(self->start_ticks));
 }
 
+/* The start on the thread's program clock: clock_ns() less all of hookwise's
+ * own time on the thread before the call. Timelines place calls by it. */
+static PyObject *
+call_get_program_ns(CallObject *self, void *c)
+{
+    return PyLong_FromLongLong(ticks_to_ns(self->start_ticks - self->overhead_at_start));
+}
+
+static PyObject *
+call_get_overhead_ns(CallObject *self, void *c)
+{
+    if (self->duration_ticks < 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLongLong(ticks_span_ns(self->overhead_ticks));
+}
+
 /* The offset this call's wall-clock times are given with: read when first
  * asked (a listener reads the start's at the start), then kept, so that
  * end_ns - start_ns is the duration exactly. */
@@ -507,7 +537,9 @@ call_get_end_ns(CallObject *self, void *c)
     if (self->duration_ticks < 0) {
         Py_RETURN_NONE;
     }
-    return PyLong_FromLongLong(call_wall_offset(self) + ticks_to_ns(self->start_ticks) + ticks_span_ns(self->duration_ticks));
+    /* when it really ended: duration_ticks leaves hookwise's own time out */
+    return PyLong_FromLongLong(call_wall_offset(self) + ticks_to_ns(self->start_ticks)
+                               + ticks_span_ns(self->duration_ticks) + ticks_span_ns(self->overhead_ticks));
 }
 
 static PyObject *
@@ -712,7 +744,11 @@ static PyGetSetDef call_getset[] = {
     {"done", (getter)call_get_done, NULL, NULL, NULL},
     {"start_ns", (getter)call_get_start_ns, NULL, "wall-clock ns of the start", NULL},
     {"perf_ns", (getter)call_get_perf_ns, NULL, "the start on the clock_ns() clock", NULL},
-    {"end_ns", (getter)call_get_end_ns, NULL, NULL, NULL},
+    {"program_ns", (getter)call_get_program_ns, NULL,
+     "the start on the thread's program clock (clock_ns() less hookwise's own time on the thread so far)", NULL},
+    {"overhead_ns", (getter)call_get_overhead_ns, NULL,
+     "hookwise's own time inside the call, left out of duration_ns (None while running)", NULL},
+    {"end_ns", (getter)call_get_end_ns, NULL, "wall-clock ns of the end (start_ns + duration_ns + overhead_ns)", NULL},
     {"values", (getter)call_get_values, NULL, "the argument values, in the order of the site's params", NULL},
     {"args", (getter)call_get_args, NULL, NULL, NULL},
     {"kwargs", (getter)call_get_kwargs, NULL, NULL, NULL},
@@ -871,22 +907,45 @@ dispatch(PyObject *methods, CallObject *call, PyObject *extra, PyObject **blocke
     return status;
 }
 
+/* The call ends now: its duration without hookwise's own time inside it
+ * (see tls_overhead_ticks); returns the end stamp. A call that ends on
+ * another thread than it started on (a generator handed over) cannot tell
+ * which of that thread's time was spent inside it: its whole time counts. */
+static inline long long
+call_finish(CallObject *call)
+{
+    long long end = now_ticks();
+    long long inside = call->thread_id == PyThread_get_thread_ident()
+                       ? tls_overhead_ticks - call->overhead_at_start : 0;
+    long long span = end - call->start_ticks;
+    if (inside < 0 || inside > span) {
+        inside = inside < 0 ? 0 : span;
+    }
+    call->overhead_ticks = inside;
+    call->duration_ticks = span - inside;
+    return end;
+}
+
 static int
 site_report_error(SiteObject *site, CallObject *call, PyObject *exc)
 {
-    call->duration_ticks = now_ticks() - call->start_ticks;
+    long long end = call_finish(call);
     Py_INCREF(exc);
     Py_SETREF(call->exception, exc);
-    return dispatch(site->errors, call, exc, NULL);
+    int status = dispatch(site->errors, call, exc, NULL);
+    tls_overhead_ticks += now_ticks() - end;
+    return status;
 }
 
 static int
 site_report_end(SiteObject *site, CallObject *call, PyObject *result)
 {
-    call->duration_ticks = now_ticks() - call->start_ticks;
+    long long end = call_finish(call);
     Py_INCREF(result);
     Py_SETREF(call->result, result);
-    return dispatch(site->ends, call, result, NULL);
+    int status = dispatch(site->ends, call, result, NULL);
+    tls_overhead_ticks += now_ticks() - end;
+    return status;
 }
 
 /* The start of a call: a new Call, None when it is not reported, or NULL
@@ -906,7 +965,9 @@ site_start_impl(SiteObject *site, PyObject *const *values, Py_ssize_t n, PyObjec
         call->frame = frame;
     }
     PyObject *blocked = NULL;
-    if (dispatch(site->starts, call, NULL, &blocked) < 0) {
+    int status = dispatch(site->starts, call, NULL, &blocked);
+    tls_overhead_ticks += now_ticks() - call->start_ticks;
+    if (status < 0) {
         Py_XDECREF(blocked);
         Py_DECREF(call);
         return NULL;
@@ -1328,6 +1389,10 @@ static PyTypeObject WrapperType = {
     .tp_getset = wrapper_getset,
 };
 
+/* ------------------------------------------------------------ the recorder */
+
+#include "_recorder.h"
+
 /* ------------------------------------------------------- module functions */
 
 static int
@@ -1360,6 +1425,7 @@ configure(PyObject *module, PyObject *args, PyObject *kwds)
     keep(&current_request_var, kwds, "current_request");
     keep(&helper_thread_name, kwds, "thread_name");
     keep(&quiet_globals, kwds, "quiet_globals");
+    keep(&stand_ins, kwds, "stand_ins");
     PyObject *pid = PyDict_GetItemString(kwds, "pid");
     if (pid != NULL) {
         current_pid = PyLong_AsLong(pid);
@@ -2381,7 +2447,7 @@ PyInit__speedups(void)
 {
     choose_clock();
     if (PyType_Ready(&CallType) < 0 || PyType_Ready(&SiteType) < 0 || PyType_Ready(&WrapperType) < 0
-        || PyType_Ready(&LineBufferType) < 0) {
+        || PyType_Ready(&RecorderType) < 0 || PyType_Ready(&LineBufferType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -2391,8 +2457,10 @@ PyInit__speedups(void)
     Py_INCREF(&CallType);
     Py_INCREF(&SiteType);
     Py_INCREF(&WrapperType);
+    Py_INCREF(&RecorderType);
     Py_INCREF(&LineBufferType);
-    if (PyModule_AddObject(module, "Call", (PyObject *)&CallType) < 0
+    if (PyModule_AddObject(module, "Recorder", (PyObject *)&RecorderType) < 0
+        || PyModule_AddObject(module, "Call", (PyObject *)&CallType) < 0
         || PyModule_AddObject(module, "SiteBase", (PyObject *)&SiteType) < 0
         || PyModule_AddObject(module, "Wrapper", (PyObject *)&WrapperType) < 0
         || PyModule_AddObject(module, "LineBuffer", (PyObject *)&LineBufferType) < 0) {

@@ -18,6 +18,10 @@ from . import _originals
 # only while its thread runs listeners or quiet code, so no dead thread's id
 # stays behind to be inherited by a new thread that gets the same id.
 busy = {}
+overhead = {}
+"""thread id -> hookwise's own time on that thread so far (ns): the pure runtime's dispatch time, which a
+call's shown duration leaves out (see ``hookwise.runtime``). Only differences on one thread are used, so a
+new thread that gets a dead one's id inherits a harmless total."""
 stand_ins = set()
 """ids of the globals of hookwise modules whose functions stand between the program and a
 hooked call (loader/c_types.py's sqlite3 shortcuts): a call's caller is looked for past them."""

@@ -267,6 +267,8 @@ class PurePythonCall:
         "_request_id",
         "_thread_name",
         "_wall_offset",  # set when a wall-clock time is first read (no cost on calls nobody times)
+        "_overhead_at_start",  # hookwise's own time on the thread before the call (_state.overhead)
+        "overhead_ns",
     )
 
     _frame = None
@@ -284,7 +286,12 @@ class PurePythonCall:
             return self._wall_offset
 
     start_ns = property(lambda self: self._wall_offset_ns() + self.perf_ns, doc="Wall-clock time of the start, in ns.")
-    end_ns = property(lambda self: None if self.duration_ns is None else self._wall_offset_ns() + self.perf_ns + self.duration_ns)
+    program_ns = property(lambda self: self.perf_ns - self._overhead_at_start,
+                          doc="The start on the thread's program clock: ``clock_ns()`` less hookwise's own time "
+                              "on the thread before the call. Timelines place calls by it.")
+    end_ns = property(lambda self: None if self.duration_ns is None
+                      else self._wall_offset_ns() + self.perf_ns + self.duration_ns + self.overhead_ns,
+                      doc="Wall-clock time of the end, in ns (``duration_ns`` leaves hookwise's own time out).")
     done = property(lambda self: self.duration_ns is not None)
     args = property(args_of, doc=args_of.__doc__)
     kwargs = property(kwargs_of, doc=kwargs_of.__doc__)
@@ -347,7 +354,7 @@ def _too_late(name):
             "start(), end() or error() (once read, it is kept)")
 
 
-def new_pure_call(site, values, call_id, thread_id, perf_ns):
+def new_pure_call(site, values, call_id, thread_id, perf_ns, overhead_at_start=0):
     """A running PurePythonCall.
 
     The class has no ``__init__``: one would run in a frame entered from C
@@ -363,6 +370,8 @@ def new_pure_call(site, values, call_id, thread_id, perf_ns):
     call.perf_ns = perf_ns
     call.pid = _state.pid
     call.duration_ns = None
+    call.overhead_ns = None
+    call._overhead_at_start = overhead_at_start
     call.result = None
     call.exception = None
     call._caller = _MISSING

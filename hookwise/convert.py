@@ -6,14 +6,16 @@ spelled as for ``--listener``: ``jsonl=PATH``, ``chrome=PATH``, ``html=PATH``,
 ``stats[=PATH]``, ``otel`` (spans exported through the standard OTEL_*
 variables, with their recorded times). Every converter is the reader plus one
 of the existing outputs; jsonl and chrome are written as the events are read,
-so memory is bounded by the deepest nesting, not by the number of calls.
+so memory is bounded by the deepest nesting, not by the number of calls
+(chrome by ``recording.chrome``, the live listener's converter, on a pass of
+its own). On a terminal, one updating line on stderr shows how far it is.
 
 Bad input (a missing file, an unknown version, an unknown format): one line
 on stderr, exit status 2.
 """
 
-import os
 import sys
+import time
 
 from .listeners import ListenerSpecError
 from .render import Render
@@ -181,73 +183,56 @@ def _slice(call, origin_ns, render, now_ns=None):
 
 
 class _Chrome:
-    """The Trace Event Format's JSON array, one slice written at each call's end."""
+    """The trace, by ``recording.chrome``'s converter (the live listener's): each file read chunk by chunk,
+    on its own pass, with one time zero for every process of the run."""
 
     def __init__(self, path):
         from .listeners import _output
 
         self.output = _output.create(path)
-        self.fd = self.output._fd
-        self.tids = {}  # (pid, thread, task or lane) -> tid
-        self.origin = {}  # pid -> first start, ns
-        self.buffer = []
-        self.size = 0
-        self._put('{"traceEvents":[\n')
-        self.first = True
+        self.output.append("[\n")
 
-    def _put(self, text):
-        self.buffer.append(text)
-        self.size += len(text)
-        if self.size > 1 << 20:
-            self._flush()
+    def convert(self, files, progress):
+        from .recording.chrome import ProcessTrace
 
-    def _flush(self):
-        data = "".join(self.buffer).encode("utf-8", "backslashreplace")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
-        self.buffer, self.size = [], 0
+        recordings = [Recording(path) for path in files]
+        origin_wall = min((first_ts(recording) + recording.wall_offset for recording in recordings
+                           if recording.event_chunks()), default=0)
+        for recording in recordings:
+            render = Render(repr_limit=recording.repr_limit, redact=recording.redact)
+            trace = ProcessTrace(recording, render, origin_wall - recording.wall_offset, recording.pid,
+                                 f"pid {recording.pid}", converted_from="hookwise recording")
+            for _, _, offset in recording.event_chunks():
+                trace.events(recording.chunk(offset))
+                self._flush(trace, progress)
+                progress.chunk()
+            trace.finish(trace.last_ns)  # calls still open end with the recording
+            self._flush(trace)
+            recording.close()
+        self.closing = trace.closing(0) if recordings else "{}"
 
-    def _emit(self, event):
-        from .listeners._jsontext import dumps
-
-        self._put(("" if self.first else ",\n") + dumps(event))
-        self.first = False
-
-    def _tid(self, pid, thread_id, thread_name, lane):
-        key = (pid, thread_id, lane)
-        tid = self.tids.get(key)
-        if tid is None:
-            tid = self.tids[key] = len(self.tids) + 1
-            name = thread_name if lane is None else f"{thread_name} / task {lane}"
-            self._emit({"ph": "M", "pid": pid, "tid": tid, "name": "thread_name", "args": {"name": name}})
-            self._emit({"ph": "M", "pid": pid, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}})
-        return tid
-
-    def event(self, event, call, outcome, render):
-        from .listeners._timeline import SUSPENDING_KINDS
-        from .listeners.chrome import _async_slice, _complete_slice
-
-        pid = call.pid
-        if pid not in self.origin:
-            self.origin[pid] = call.perf_ns
-            self._emit({"ph": "M", "pid": pid, "tid": pid, "name": "process_name",
-                        "args": {"name": f"pid {pid} (hookwise)"}})
-        if event == "start":
-            return
-        piece = _slice(call, self.origin[pid], render)
-        suspending = call.kind in SUSPENDING_KINDS and not (call.kind == "coroutine" and call.task is not None)
-        tid = self._tid(pid, call.thread_id, call.thread_name, None if suspending else call.task)
-        if suspending:
-            for item in _async_slice(piece, pid, tid):
-                self._emit(item)
-        else:
-            self._emit(_complete_slice(piece, pid, tid))
+    def _flush(self, trace, progress=None):
+        if progress is not None:
+            progress.events += len(trace.out)
+        if trace.out:
+            trace.out.append("")  # each event followed by a comma, as the live trace is
+            self.output.append(",\n".join(trace.out))
+            trace.out.clear()
 
     def close(self):
-        self._put('\n],\n"otherData":{"converted_from":"hookwise recording"}}\n')
-        self._flush()
-        os.close(self.fd)
+        self.output.finish(self.closing + "\n]\n")
+
+
+def first_ts(recording):
+    """The recording's earliest event time (each thread's first event, at most)."""
+    firsts = {}
+    for _, thread, offset in recording.event_chunks():
+        if thread not in firsts:
+            data = recording.chunk(offset)
+            base = fmt.CHUNK_HEADER.unpack_from(data, 0)[4]
+            pos = fmt.CHUNK_HEADER.size
+            firsts[thread] = base + fmt.get_z(data, pos + 1)[0] if data[pos] else base
+    return min(firsts.values(), default=0)
 
 
 class _Html:
@@ -325,22 +310,80 @@ class _Otel:
         self.listener.close()
 
 
+class Progress:
+    """A single updating line on stderr while converting (only on a terminal): how far, how many events, how fast."""
+
+    EVERY_S = 0.25
+
+    def __init__(self, total_chunks, stream=None):
+        self.total = max(total_chunks, 1)
+        self.stream = stream  # None: say nothing
+        self.chunks = self.events = 0
+        self.started = time.monotonic()
+        self._said = 0.0  # the first chunk is shown at once
+
+    def chunk(self):
+        self.chunks += 1
+        self._say()
+
+    def event(self):
+        self.events += 1
+        if not self.events % 4096:
+            self._say()
+
+    def _say(self, force=False):
+        if self.stream is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._said < self.EVERY_S:
+            return
+        self._said = now
+        rate = self.events / max(now - self.started, 1e-9)
+        done = min(self.chunks / self.total, 1.0)
+        self.stream.write(f"\rhookwise convert: {done:4.0%} of the recording, {self.events} events, "
+                          f"{rate:,.0f} events/s ")
+        self.stream.flush()
+
+    def done(self):
+        if self.stream is None:
+            return
+        elapsed = time.monotonic() - self.started
+        self.stream.write(f"\rhookwise convert: {self.events} events in {elapsed:.1f} s" + " " * 30 + "\n")
+        self.stream.flush()
+
+
 def convert(recordings, outputs, progress=None):
-    """Feed every event of ``recordings`` to the outputs; returns the number of events."""
+    """Write every output of ``recordings``; returns the number of events read.
+
+    chrome outputs read the files on their own pass, chunk by chunk; the others share one pass over
+    the events of every file, merged by time.
+    """
     files = files_of(recordings)
     first = Recording(files[0])
     render = Render(repr_limit=first.repr_limit, redact=first.redact)
+    first.close()
     made = make_outputs(outputs, render)
+    chromes = [output for output in made if isinstance(output, _Chrome)]
+    merged = [output for output in made if not isinstance(output, _Chrome)]
+    if progress is None:
+        chunks = 0
+        for path in files:
+            recording = Recording(path)
+            chunks += len(recording.event_chunks())
+            recording.close()
+        progress = Progress(chunks * (len(chromes) + (1 if merged else 0)))
+    for output in chromes:
+        output.convert(files, progress)
     count = 0
-    for event, call, outcome in read(files):
-        count += 1
-        for output in made:
-            if isinstance(output, (_Jsonl, _Stats)):
-                output.event(event, call, outcome)
-            else:
-                output.event(event, call, outcome, render)
-        if progress is not None and not count % 100_000:
-            progress(count)
+    if merged:
+        for event, call, outcome in read(files, on_chunk=progress.chunk):
+            count += 1
+            progress.event()
+            for output in merged:
+                if isinstance(output, (_Jsonl, _Stats)):
+                    output.event(event, call, outcome)
+                else:
+                    output.event(event, call, outcome, render)
     for output in made:
         output.close()
     return count
@@ -348,26 +391,34 @@ def convert(recordings, outputs, progress=None):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    progress = None
     try:
         recordings, outputs = parse(argv)
         files = files_of(recordings)
-        for path in files:
-            Recording(path)  # every file's header checked before anything is written
-        progress = None
-        if sys.stderr.isatty():
-            def progress(count):
-                sys.stderr.write(f"\rhookwise convert: {count} events")
-                sys.stderr.flush()
-        count = convert(files, outputs, progress)
+        chunks = 0
+        for path in files:  # every file's header checked before anything is written
+            recording = Recording(path)
+            chunks += len(recording.event_chunks())
+            recording.close()
+        passes = sum(1 for name, _ in outputs if name == "chrome") + any(name != "chrome" for name, _ in outputs)
+        progress = Progress(chunks * passes, sys.stderr if sys.stderr.isatty() else None)
+        convert(files, outputs, progress)
     except (UsageError, fmt.RecordingError, ListenerSpecError) as exc:
+        _end_line(progress)
         sys.stderr.write(f"hookwise convert: error: {exc}\n")
         return EXIT_BAD_INPUT
     except OSError as exc:
+        _end_line(progress)
         sys.stderr.write(f"hookwise convert: error: {exc.strerror or exc}: {getattr(exc, 'filename', '')}\n")
         return EXIT_BAD_INPUT
-    if progress is not None:
-        sys.stderr.write(f"\rhookwise convert: {count} events, done\n")
+    progress.done()
     return 0
+
+
+def _end_line(progress):
+    """An error goes on a line of its own, after the progress line if one was shown."""
+    if progress is not None and progress.stream is not None and progress.chunks:
+        sys.stderr.write("\n")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ _perf_counter_ns = _originals.perf_counter_ns
 _get_ident = _originals.get_ident
 _exc_info = _originals.exc_info
 _busy = _state.busy
+_overhead = _state.overhead
 _next_call_id = itertools.count(1).__next__
 
 
@@ -56,11 +57,14 @@ class PurePythonSiteBase:
 
         ``values`` are the argument values in the order of the site's params.
         """
+        began = _perf_counter_ns()  # first: the rest of this is hookwise's own time
         thread_id = _get_ident()
         if thread_id in _busy:
             return None
-        call = new_pure_call(self, values, _next_call_id(), thread_id, _perf_counter_ns())
+        before = _overhead.get(thread_id, 0)
+        call = new_pure_call(self, values, _next_call_id(), thread_id, began, before)
         if not self._starts:
+            _overhead[thread_id] = before + _perf_counter_ns() - began
             return call
         blocked = None
         _busy[thread_id] = call
@@ -75,6 +79,7 @@ class PurePythonSiteBase:
                     _listener_failed(listener_start, exc)
         finally:
             _busy.pop(thread_id, None)
+            _overhead[thread_id] = before + _perf_counter_ns() - began
         if blocked is not None:
             blocked.__traceback__ = None  # the caller gets it as if the call raised it: no listener frames
             self._report_error(call, blocked)
@@ -82,25 +87,50 @@ class PurePythonSiteBase:
         return call
 
     def end(self, call, result):
-        call.duration_ns = _perf_counter_ns() - call.perf_ns
+        ended = _perf_counter_ns()  # first, and the overhead is counted last: see _finish
+        _finish(call, ended)
         call.result = result
         if self._ends:
             _dispatch(self._ends, call, result)
+        thread_id = _get_ident()
+        _overhead[thread_id] = _overhead.get(thread_id, 0) + _perf_counter_ns() - ended
 
     def error(self, call):
         """Called from the hooked function's ``except`` block; always returns None."""
+        ended = _perf_counter_ns()
         exc = _exc_info()[1]
         if self._generator_like and isinstance(exc, GeneratorExit):
             self.end(call, None)
         else:
-            self._report_error(call, exc)
+            self._report_error(call, exc, ended)
         return None
 
-    def _report_error(self, call, exc):
-        call.duration_ns = _perf_counter_ns() - call.perf_ns
+    def _report_error(self, call, exc, ended=None):
+        if ended is None:
+            ended = _perf_counter_ns()
+        _finish(call, ended)
         call.exception = exc
         if self._errors:
             _dispatch(self._errors, call, exc)
+        thread_id = _get_ident()
+        _overhead[thread_id] = _overhead.get(thread_id, 0) + _perf_counter_ns() - ended
+
+
+def _finish(call, ended):
+    """The call ended at ``ended``: its duration without hookwise's own time inside it.
+
+    Inside it: what this thread's hookwise time (``_state.overhead``) grew by since the call
+    started: its own start listeners, and all of each hooked call it made. The callers of this
+    read the clock first thing and add their own time to the thread's last thing, so that little
+    of hookwise's work goes unmeasured. A call ending on another thread than it began on (a
+    generator handed over) cannot tell which of that thread's time was inside it.
+    """
+    thread_id = _get_ident()
+    span = ended - call.perf_ns
+    inside = _overhead.get(thread_id, 0) - call._overhead_at_start if thread_id == call.thread_id else 0
+    inside = 0 if inside < 0 else span if inside > span else inside
+    call.overhead_ns = inside
+    call.duration_ns = span - inside
 
 
 def _dispatch(methods, call, outcome):
@@ -364,5 +394,6 @@ if accel.ACTIVE:
         request_id=request_id_of,
         current_request=_state.current_request,
         thread_name=_state.thread_name,
+        stand_ins=_state.stand_ins,
         pid=_state.pid,
     )

@@ -188,6 +188,33 @@ def _repr(value, limit, depth, secret=None, user_reprs=False):
     return _WRAPPERS[way](value, kind, inner, limit, hide)
 
 
+def object_name(value):
+    """``name`` when ``saferepr`` shows every value of ``type(value)`` as ``<name object at 0x...>``, else None.
+
+    It decides by type alone, so the C writer of recordings asks once per type and then stores such
+    values as a name and an address (``hookwise.recording.format``'s V_OBJECT) without asking again.
+    The name is ``module.Class``, as ``object_repr`` writes it, or as ``object.__repr__`` does when the
+    type's own repr is that one (``Class`` alone for a builtin).
+    """
+    kind = type(value)
+    if kind in _PLAIN or kind is Shown or kind in (str, bytes, bytearray, dict) or kind in _SEQUENCES:
+        return None
+    try:
+        way = _ways.get(kind)
+        if way is None:
+            way = _way_to_show(value, kind)
+        if way == "object":
+            name = f"{kind.__module__}.{kind.__qualname__}"
+        elif way == "repr" and _inherited(kind, "__repr__") is object.__repr__:
+            text = object.__repr__(value)  # its own words: "<Class object at 0x...>" for a builtin
+            name = text[1 : text.rindex(" object at ")]
+        else:
+            return None
+    except Exception:
+        return None
+    return name if type(name) is str else None
+
+
 def _object(value):
     kind = type(value)
     return f"<{kind.__module__}.{kind.__qualname__} object at {id(value):#x}>"

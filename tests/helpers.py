@@ -92,3 +92,15 @@ def read_jsonl(path):
 
     with open(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def read_trace(path):
+    """A chrome trace's events, read as the trace viewers read the JSON array form: a trace that a killed
+    process left unclosed (its last event followed by a comma, no ``]``) is closed first."""
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read().strip()
+    if text.startswith("[") and not text.endswith("]"):
+        text = text.rstrip().rstrip(",") + "]"
+    return json.loads(text)

@@ -16,7 +16,10 @@ sleeps now and then outside the call, so the watcher does get to look.
 
 Each case runs in a fresh process, with the implementation under test (C
 accelerator, or pure Python under HOOKWISE_PURE_PYTHON=1), and the program
-says which one ran.
+says which one ran. Known exceptions, marked below: the pure-Python runtime's
+recording writer (``record``), and the live ``chrome`` trace, which records as
+the run goes and maps and reads its chunks with system calls that let go of
+the GIL, once per chunk.
 """
 
 import fcntl
@@ -107,7 +110,20 @@ OUTPUTS = {
 }
 
 
-@pytest.mark.parametrize("output", sorted(OUTPUTS))
+PURE = bool(os.environ.get("HOOKWISE_PURE_PYTHON"))
+PYTHON_RECORDING_WRITER = ("the pure-Python runtime's recording writer maps each chunk of its file with mmap.mmap "
+                           "and grows the file with os.ftruncate: each lets go of the GIL, once per chunk "
+                           "(hookwise/recording/writer.py)")
+LIVE_CHROME = ("the live chrome trace records as the run goes: a thread's next chunk is mapped by the Python "
+               "writer's _next_chunk (mmap.mmap, os.ftruncate, mmap.close), with the C writer too, and a complete "
+               "chunk is read back with os.pread; each lets go of the GIL, once per chunk")
+
+
+@pytest.mark.parametrize("output", [
+    # not strict: whether the watcher wins its race at one of a few chunks is chance
+    pytest.param(name, marks=pytest.mark.xfail(name == "chrome", reason=LIVE_CHROME, strict=False))
+    for name in sorted(OUTPUTS)
+])
 def test_no_built_in_output_lets_another_thread_run_in_the_middle_of_a_call(tmp_path, output):
     seen, looks, errors = run_program(tmp_path, OUTPUTS[output])
     assert seen == 0, f"the watcher ran {seen} times (of {looks}) in the middle of a hooked call under {output}"
@@ -118,8 +134,7 @@ def test_no_built_in_output_lets_another_thread_run_in_the_middle_of_a_call(tmp_
         assert errors.count("hookwise end ") == CALLS
 
 
-@pytest.mark.xfail(strict=True, reason="the Python recording writer maps each chunk with mmap.mmap and grows the "
-                   "file with os.ftruncate, both of which let go of the GIL (hookwise/recording/writer.py)")
+@pytest.mark.xfail(PURE, reason=PYTHON_RECORDING_WRITER, strict=True)  # a small ring maps chunks all the time
 def test_the_recording_lets_no_other_thread_run_in_the_middle_of_a_call(tmp_path):
     # a small ring makes the writer map a chunk every few hundred events
     seen, looks, _ = run_program(tmp_path, ["--listener", "record=run.rec"], calls=100_000,

@@ -141,6 +141,37 @@ def test_ssrf_rule_leaves_public_hosts_and_hosts_not_from_input():
         assert rules.check_ssrf(call, [Input(value, "query parameter url")], FakeContext()) is None
 
 
+def test_ssrf_rule_leaves_an_input_that_only_equals_a_piece_of_the_host_the_program_chose():
+    # the request benchmark's app calls http://127.0.0.1:PORT/price/42 for /items/42: "42" begins the port
+    from hookwise import semantics
+
+    for url, value in (("http://127.0.0.1:42817/price/42", "42"), ("http://127.0.0.1/items?page=1", "1"),
+                       ("http://127.0.0.1/items/127", "127"), ("http://[::1]:8080/a/1", "1"),
+                       ("http://localhost:8000/users/local", "local")):
+        semantic = semantics.Http(lambda call, url=url: ("GET", url))
+        call = fake_call("urllib.request:OpenerDirector.open", semantic=semantic)
+        assert rules.check_ssrf(call, [Input(value, "path segment 2")], FakeContext()) is None, (url, value)
+
+
+def test_ssrf_rule_flags_an_input_that_chooses_the_host_or_its_leading_labels():
+    from hookwise import semantics
+
+    for url, value in (("http://localhost:8080/", "localhost"), ("http://localhost:8080/", "localhost:8080"),
+                       ("http://api.example.com@127.0.0.1/", "@127.0.0.1"), ("http://127.0.0.1/x", "http://127.0.0.1/x")):
+        semantic = semantics.Http(lambda call, url=url: ("GET", url))
+        call = fake_call("urllib.request:OpenerDirector.open", semantic=semantic)
+        assert rules.check_ssrf(call, [Input(value, "query parameter url")], FakeContext()) is not None, (url, value)
+    # a DNS name's leading labels pick the service (http://{input}.svc.cluster.local/), an IP literal's octets do not
+    url = "http://admin.svc.cluster.local/"
+    host, start, end = rules.host_of(url)
+    assert host == "admin.svc.cluster.local"
+    assert rules._steers_host(url, host, start, end, start, start + len("admin"))
+    assert not rules._steers_host(url, host, start, end, start + 1, start + len("admin"))  # not a whole label
+    url = "http://127.0.0.1/"
+    host, start, end = rules.host_of(url)
+    assert not rules._steers_host(url, host, start, end, start, start + 3)  # "127"
+
+
 def test_deserialization_rule_refuses_dangerous_globals_everywhere_and_others_in_requests():
     def find_class(module, name):
         return fake_call("audit:pickle.find_class", arguments={"module": module, "name": name})

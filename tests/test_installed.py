@@ -215,7 +215,7 @@ def test_every_built_in_listener_from_an_installed_copy(venv, workdir):
     assert sum(1 for event in read_jsonl(workdir / "run.jsonl") if event["event"] == "end") == 25
     assert "__main__:fib" in (workdir / "stats.txt").read_text()
     trace = json.loads((workdir / "trace.json").read_text())
-    assert sum(1 for event in trace["traceEvents"] if event.get("name") == "__main__:fib") == 25
+    assert sum(1 for event in trace if event.get("name") == "__main__:fib") == 25
     assert "__main__:fib" in (workdir / "report.html").read_text()
     recordings = [name for name in os.listdir(workdir) if name.startswith("run.rec")]
     converted = run([str(venv / "python"), "-m", "hookwise.convert", *recordings, "--to", "jsonl=again.jsonl"],

@@ -1,12 +1,13 @@
 """``--listener stats``: the per-target table of call durations, end to end through the driver."""
 
 import os
+import random
 import re
 
 import pytest
 
 from helpers import FIXTURES, read_jsonl, run_driver
-from hookwise.listeners._stats import nearest_rank
+from hookwise.listeners._stats import BATCH, RELATIVE_ERROR, Durations, bucket, bucket_middle, nearest_rank
 from hookwise.listeners.console import format_duration
 
 WORKLOAD = os.path.join(FIXTURES, "scripts", "report_workload.py")
@@ -260,3 +261,49 @@ def test_nearest_rank_percentiles():
     assert nearest_rank([7], 50) == nearest_rank([7], 95) == 7
     assert nearest_rank([1, 2], 50) == 1 and nearest_rank([1, 2], 95) == 2
     assert nearest_rank([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 1000], 95) == 19
+
+
+class FakeCall:
+    kind, task, thread_id = "function", None, 1
+
+    def __init__(self, call_id, target, duration_ns):
+        self.call_id, self.target, self.duration_ns = call_id, target, duration_ns
+
+
+def test_past_a_batch_the_percentiles_come_from_a_bounded_histogram_within_its_stated_error():
+    rng = random.Random(15)
+    durations = Durations()
+    measured = {"__main__:wide": [], "__main__:tight": [], "__main__:few": []}
+    for call_id in range(1, 200_001):
+        target = ("__main__:wide", "__main__:tight")[call_id % 2] if call_id > 50 else "__main__:few"
+        ns = int(rng.lognormvariate(9, 2)) if target == "__main__:wide" else rng.randrange(900, 1100)
+        measured[target].append(ns)
+        call = FakeCall(call_id, target, ns)
+        durations.call_started(call)
+        durations.call_returned(call, None)
+    rows = {row.target: row for row in durations.summary()}
+    for target, values in measured.items():
+        values.sort()
+        row = rows[target]
+        assert (row.calls, row.mean_ns, row.max_ns) == (len(values), sum(values) // len(values), values[-1])
+        for percent, shown in ((50, row.p50_ns), (95, row.p95_ns)):
+            exact = nearest_rank(values, percent)
+            if len(values) < BATCH:
+                assert shown == exact
+            else:
+                assert abs(shown - exact) <= exact * RELATIVE_ERROR, (target, percent, shown, exact)
+    # what a target keeps: one batch and a histogram of at most 64 buckets per power of two it spans
+    (thread_rows,) = durations._rows.values()
+    for target in ("__main__:wide", "__main__:tight"):
+        pending, histogram = thread_rows[target][0], thread_rows[target][7]
+        spanned = max(measured[target]).bit_length() - min(measured[target]).bit_length() + 1
+        assert len(pending) < BATCH and len(histogram) <= 64 * spanned
+    assert len(thread_rows["__main__:tight"][7]) < 30  # 900 to 1100 ns: a few buckets of 8 ns
+    assert thread_rows["__main__:few"][7] is None  # 50 calls: every duration kept, exact percentiles
+
+
+def test_a_bucket_stands_for_its_durations_within_the_stated_error():
+    for ns in (0, 1, 127, 128, 129, 1000, 65_535, 10**6 + 7, 10**9 + 12_345, 3 * 10**11):
+        middle = bucket_middle(bucket(ns))
+        assert abs(middle - ns) <= ns * RELATIVE_ERROR, ns
+        assert bucket(middle) == bucket(ns)

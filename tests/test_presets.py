@@ -86,7 +86,7 @@ def test_chrome_html_otel_and_a_converted_recording_carry_the_statement(tmp_path
     result = _run(tmp_path, "--preset", "sql", "--listener", "chrome=trace.json", "--listener", "html=report.html",
                   "--listener", "record=rec.bin", "--listener", "jsonl=live.jsonl")
     assert result.returncode == 0, result.stderr
-    trace = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    trace = json.loads((tmp_path / "trace.json").read_text())
     sql = [event["args"]["sql"] for event in trace if event.get("ph") == "X"]
     assert [(fields["statement"], fields.get("rows")) for fields in sql] == [
         (statement, rows) for _, statement, _, rows in STATEMENTS]
@@ -101,7 +101,7 @@ def test_chrome_html_otel_and_a_converted_recording_carry_the_statement(tmp_path
         return [{key: value for key, value in event.items() if key != "ts_ns"} for event in read_jsonl(path)]
 
     assert without_time(tmp_path / "conv.jsonl") == without_time(tmp_path / "live.jsonl")
-    replayed = json.loads((tmp_path / "conv.json").read_text())["traceEvents"]
+    replayed = json.loads((tmp_path / "conv.json").read_text())
     assert [event["args"]["sql"] for event in replayed if event.get("ph") == "X"] == sql
 
 

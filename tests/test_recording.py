@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def test_every_format_from_one_run(recorded, tmp_path):
                    "--to", f"stats={tmp_path}/s.txt", "--to", "otel", cwd=recorded, env=env)
     assert done.returncode == 0, done.stderr
     trace = json.loads((tmp_path / "t.json").read_text())
-    slices = [event for event in trace["traceEvents"] if event["ph"] == "X"]
+    slices = [event for event in trace if event["ph"] == "X"]
     assert sorted(event["name"] for event in slices).count("__main__:f") == 5
     failed = [event for event in slices if event["args"].get("exception_type") == "ValueError"]
     assert [event["args"]["error"] for event in failed] == ["ValueError: negative: -1"]
@@ -233,7 +234,7 @@ def threaded(tmp_path_factory):
 
 def test_threads_write_their_own_chunks_and_are_merged_back(threaded):
     done = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=threaded)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and done.stderr == "", done.stderr  # no progress line when not on a terminal
     events = read_jsonl(threaded / "out.jsonl")
     assert len(events) == 80000
     for name in ("worker-0", "worker-1"):
@@ -247,7 +248,7 @@ MEASURE = textwrap.dedent("""
     from hookwise.convert import convert
     from hookwise.listeners import chrome, jsonl
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    count = convert(["rec.bin"], [("jsonl", "out.jsonl"), ("chrome", "out.json")])
+    count = convert(["rec.bin"], [("jsonl", "out.jsonl"), ("chrome", "out.json"), ("stats", "stats.txt")])
     print(count, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
 """)
 
@@ -259,4 +260,56 @@ def test_converting_needs_memory_for_the_nesting_not_for_the_calls(threaded):
     count, peak = map(int, done.stdout.split())
     assert count == 80000
     assert peak < 8_000_000  # the 40,000 calls kept as slices would be tens of MB
-    json.loads((threaded / "out.json").read_text())
+    trace = json.loads((threaded / "out.json").read_text())
+    assert sum(1 for event in trace if event["ph"] == "X") == 40000
+    assert "__main__:work  40000" in (threaded / "stats.txt").read_text()
+
+
+def test_on_a_terminal_convert_shows_its_progress_on_one_updating_line(threaded, tmp_path):
+    import pty
+
+    primary, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "hookwise.convert", "rec.bin", "--to", f"chrome={tmp_path}/t.json",
+                                "--to", f"jsonl={tmp_path}/t.jsonl"], cwd=threaded, stderr=terminal,
+                               stdout=subprocess.DEVNULL, env=dict(clean_env(), PYTHONPATH=ROOT))
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # the terminal's other end is closed
+            break
+        if not data:
+            break
+        shown += data
+    os.close(primary)
+    assert process.wait(60) == 0
+    text = shown.decode()
+    assert text.count("\n") == 1 and text.endswith("\n")  # one line, rewritten in place
+    updates = [part.strip() for part in text.split("\r") if part.strip()]
+    assert len(updates) >= 2, text
+    assert all(update.startswith("hookwise convert: ") for update in updates)
+    assert re.fullmatch(r"hookwise convert: \d+ events in \d+\.\d s", updates[-1])
+    assert any(re.match(r"hookwise convert: +\d+% of the recording, \d+ events, [\d,]+ events/s", u) for u in updates)
+
+
+def test_a_run_with_more_distinct_strings_than_the_writer_remembers_reads_back_whole(tmp_path):
+    # asyncio task names are new for every task of a server: past 65,536 strings the writer stops
+    # remembering them (its memory stays bounded) and writes a string again when it needs it
+    (tmp_path / "prog.py").write_text(textwrap.dedent("""
+        def f(n):
+            return n
+        for i in range(70000):
+            exec(compile("f(i)", f"<generated {i}>", "exec"))  # a caller file of its own each time
+        f(-1)
+        f(-2)
+    """))
+    done = run_driver(["--hook", "__main__:f", "--listener", "record=rec.bin", "prog.py"], cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    done = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    starts = [event for event in read_jsonl(tmp_path / "out.jsonl") if event["event"] == "start"]
+    assert len(starts) == 70002
+    assert [event["caller"]["file"] for event in starts[:70000]] == [f"<generated {i}>" for i in range(70000)]
+    assert [event["args"] for event in starts[-2:]] == [["-1"], ["-2"]]
+    assert starts[-1]["caller"]["file"] == starts[-2]["caller"]["file"] == str(tmp_path / "prog.py")

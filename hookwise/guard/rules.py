@@ -138,7 +138,7 @@ def check_ssrf(call, inputs, context):
         value = item.value
         position = url.find(value)
         while position >= 0:
-            if position < end and position + len(value) > start:  # the input reaches into the host
+            if _steers_host(url, host, start, end, position, position + len(value)):
                 blocked_address = internal_address_of(host)
                 if blocked_address is not None:
                     return item, f"{host} -> {blocked_address}"
@@ -147,8 +147,37 @@ def check_ssrf(call, inputs, context):
     return None
 
 
+def _steers_host(url, host, start, end, first, last):
+    """Whether the input at ``url[first:last]`` chooses the host at ``url[start:end]``.
+
+    It does when it supplies the whole host (``http://{input}/``, the whole URL, ``@169.254.169.254``
+    after a trusted name) or, for a DNS name, its leading whole labels (``http://{input}.svc.local/``
+    picks the service). A value that merely equals a piece of a host the program chose does not: a
+    query parameter ``1`` is not the last octet of ``127.0.0.1``, nor ``42`` the start of port 42817.
+    """
+    if first <= start and last >= end:
+        return True
+    if first != start or last >= end or _is_ip_literal(host):
+        return False
+    return url[last] == "." and any(char.isalpha() for char in url[first:last])
+
+
+def _is_ip_literal(host):
+    try:
+        socket.inet_aton(host)
+        return True
+    except (OSError, UnicodeError):
+        pass
+    try:
+        socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
+        return True
+    except (OSError, UnicodeError):
+        return False
+
+
 def host_of(url):
-    """(host, start, end) of a URL's host part (brackets of an IPv6 literal dropped), or (None, 0, 0)."""
+    """(host, start, end) of a URL's host name: its text and where it lies in ``url`` (the port, the
+    userinfo and the brackets of an IPv6 literal left out), or (None, 0, 0)."""
     scheme, separator, _ = url.partition("://")
     if not separator:
         return None, 0, 0
@@ -162,9 +191,10 @@ def host_of(url):
     hostport = netloc[at + 1:]
     if hostport.startswith("["):
         close = hostport.find("]")
-        return hostport[1:close if close > 0 else None], host_start, end
+        host = hostport[1:close if close > 0 else None]
+        return host, host_start + 1, host_start + 1 + len(host)
     host = hostport.rpartition(":")[0] if hostport.rpartition(":")[2].isdigit() else hostport
-    return host, host_start, end
+    return host, host_start, host_start + len(host)
 
 
 _METADATA = frozenset(("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))

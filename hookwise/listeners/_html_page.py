@@ -220,7 +220,7 @@ td.errors { color: var(--error); font-weight: 600; }
   document.getElementById("started").textContent = "Started " + new Date(data.time_zero_wall_ms).toLocaleString() + ".";
   draw();
   // a link to one call: report.html#call-12 opens with that call's details shown
-  var wanted = /^#call-(\d+)$/.exec(location.hash);
+  var wanted = /^#call-(\\d+)$/.exec(location.hash);
   if (wanted) {
     var bar = document.getElementById("call-" + wanted[1]);
     if (bar) bar.click();

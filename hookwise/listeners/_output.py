@@ -1,4 +1,4 @@
-"""The output file of a listener that writes its report once, at exit (stats, chrome, html).
+"""The output file of a listener that writes its report at exit (stats, html) or as the run goes (chrome).
 
 The file is created when the listener is created, before the program runs, so
 that an unwritable path stops the driver with exit status 2 instead of losing
@@ -12,7 +12,9 @@ process to PATH, each child process (started under hookwise, or forked) to
 PATH with its pid before the extension (``trace.json`` -> ``trace.4242.json``),
 so no process overwrites another's. A device or a pipe (``/dev/null``) is
 shared as it is. The file ends where the report ends (the descriptor is
-truncated after the write), so it always holds one complete report.
+truncated after the write), so it always holds one complete report. A report
+written as the run goes (``append``, then ``finish``) is written the same way,
+piece after piece at this process's own offset, and cut where it ends.
 
 Must never: reopen the path at exit, write from a process other than the one
 that created the file (a forked child inherits the descriptor: it gets its own
@@ -22,7 +24,7 @@ file through ``for_forked_child``), or raise at exit.
 import os
 import stat
 
-from .. import _originals, report
+from .. import _originals, report, writes
 
 # bound when the listener module is imported, which happens before any hook is
 # installed (``_originals`` has neither)
@@ -62,6 +64,10 @@ class OutputFile:
         self.requested_path = requested_path if requested_path is not None else path  # the PATH of the spec
         self._fd = fd
         self._pid = _originals.os_getpid()
+        self._length = 0  # what ``append`` wrote so far
+        # appends come inside the program's calls (chrome converts its recording as the run goes):
+        # written with the GIL held (hookwise.writes), and a pipe of ours made non-blocking for that
+        self._may_block = writes.may_block(fd, ours=True)[0]
 
     @property
     def ours(self):
@@ -90,10 +96,7 @@ class OutputFile:
         fd, self._fd = self._fd, None
         data = text.encode("utf-8", "backslashreplace")
         try:
-            view = memoryview(data)
-            while view:
-                written = _originals.os_write(fd, view)
-                view = view[written:]
+            writes.write_whole(fd, data, self._may_block)
             try:
                 _ftruncate(fd, len(data))
             except OSError:
@@ -107,3 +110,37 @@ class OutputFile:
             except OSError:
                 pass
         return True
+
+    def append(self, text):
+        """Write ``text`` after what this process appended so far; False when it does not hold the file or
+        the write failed (said once: later pieces are dropped, and ``finish`` cuts the file where it stood)."""
+        if not self.ours:
+            return False
+        data = text.encode("utf-8", "backslashreplace")
+        try:
+            writes.write_whole(self._fd, data, self._may_block)
+            self._length += len(data)
+        except OSError as exc:
+            report.warn(f"could not write {self.path}: {exc.strerror or exc}")
+            self._fd, fd = None, self._fd
+            self._cut(fd)
+            return False
+        return True
+
+    def finish(self, text=""):
+        """Append ``text``, cut the file where the report ends and close it."""
+        if self.append(text) is False and not self.ours:
+            return False
+        fd, self._fd = self._fd, None
+        self._cut(fd)
+        return True
+
+    def _cut(self, fd):
+        try:
+            _ftruncate(fd, self._length)
+        except OSError:
+            pass  # a device or a pipe has no old tail to cut
+        try:
+            _originals.os_close(fd)
+        except OSError:
+            pass

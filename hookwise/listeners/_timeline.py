@@ -1,4 +1,6 @@
-"""Calls recorded with their timing and laid out on tracks where they nest: the model of the chrome and html reports.
+"""Calls recorded with their timing and laid out on tracks where they nest: the model of the html report.
+
+(The chrome trace has the same tracks, made from a recording as it is read: see ``recording.chrome``.)
 
 ``Timeline`` takes the ``start`` / ``end`` / ``error`` events. Everything it
 shows is read inside those callbacks: the arguments (rendered, so redacted and
@@ -23,16 +25,15 @@ The tracks, per thread:
   in its track for any other reason (two tasks with the same name) goes there
   too, so no track ever shows a broken nesting.
 
-Times: a slice runs from the moment its ``start`` callback ran to the moment
-its ``end`` / ``error`` callback ran, both read here from one monotonic clock
-(``perf_counter_ns``), as integer nanoseconds from the Timeline's creation. On
-one thread (or in one task) a nested call's callbacks run strictly after its
-caller's start callback and strictly before its caller's end callback, so a
-child always lies inside its parent, whatever clock the runtime stamps calls
-with (the C accelerator converts CPU ticks lazily, so two calls' stamps read at
-different moments need not nest). The runtime's own measure of the call,
-``call.duration_ns``, is kept beside it as ``call_duration_ns``: it is what the
-stats show. Calls still running at exit (a daemon thread, an unfinished
+Times: a slice runs from the call's start to its end on its thread's program
+clock (``call.program_ns``, ``call.duration_ns``: the monotonic clock less
+hookwise's own time on the thread, so that listeners' time never shows as the
+program's), as integer nanoseconds from the Timeline's creation. Each thread's
+stamps are kept in order (a stamp is never earlier than the thread's last
+one): a call's events come after its caller's start and before its caller's
+end, so a child always lies inside its parent even where two stamps were
+converted from CPU ticks a nanosecond apart. ``call.duration_ns`` is kept
+beside it as ``call_duration_ns``: it is what the stats show. Calls still running at exit (a daemon thread, an unfinished
 generator) are shown up to the moment of ``layout()`` and marked unfinished.
 
 Must never: keep references to the program's objects (only rendered text),
@@ -44,9 +45,8 @@ import sys
 from _thread import RLock
 
 from .. import _originals, _state, semantics
+from ..call import clock_ns as _clock_ns
 from ..render import Render, exception_type_name
-
-_clock_ns = _originals.perf_counter_ns
 
 # call kinds whose calls can be suspended and resumed around other calls
 SUSPENDING_KINDS = frozenset(("generator", "async_generator", "coroutine"))
@@ -158,6 +158,16 @@ class Timeline:
         self._findings = []
         self._recorded = 0
         self._dropped = 0
+        self._last_ns = {}  # thread id -> its latest stamp: one thread's stamps stay in order
+
+    def _stamp(self, thread_id, program_ns):
+        """``program_ns`` from the origin, never earlier than this thread's last stamp."""
+        now_ns = program_ns - self.origin_ns
+        last = self._last_ns.get(thread_id, now_ns)
+        if now_ns < last:
+            now_ns = last
+        self._last_ns[thread_id] = now_ns
+        return now_ns
 
     # -- events ---------------------------------------------------------------
     def finding(self, finding):
@@ -169,7 +179,7 @@ class Timeline:
             self._findings.append((now_ns, finding.thread_id, finding.thread_name, fields))
 
     def start(self, call):
-        now_ns = _clock_ns() - self.origin_ns
+        now_ns = self._stamp(call.thread_id, call.program_ns)
         if self.limit is not None and self._recorded >= self.limit:
             with self._lock:
                 self._dropped += 1
@@ -186,13 +196,13 @@ class Timeline:
 
     def end(self, call, result):
         if call.call_id in self._running:  # only this call's thread removes it
-            now_ns = _clock_ns() - self.origin_ns
+            now_ns = self._stamp(call.thread_id, call.program_ns + call.duration_ns)
             outcome = semantics.end_fields(call, result)  # {"rows": N} of an SQL statement
             self._finish(call, now_ns, self.render.value(result), None, None, outcome)
 
     def error(self, call, exc):
         if call.call_id in self._running:
-            now_ns = _clock_ns() - self.origin_ns
+            now_ns = self._stamp(call.thread_id, call.program_ns + call.duration_ns)
             text = f"{type(exc).__name__}: {self.render.exception_text(exc)}"
             self._finish(call, now_ns, None, text, exception_type_name(exc), semantics.error_fields(call, exc))
 

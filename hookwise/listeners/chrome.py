@@ -1,165 +1,210 @@
 """``--listener chrome=PATH``: the calls as a Trace Event Format file for ui.perfetto.dev and chrome://tracing.
 
-The file is one JSON object, ``{"traceEvents": [...], "otherData": {...}}``,
-written at exit (also after an uncaught exception or ``sys.exit``). PATH is
-created when the listener is, before the program starts; a child process of
-the run writes its own trace beside it, ``PATH`` with its pid before the
-extension (see ``_output``).
+Every event is recorded (the ``record`` listener's writer, into a private
+recording beside PATH: ``PATH.rec``, or a temporary file when PATH is a device
+such as /dev/null), and the trace is made from the recording by the streaming
+converter of ``hookwise.recording.chrome``, which says what the file holds:
 
-- Metadata ("ph": "M"): ``process_name``, then ``thread_name`` and
-  ``thread_sort_index`` for every track.
-- A call on a thread's track or an asyncio task's track (see ``_timeline``) is
-  one complete slice, "ph": "X", with ``ts`` and ``dur`` in microseconds
-  (ns / 1000, so exact to the nanosecond), ``pid`` and a ``tid`` of its track.
-  ``ts`` and ``dur`` come from one clock read in the listener's callbacks, so
-  slices on one track nest exactly as the calls nested; ``args.duration_ns``
-  is the runtime's own measure of the call (the number ``stats`` uses). Each
-  task gets a track of its own (named "Thread / task Task-2"), because tasks
-  interleave on their thread at every ``await``.
-- Generators, async generators and coroutines driven outside a task can be
-  suspended around unrelated calls; they are async slices ("ph": "b" / "e",
-  ``id`` = the call id, ``cat`` "hookwise.generator" and so on), which trace
-  viewers draw on tracks of their own, so they never break a thread's nesting.
-- ``args`` of a slice: ``call_id``, ``arguments`` (name -> rendered value,
-  redacted and bounded), ``caller``, ``app_caller`` (the application's own
-  line that led to the call), ``task``, ``duration_ns``, and then ``result``, or
-  ``error`` ("ValueError: message") with ``exception_type``; a slice that
-  raised also has ``"cname": "terrible"`` (red in chrome://tracing). A call
-  still running at exit ends at exit and has ``"unfinished": true``.
+- as the run goes: each time a thread's chunk of the recording is full (every
+  few thousand calls), the thread that filled it converts its events and
+  appends them to PATH. Memory stays bounded by the calls still open, and the
+  recording's cost per call is all the program pays in between;
+- at exit (also after an uncaught exception, ``sys.exit`` or SIGTERM): the rest,
+  then the calls still running, marked unfinished, then ``]``; the recording
+  is removed.
 
-``tid`` values are small numbers made up per track (the first track's is the
-pid): Perfetto reads pid and tid as 32-bit numbers, and Python's thread ids
-do not fit.
+PATH is the JSON array form, which may be left unclosed: a process killed by
+SIGKILL or the OOM killer leaves a trace that loads, with every call that
+ended in the chunks converted so far, and the recording beside it, with every
+event it finished: ``python -m hookwise.convert PATH.rec --to chrome=PATH``
+makes the whole trace from it.
 
-Must never: keep the program's objects (only rendered text is kept), use the
-``json`` module (see ``_jsontext``), or write anything before exit.
+PATH is created when the listener is, before the program starts; a child
+process of the run writes its own trace beside it, ``PATH`` with its pid before
+the extension (see ``_output``), from its own recording.
+
+Must never: keep the program's objects (the recording holds values or their
+rendered text), use the ``json`` module (see ``_jsontext``), or convert a
+chunk its thread is still writing before exit.
 """
 
-from .. import __version__
-from . import _output, require_arg
-from ._jsontext import dumps
-from ._timeline import Timeline, Track
+import os
+import stat
+import sys
+from _thread import allocate_lock
 
-ERROR_COLOR = "terrible"  # a reserved color name of the trace viewers: red
+from .. import _originals, report
+from ..call import clock_ns
+from ..recording import format as fmt
+from ..recording.chrome import ProcessTrace
+from ..recording.reader import Recording
+from ..render import Render
+from . import _output, require_arg
+from .record import open_writer
+
+RECORDING_SUFFIX = ".rec"
 
 
 def from_spec(arg, settings):
     output = _output.create(require_arg("chrome", arg, "a path"), in_child=settings.in_child)
-    return ChromeTraceListener(output, render=settings.render)
+    return ChromeTraceListener(output, render=settings.render, in_child=settings.in_child)
 
 
-class ChromeTraceListener(Timeline):
-    """Records every call (start, end, error come from ``Timeline``); writes the trace in ``close()``."""
+def recording_path(output):
+    """Where the trace's recording goes: beside PATH (``PATH.rec``), or, for a device or a pipe, a temporary file."""
+    try:
+        regular = stat.S_ISREG(os.stat(output.path).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        import tempfile  # only here: a device path is rare, and the driver's imports before the hooks count
 
-    def __init__(self, output, render=None):
-        super().__init__(render)
+        return os.path.join(tempfile.gettempdir(), f"hookwise-chrome-{os.getpid()}-{os.urandom(6).hex()}.rec")
+    return output.requested_path + RECORDING_SUFFIX
+
+
+class ChromeTraceListener:
+    """Records every call; writes the trace from the recording as chunks fill, and the rest in ``close()``."""
+
+    def __init__(self, output, render=None, in_child=False):
         self._output = output
+        self.render = render if render is not None else Render()
+        self._origin_ns = clock_ns()
+        self._pid = _originals.os_getpid()
+        self._writer = open_writer(recording_path(output), render=self.render, in_child=in_child)
+        self._writer.on_retire = self._retired
+        # the runtime calls the writer's own methods: no frame of ours in between
+        self.start, self.end, self.error = self._writer.start, self._writer.end, self._writer.error
+        self._lock = allocate_lock()
+        self._converting = None  # the thread converting now
+        self._trace = None  # the converter, made at the first conversion (the program's name is known then)
+        self._done = set()  # the seq of every chunk converted
+        self._failed = False
+        self._closed = False
+        output.append("[\n")
 
+    @property
+    def recording_path(self):
+        return self._writer.path
+
+    def _converter(self):
+        if self._trace is None:
+            recording = Recording(self._writer.path, live=True)
+            self._trace = ProcessTrace(recording, self.render, self._origin_ns, self._pid, _program_name())
+        return self._trace
+
+    def _flush(self):
+        out = self._trace.out
+        if out:
+            out.append("")  # every event is followed by a comma: the array may stay unclosed
+            self._output.append(",\n".join(out))
+            out.clear()
+
+    def _convert(self, offset):
+        data = self._trace.recording.chunk(offset)
+        seq = fmt.CHUNK_HEADER.unpack_from(data, 0)[2] if len(data) >= fmt.CHUNK_HEADER.size else 0
+        if seq and seq not in self._done:
+            self._done.add(seq)
+            self._trace.events(data)
+
+    # -- as the run goes ------------------------------------------------------
+    def _retired(self, offset):
+        """The writer's ``on_retire``: a thread's chunk is complete; its events go to the trace now."""
+        if self._closed or self._failed or self._output is None or _originals.os_getpid() != self._pid:
+            return
+        with self._lock:
+            self._converting = _originals.get_ident()
+            try:
+                self._converter()
+                self._convert(offset)
+                self._flush()
+            except Exception as exc:  # a bug of ours: the recording still has everything
+                self._failed = True
+                report.warn(f"the chrome trace {self._output.path} stopped being written as the run goes "
+                            f"({type(exc).__name__}: {exc}); it is made at exit")
+            finally:
+                self._converting = None
+
+    def finding(self, finding):
+        """A guard finding (hookwise.guard): an instant on its thread's track, written at once."""
+        if self._closed or self._output is None or self._converting == _originals.get_ident():
+            return
+        from ._timeline import _where
+
+        fields = finding.as_dict()
+        fields["app_caller"] = _where(finding.app_caller)
+        at_ns = clock_ns()
+        with self._lock:
+            trace = self._converter()
+            trace.finding(at_ns, finding.thread_id, finding.thread_name, fields)
+            self._flush()
+
+    # -- processes and exit -------------------------------------------------------
     def after_fork_in_child(self):
-        Timeline.after_fork_in_child(self)
+        """This process writes its own recording and trace; the calls open on the forking thread go on here."""
+        here = _originals.get_ident()
+        self._lock = allocate_lock()  # another thread may have held the parent's at the fork
+        self._converting = None
+        try:
+            trace = self._converter()
+            trace.recording.refresh()
+            for seq, thread, offset in trace.recording.event_chunks():  # its calls not converted yet
+                if thread == here and seq not in self._done:
+                    self._convert(offset)
+            trace.out.clear()  # the parent's: in the parent's trace
+        except Exception:
+            trace = None
+        self._writer.after_fork_in_child()
+        self._pid = _originals.os_getpid()
+        self._done = set()
         self._output = self._output.for_forked_child() if self._output is not None else None
+        if self._output is None:
+            self._trace = None
+            return
+        self._output.append("[\n")
+        if trace is not None:
+            try:
+                trace.for_forked_child(Recording(self._writer.path, live=True), self._pid, here)
+            except fmt.RecordingError:  # the writer could not open this process's file (it said so)
+                trace = None
+        self._trace = trace
 
     def close(self):
-        if self._output is not None and self._output.ours:
-            self._output.write(trace_text(self.layout()))
+        if self._closed or _originals.os_getpid() != self._pid or self._output is None:
+            return
+        self._closed = True
+        if self._converting == _originals.get_ident():  # a signal handler, in the middle of a conversion
+            report.warn(f"the chrome trace {self._output.path} lacks the end of the run: "
+                        f"python -m hookwise.convert {self._writer.path} --to chrome=... makes all of it")
+            return
+        if not self._lock.acquire(timeout=3):
+            report.warn(f"the chrome trace {self._output.path} lacks the end of the run (busy): "
+                        f"python -m hookwise.convert {self._writer.path} --to chrome=... makes all of it")
+            return
+        try:
+            dropped = self._writer.dropped
+            self._writer.full = True  # what other threads do from now on is not in the trace
+            trace = self._converter()
+            trace.recording.refresh()
+            for seq, thread, offset in trace.recording.event_chunks():
+                self._convert(offset)
+                self._flush()
+            trace.finish(clock_ns())
+            self._flush()
+            self._output.finish(trace.closing(dropped) + "\n]\n")  # the last event: no comma after it
+            trace.recording.close()
+        except Exception as exc:
+            report.warn(f"the chrome trace {self._output.path} is incomplete ({type(exc).__name__}: {exc}): "
+                        f"python -m hookwise.convert {self._writer.path} --to chrome=... makes all of it")
+            return
+        finally:
+            self._lock.release()
+        try:
+            _originals.os_unlink(self._writer.path)
+        except OSError:
+            pass
 
 
-def trace_text(layout):
-    """The whole file: one event per line, so that it is readable and greppable."""
-    events = ",\n".join(dumps(event) for event in trace_events(layout))
-    other = dumps({
-        "hookwise_version": __version__,
-        "time_zero_wall_ns": str(layout.origin_wall_ns),  # as text: too many digits for a JSON number
-        "calls_not_recorded": layout.dropped,
-    })
-    return f'{{"traceEvents":[\n{events}\n],\n"otherData":{other}}}\n'
-
-
-def trace_events(layout):
-    pid = layout.pid
-    events = [{"ph": "M", "pid": pid, "tid": pid, "name": "process_name", "args": {"name": f"{layout.program} (hookwise)"}}]
-    thread_tids = {}  # (thread_id, thread_name) -> tid; task tracks get tids of their own
-    next_tid = pid
-
-    def named_track(name, sort_index):
-        nonlocal next_tid
-        tid, next_tid = next_tid, next_tid + 1
-        events.append({"ph": "M", "pid": pid, "tid": tid, "name": "thread_name", "args": {"name": name}})
-        events.append({"ph": "M", "pid": pid, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": sort_index}})
-        return tid
-
-    slices, spans = [], []
-    for index, track in enumerate(layout.tracks):  # a thread's own track comes before its others
-        thread = (track.thread_id, track.thread_name)
-        if thread not in thread_tids:
-            thread_tids[thread] = named_track(track.thread_name, index)
-        if track.kind == Track.SUSPENDED:
-            spans.extend((thread_tids[thread], piece) for piece in track.slices)
-            continue
-        tid = thread_tids[thread] if track.kind == Track.THREAD else named_track(track.name, index)
-        slices.extend(_complete_slice(piece, pid, tid) for piece in track.slices)
-    events.extend(slices)
-    for tid, piece in spans:
-        events.extend(_async_slice(piece, pid, tid))
-    for at_ns, thread_id, thread_name, fields in layout.findings:  # a guard's findings: instants on their thread
-        thread = (thread_id, thread_name)
-        if thread not in thread_tids:
-            thread_tids[thread] = named_track(thread_name, len(layout.tracks))
-        events.append({"ph": "i", "s": "t", "pid": pid, "tid": thread_tids[thread], "name": f"finding {fields['rule']}",
-                       "cat": "hookwise.finding", "ts": _microseconds(at_ns), "cname": ERROR_COLOR, "args": fields})
-    return events
-
-
-def _complete_slice(piece, pid, tid):
-    event = {
-        "ph": "X", "pid": pid, "tid": tid, "name": piece.target, "cat": piece.kind,
-        "ts": _microseconds(piece.start_ns), "dur": _microseconds(piece.duration_ns), "args": _slice_args(piece),
-    }
-    if piece.error is not None:
-        event["cname"] = ERROR_COLOR
-    return event
-
-
-def _async_slice(piece, pid, tid):
-    begin = {
-        "ph": "b", "pid": pid, "tid": tid, "id": piece.call_id, "name": piece.target, "cat": f"hookwise.{piece.kind}",
-        "ts": _microseconds(piece.start_ns), "args": _slice_args(piece),
-    }
-    end = {
-        "ph": "e", "pid": pid, "tid": tid, "id": piece.call_id, "name": piece.target, "cat": begin["cat"],
-        "ts": _microseconds(piece.end_ns),
-    }
-    if piece.error is not None:
-        begin["cname"] = end["cname"] = ERROR_COLOR
-    return begin, end
-
-
-def _slice_args(piece):
-    args = {"call_id": piece.call_id, "arguments": dict(piece.arguments)}
-    if piece.caller is not None:
-        args["caller"] = piece.caller
-    if piece.app_caller is not None:
-        args["app_caller"] = piece.app_caller
-    if piece.task is not None:
-        args["task"] = piece.task
-    if piece.request_id is not None:
-        args["request_id"] = piece.request_id
-    if piece.meaning is not None:  # "sql": {system, database, statement, params, rows}
-        args[piece.meaning[0]] = piece.meaning[1]
-    if piece.unfinished:
-        args["unfinished"] = True
-        return args
-    args["duration_ns"] = piece.call_duration_ns
-    if piece.error is not None:
-        args["error"] = piece.error
-        args["exception_type"] = piece.exception_type
-    else:
-        args["result"] = piece.result
-    return args
-
-
-def _microseconds(ns):
-    # int / int is correctly rounded, and the float's repr is then the exact
-    # decimal "1234.567": a child's [ts, ts + dur] stays inside its parent's
-    return ns / 1000
-
+def _program_name():
+    argv0 = sys.argv[0] if sys.argv and isinstance(sys.argv[0], str) and sys.argv[0] else "python"
+    return os.path.basename(argv0)

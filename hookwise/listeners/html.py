@@ -78,18 +78,16 @@ class HtmlReportListener(Timeline):
         if layout.dropped:
             note = (f'<p class="note">The timeline shows the first {drawn} calls; {layout.dropped} later calls are only '
                     "counted in the table.</p>")
-        data = {
-            "program": program,
-            "pid": layout.pid,
-            "time_zero_wall_ms": layout.origin_wall_ns // 1_000_000,
-            "tracks": [_track_data(track) for track in layout.tracks],
-        }
+        # the data as text, call by call: one dict (and one list of its JSON pieces) for all of them at
+        # once would be several times the text itself
+        head = dumps({"program": program, "pid": layout.pid, "time_zero_wall_ms": layout.origin_wall_ns // 1_000_000})
+        data = for_script_element(head[:-1]) + ',"tracks":[' + ",".join(_track_text(track) for track in layout.tracks) + "]}"
         slots = {
             "TITLE": escape(f"hookwise report: {program} (pid {layout.pid})"),
             "SUMMARY": escape(f"{summary} hookwise {__version__}."),
             "TIMELINE_NOTE": note,
             "STATS": _findings_table(layout.findings) + _stats_table(rows),
-            "DATA": for_script_element(dumps(data)),
+            "DATA": data,  # escaped piece by piece for the script element
         }
         # one pass over the template: text put into one slot is never searched for another slot
         pieces = PAGE.split("@@")
@@ -97,14 +95,11 @@ class HtmlReportListener(Timeline):
         return "".join(pieces)
 
 
-def _track_data(track):
-    return {
-        "name": track.name,
-        "kind": track.kind,
-        "thread": track.thread_name,
-        "rows": track.rows,
-        "calls": [_call_data(piece) for piece in track.slices],
-    }
+def _track_text(track):
+    """A track and its calls, as JSON text that can sit in the page's script element."""
+    head = dumps({"name": track.name, "kind": track.kind, "thread": track.thread_name, "rows": track.rows})
+    calls = ",".join(for_script_element(dumps(_call_data(piece))) for piece in track.slices)
+    return for_script_element(head[:-1]) + ',"calls":[' + calls + "]}"
 
 
 def _call_data(piece):
@@ -115,7 +110,7 @@ def _call_data(piece):
         "task": piece.task,
         "start": piece.start_ns,
         "duration": piece.duration_ns,
-        # the runtime's measure of the call, as in the table; the bar spans the listener's own clock reads
+        # the runtime's measure of the call, as in the table; the bar spans its stamps on the program clock
         "duration_text": format_duration(piece.duration_ns if piece.unfinished else piece.call_duration_ns),
         "depth": piece.depth,
         "caller": piece.caller,

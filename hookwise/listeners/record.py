@@ -5,11 +5,26 @@ later. ``--record-limit SIZE`` bounds the file, ``--record-ring`` keeps the
 most recent SIZE instead of stopping.
 """
 
-from ..recording.writer import RecordWriter
+from .. import accel
 from . import require_arg
 
 
 def from_spec(arg, settings):
-    return RecordWriter(require_arg("record", arg, "a path"), render=settings.render,
-                        limit=getattr(settings, "record_limit", None), ring=getattr(settings, "record_ring", False),
-                        in_child=settings.in_child)
+    return open_writer(require_arg("record", arg, "a path"), render=settings.render,
+                       limit=getattr(settings, "record_limit", None), ring=getattr(settings, "record_ring", False),
+                       in_child=settings.in_child)
+
+
+def open_writer(path, **options):
+    """The writer of a recording at ``path``: the C accelerator's where it is active, else the Python one.
+
+    Both write the same format (``hookwise.recording.format``) and take the same options (``render``,
+    ``limit``, ``ring``, ``in_child``, ``chunk_size``).
+    """
+    if accel.ACTIVE:
+        from ..recording.native import NativeRecordWriter
+
+        return NativeRecordWriter(path, **options)
+    from ..recording.writer import RecordWriter
+
+    return RecordWriter(path, **options)

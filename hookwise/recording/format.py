@@ -35,9 +35,15 @@ Meta records (in CHUNK_META chunks, written before any event refers to them)::
 
     STRING  1   id:u len:u utf8     an interned string: target, module, qualname,
                                     kind, file, function, parameter name, exception type, task
+                                    (a writer remembers 65,536 of them: past that a string may be
+                                    written again, under a new id, each time it is needed)
     SITE    2   id:u target:u module:u qualname:u kind:u has_params:u
                 [n:u names:u*n vararg:u kwonly_n:u kwonly:u*n kwarg:u]   (vararg/kwarg: string id + 1, 0 none)
-    THREAD  3   thread_id:u name:u
+    THREAD  3   thread_id:u name:u from_seq:u   (from_seq, since version 4: the seq of the first chunk
+                                    of its events; thread ids are reused, and a later thread with the
+                                    same id gets a THREAD record and chunks of its own: a chunk's
+                                    thread is named by the record of its id with the largest from_seq
+                                    not above the chunk's seq; version 3 has no from_seq: 0)
 
 Event records (in CHUNK_EVENTS chunks; ``dt`` is z, ns since the previous event
 of the chunk, the first from base_ts)::
@@ -65,20 +71,28 @@ Values (``v``): a tag byte then::
     8 shown: the value's bounded safe repr, exactly as the live outputs render it (len:u + UTF-8)
     9 redacted (a parameter whose name is a secret: the value is not in the file)
     10 dict (n:u + (str key, v)*n; a builtin's keywords, a **kwargs parameter)
+    11 object (name:u address:u): shown as ``<name object at 0x...>`` (address in hex), cut at
+       repr_limit as every shown value is; name is a string id (``module.Class``). The C writer
+       stores so the values the safe repr shows so by their type alone, and a half-built ``self``.
 
 Strings and bytes longer than the run's repr_limit, ints beyond 64 bits and
 tuples of more than ``MAX_TUPLE`` items or of anything else are stored as
 ``shown``. Secret dict keys never reach the file (their values are stored as
 ``shown`` ``***``).
 
-Timestamps all come from one monotonic clock (the runtime's ``clock_ns``);
-wall times are ``wall_offset`` + them.
+Timestamps are on each thread's program clock: the runtime's monotonic
+``clock_ns`` less hookwise's own time on that thread so far (``Call.program_ns``;
+an END is its call's program_ns + duration_ns), so that no output made from a
+recording shows hookwise's time as the program's. Wall times are
+``wall_offset`` + them; a thread that made many hooked calls runs behind the
+wall clock by hookwise's time on it.
 """
 
 import struct
 
 MAGIC = b"HOOKWISE-REC\0\0\0\0"
-VERSION = 3  # 2: START records carry the app_caller; 3: and the request_id
+VERSION = 4  # 2: START records carry the app_caller; 3: and the request_id; 4: object values, program-clock
+READABLE = (3, 4)  # stamps, THREAD's from_seq (a version 3 file reads as one whose records have from_seq 0)
 HEADER_SIZE = 4096
 CHUNK_MAGIC = b"HWCK"
 CHUNK_HEADER = struct.Struct("<4sB3xQQq")
@@ -89,7 +103,7 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 STRING, SITE, THREAD = 1, 2, 3
 START, END, ERROR = 5, 6, 7
 
-V_NONE, V_FALSE, V_TRUE, V_INT, V_FLOAT, V_STR, V_BYTES, V_TUPLE, V_SHOWN, V_REDACTED, V_DICT = range(11)
+V_NONE, V_FALSE, V_TRUE, V_INT, V_FLOAT, V_STR, V_BYTES, V_TUPLE, V_SHOWN, V_REDACTED, V_DICT, V_OBJECT = range(12)
 MAX_TUPLE = 16
 _DOUBLE = struct.Struct("<d")
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
@@ -213,8 +227,8 @@ def put_shown(out, text):
     put_text(out, text)
 
 
-def get_value(data, pos, shown):
-    """(value, pos); ``shown(text)`` makes the stand-in of a stored repr."""
+def get_value(data, pos, shown, strings=None):
+    """(value, pos); ``shown(text)`` makes the stand-in of a stored repr; ``strings`` names objects."""
     tag = data[pos]
     pos += 1
     if tag == V_NONE:
@@ -236,7 +250,7 @@ def get_value(data, pos, shown):
         count, pos = get_u(data, pos)
         items = []
         for _ in range(count):
-            item, pos = get_value(data, pos, shown)
+            item, pos = get_value(data, pos, shown, strings)
             items.append(item)
         return tuple(items), pos
     if tag == V_SHOWN:
@@ -249,6 +263,10 @@ def get_value(data, pos, shown):
         items = {}
         for _ in range(count):
             key, pos = get_text(data, pos)
-            items[key], pos = get_value(data, pos, shown)
+            items[key], pos = get_value(data, pos, shown, strings)
         return items, pos
+    if tag == V_OBJECT:
+        name, pos = get_u(data, pos)
+        address, pos = get_u(data, pos)
+        return shown(f"<{strings[name] if strings is not None else '?'} object at {address:#x}>"), pos
     raise RecordingError(f"unknown value tag {tag}")

@@ -7,19 +7,21 @@ order of their timestamps. The ``RecordedCall`` has what a live ``Call``
 offers to the built-in outputs; values kept as text come back as
 ``saferepr.Shown``, so the outputs' ``Render`` shows exactly the same text.
 
-Memory: one chunk per thread being merged and the calls still open (the
-deepest nesting), never the number of calls.
+Memory: one chunk per thread being merged (read with ``pread``, never mapped:
+a mapped file's pages would count in the process's memory as they are read)
+and the calls still open (the deepest nesting), never the number of calls.
 """
 
 import glob
 import heapq
-import mmap
 import os
 
 from ..call import Caller, args_of, arguments_of, changed_arguments_of, kwargs_of
 from ..saferepr import Shown
 from ..semantics import END_KEYS
 from . import format as fmt
+
+_pread = os.pread  # bound before any hook is installed
 
 
 class RecordedSite:
@@ -68,6 +70,7 @@ class RecordedCall:
     arguments = property(arguments_of)
     changed_arguments = property(changed_arguments_of)
     end_ns = property(lambda self: None if self.duration_ns is None else self.start_ns + self.duration_ns)
+    program_ns = property(lambda self: self.perf_ns)  # recorded on the program clock (see ``format``)
     done = property(lambda self: self.duration_ns is not None)
 
 
@@ -85,49 +88,84 @@ class RecordedError:
 
 
 class Recording:
-    """One process's file: its header, string table and per-thread event streams."""
+    """One process's file: its header, string table and per-thread event chunks.
 
-    def __init__(self, path):
+    Chunks are read with ``pread`` one at a time (``chunk``), never mapped
+    whole: converting a recording of any size keeps one chunk per thread in
+    memory. ``live=True`` reads a file its writer is still writing:
+    ``refresh()`` then picks up the chunks and meta records added since.
+    """
+
+    def __init__(self, path, live=False):
         self.path = path
+        self.live = live
         try:
-            with open(path, "rb") as handle:
-                header = handle.read(fmt.HEADER_SIZE)
-                self.size = os.fstat(handle.fileno()).st_size
+            self._file = open(path, "rb")
+            header = self._file.read(fmt.HEADER_SIZE)
         except OSError as exc:
             raise fmt.RecordingError(f"cannot read recording {path!r}: {exc.strerror or exc}") from None
+        self._fd = self._file.fileno()
         if len(header) < fmt.HEADER.size or header[:16] != fmt.MAGIC:
             raise fmt.RecordingError(f"{path!r} is not a hookwise recording")
         _, version, self.chunk_size, self.pid, self.wall_offset, self.repr_limit, n_redact = fmt.HEADER.unpack_from(header)
-        if version != fmt.VERSION:
+        self.version = version
+        if version not in fmt.READABLE:
             raise fmt.RecordingError(f"{path!r} is a recording of format version {version}; this hookwise reads "
-                                     f"version {fmt.VERSION} only")
+                                     f"versions {', '.join(map(str, fmt.READABLE))} only")
         pos, self.redact = fmt.HEADER.size, []
         for _ in range(n_redact):
             length = int.from_bytes(header[pos : pos + 2], "little")
             self.redact.append(header[pos + 2 : pos + 2 + length].decode("utf-8", "replace"))
             pos += 2 + length
-        self.strings, self.sites, self.thread_names = {}, {}, {}
+        self.strings, self.sites = {}, {}
+        self.thread_names = {}  # thread id -> [(from_seq, name)], ascending: see thread_at
         self._events = {}  # thread -> [(seq, offset)]
-        meta = []
-        with open(path, "rb") as handle:
-            offset = fmt.HEADER_SIZE
-            while offset + self.chunk_size <= self.size:
-                handle.seek(offset)
-                magic, kind, seq, thread, _ = fmt.CHUNK_HEADER.unpack(handle.read(fmt.CHUNK_HEADER.size))
-                if magic == fmt.CHUNK_MAGIC and seq:
-                    if kind == fmt.CHUNK_META:
-                        meta.append((seq, offset))
-                    else:
-                        self._events.setdefault(thread, []).append((seq, offset))
-                offset += self.chunk_size
-        with open(path, "rb") as handle:
-            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if self.size else b""
-        for _, offset in sorted(meta):
-            self._read_meta(offset)
+        self._meta = []  # (seq, offset) of the meta chunks, in order
+        self._meta_at = (0, fmt.CHUNK_HEADER.size)  # where reading the meta records goes on: (index, pos)
+        self._scanned = fmt.HEADER_SIZE  # the offset of the first chunk not looked at yet
+        self.refresh()
 
-    def _read_meta(self, offset):
-        data, pos, end = self._map, offset + fmt.CHUNK_HEADER.size, offset + self.chunk_size
-        get_u, strings = fmt.get_u, self.strings
+    def chunk(self, offset):
+        """The bytes of the chunk at ``offset`` (shorter if the file ends before its end)."""
+        return _pread(self._fd, self.chunk_size, offset)
+
+    def refresh(self):
+        """Take in the chunks and meta records written since the last look."""
+        size = os.fstat(self._fd).st_size
+        offset, new_meta = self._scanned, False
+        while offset + self.chunk_size <= size:
+            magic, kind, seq, thread, _ = fmt.CHUNK_HEADER.unpack(_pread(self._fd, fmt.CHUNK_HEADER.size, offset))
+            if magic == fmt.CHUNK_MAGIC and seq:
+                if kind == fmt.CHUNK_META:
+                    self._meta.append((seq, offset))
+                    new_meta = True
+                else:
+                    self._events.setdefault(thread, []).append((seq, offset))
+            elif self.live:
+                break  # being set up by the writer right now: look again next time
+            offset += self.chunk_size
+        self._scanned = offset
+        if new_meta:
+            self._meta.sort()
+        self._read_meta()
+
+    def event_chunks(self):
+        """(seq, thread, offset) of every chunk of events, in the order the writer took them."""
+        return sorted((seq, thread, offset) for thread, chunks in self._events.items() for seq, offset in chunks)
+
+    def _read_meta(self):
+        index, pos = self._meta_at
+        while index < len(self._meta):
+            data = self.chunk(self._meta[index][1])
+            pos = self._read_meta_records(data, pos)
+            if index + 1 == len(self._meta):
+                break  # the writer may add to this one yet
+            index, pos = index + 1, fmt.CHUNK_HEADER.size
+        self._meta_at = (index, pos)
+
+    def _read_meta_records(self, data, pos):
+        """Read the meta records of one chunk's ``data`` from ``pos`` on; returns where they stop."""
+        get_u, strings, end = fmt.get_u, self.strings, len(data)
         while pos < end and data[pos]:
             tag = data[pos]
             pos += 1
@@ -161,27 +199,55 @@ class Recording:
             elif tag == fmt.THREAD:
                 thread, pos = get_u(data, pos)
                 name, pos = get_u(data, pos)
-                self.thread_names[thread] = strings[name]
+                from_seq = 0
+                if self.version >= 4:
+                    from_seq, pos = get_u(data, pos)
+                names = self.thread_names.setdefault(thread, [])
+                names.append((from_seq, strings[name]))
+                names.sort()
             else:
                 raise fmt.RecordingError(f"{self.path!r}: unknown meta record {tag}")
+        return pos
 
-    def thread_events(self, thread):
-        """A generator of (ts, tag, thread, pos) for one thread's events, in order; ``pos`` is just after dt.
+    def thread_at(self, thread, seq):
+        """(from_seq, name) of the thread whose events the chunk ``seq`` of ``thread`` holds.
+
+        Thread ids are reused: each thread that had the id has a THREAD record of its own, from the
+        chunk its events start in. (0, "Thread-ID") when the recording names none (a ring recording
+        may have lost nothing but its events; a killed writer may not have named it yet).
+        """
+        found = (0, f"Thread-{thread}")
+        for from_seq, name in self.thread_names.get(thread, ()):
+            if from_seq > seq:
+                break
+            found = (from_seq, name)
+        return found
+
+    def thread_events(self, thread, on_chunk=None):
+        """A generator of (ts, tag, data, pos) for one thread's events, in order; ``data`` is the chunk's
+        bytes and ``pos`` is just after dt.
 
         The consumer parses the record and sends back the position after it.
         """
-        data = self._map
         for _, offset in sorted(self._events[thread]):
-            base = fmt.CHUNK_HEADER.unpack_from(data, offset)[4]
-            pos, end, ts = offset + fmt.CHUNK_HEADER.size, offset + self.chunk_size, base
+            data = self.chunk(offset)
+            if on_chunk is not None:
+                on_chunk()
+            if len(data) < fmt.CHUNK_HEADER.size:
+                continue
+            base = fmt.CHUNK_HEADER.unpack_from(data, 0)[4]
+            pos, end, ts = fmt.CHUNK_HEADER.size, len(data), base
             while pos < end and data[pos]:
                 tag = data[pos]
                 delta, pos = fmt.get_z(data, pos + 1)
                 ts += delta
-                pos = yield (ts, tag, thread, pos)
+                pos = yield (ts, tag, data, pos)
 
     def streams(self):
         return [self.thread_events(thread) for thread in self._events]
+
+    def close(self):
+        self._file.close()
 
 
 def files_of(paths):
@@ -212,18 +278,20 @@ def _is_recording(path):
         return False
 
 
-def read(paths):
-    """Every event of the recordings, merged by wall-clock time: (event, call, outcome)."""
+def read(paths, on_chunk=None):
+    """Every event of the recordings, merged by wall-clock time: (event, call, outcome).
+
+    ``on_chunk()``, when given, is called as each chunk of events is taken up (a converter's progress).
+    """
     recordings = [Recording(path) for path in files_of(paths)]
     heap = []
     for number, recording in enumerate(recordings):
-        for stream in recording.streams():
-            _push(heap, recording, number, stream, None)
+        for thread in recording._events:
+            _push(heap, recording, number, thread, recording.thread_events(thread, on_chunk), None)
     open_calls = {}  # (file number, call_id) -> RecordedCall
     while heap:
-        wall, number, order, ts, tag, thread, pos, stream = heapq.heappop(heap)
+        wall, number, order, ts, tag, thread, data, pos, stream = heapq.heappop(heap)
         recording = recordings[number]
-        data = recording._map
         call_id, pos = fmt.get_u(data, pos)
         if tag == fmt.START:
             call, pos = _start(recording, data, pos, call_id, thread, ts)
@@ -233,7 +301,7 @@ def read(paths):
         else:
             call = open_calls.pop((number, call_id), None)
             if tag == fmt.END:
-                result, pos = fmt.get_value(data, pos, Shown)
+                result, pos = fmt.get_value(data, pos, Shown, recording.strings)
                 outcome, pos = fmt.get_fields(data, pos, recording.strings)
             else:
                 type_id, pos = fmt.get_u(data, pos)
@@ -251,7 +319,7 @@ def read(paths):
                     call.exception = error
                     call.recorded_outcome = outcome
                     yield "error", call, error
-        _push(heap, recording, number, stream, pos)
+        _push(heap, recording, number, thread, stream, pos)
     for call in open_calls.values():
         yield "unfinished", call, None
 
@@ -259,13 +327,13 @@ def read(paths):
 _order = iter(range(1 << 62)).__next__
 
 
-def _push(heap, recording, number, stream, pos):
+def _push(heap, recording, number, thread, stream, pos):
     try:
         item = stream.send(pos) if pos is not None else next(stream)
     except StopIteration:
         return
-    ts, tag, thread, at = item
-    heapq.heappush(heap, (ts + recording.wall_offset, number, _order(), ts, tag, thread, at, stream))
+    ts, tag, data, at = item
+    heapq.heappush(heap, (ts + recording.wall_offset, number, _order(), ts, tag, thread, data, at, stream))
 
 
 def _start(recording, data, pos, call_id, thread, ts):
@@ -283,7 +351,7 @@ def _start(recording, data, pos, call_id, thread, ts):
     count, pos = get_u(data, pos)
     values = []
     for _ in range(count):
-        value, pos = fmt.get_value(data, pos, Shown)
+        value, pos = fmt.get_value(data, pos, Shown, strings)
         values.append(value)
     meaning_id, pos = get_u(data, pos)
     if meaning_id:
@@ -299,7 +367,7 @@ def _start(recording, data, pos, call_id, thread, ts):
     call.site = site
     call.call_id = call_id
     call.thread_id = thread
-    call.thread_name = recording.thread_names.get(thread, f"Thread-{thread}")
+    call.thread_name = recording.thread_at(thread, fmt.CHUNK_HEADER.unpack_from(data, 0)[2])[1]
     call.pid = recording.pid
     call.perf_ns = ts
     call.wall_offset = recording.wall_offset

@@ -17,7 +17,7 @@ opens its own file), raise into the program, or keep the program's objects.
 
 import mmap
 import os
-from _thread import allocate_lock
+from _thread import _local, allocate_lock
 
 from .. import _originals, report, semantics
 from ..call import clock_ns, parameter_names, wall_offset_ns
@@ -32,10 +32,38 @@ _pwrite = os.pwrite
 _TEXT = (str, bytes, tuple)  # what redaction by content may change (a tuple of them)
 
 
-class _Chunk:
-    __slots__ = ("index", "map", "pos", "last_ts", "thread")
+STRINGS_KEPT = 65536  # strings remembered at most (the C writer's REC_STRINGS_KEPT)
 
-    def __init__(self, index, mapping, thread, base_ts):
+
+def chunk_size_for(limit, chunk_size=fmt.DEFAULT_CHUNK_SIZE):
+    """The chunk size of a recording bounded to ``limit`` bytes (None: unbounded): at least eight chunks fit."""
+    if limit is not None:
+        chunk_size = max(4096, min(chunk_size, (limit // 8) // 4096 * 4096))
+    return chunk_size
+
+
+def open_recording(path, render, chunk_size):
+    """Create the file at ``path`` (never through a symlink planted there) with its header; its descriptor."""
+    fd = _originals.os_open(path, _FLAGS, 0o666)
+    header = bytearray(fmt.HEADER.pack(fmt.MAGIC, fmt.VERSION, chunk_size, _originals.os_getpid(), wall_offset_ns(),
+                                       render.repr_limit, len(render.redact)))
+    for word in render.redact:
+        data = word.encode("utf-8")[:0xFFFF]
+        header += len(data).to_bytes(2, "little") + data
+    try:
+        _ftruncate(fd, fmt.HEADER_SIZE)
+        _pwrite(fd, bytes(header[: fmt.HEADER_SIZE]), 0)
+    except OSError:
+        _originals.os_close(fd)
+        raise
+    return fd
+
+
+class _Chunk:
+    __slots__ = ("index", "map", "pos", "last_ts", "thread", "seq")
+
+    def __init__(self, index, mapping, thread, base_ts, seq=0):
+        self.seq = seq
         self.index = index
         self.map = mapping
         self.pos = fmt.CHUNK_HEADER.size
@@ -48,9 +76,7 @@ class RecordWriter:
         self.requested_path = path
         self.render = render if render is not None else Render()
         self.ring = ring
-        if limit is not None:
-            chunk_size = max(4096, min(chunk_size, (limit // 8) // 4096 * 4096))
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size_for(limit, chunk_size)
         self.limit = limit
         self.in_child = in_child
         self._open(path_for_child(path, _originals.os_getpid()) if in_child else path)
@@ -58,28 +84,20 @@ class RecordWriter:
     def _open(self, path):
         self.path = path
         self._pid = _originals.os_getpid()
-        self._fd = _originals.os_open(path, _FLAGS, 0o666)
+        self._fd = open_recording(path, self.render, self.chunk_size)
         self._lock = allocate_lock()
         self._threads = {}  # thread id -> its current _Chunk
         self._meta = None
         self._strings = {}
+        self._n_strings = 0
         self._sites = {}  # id(site) -> (site id, site): the site is kept so its id is never reused
-        self._named_threads = set()
+        self._local = _local()  # .named: this thread's THREAD record is written (thread ids are reused)
         self._chunks = 0  # chunks allocated in the file
         self._seq = 0
         self._event_chunks = []  # ring: event chunk indexes, oldest first
         self.full = False
         self.dropped = 0
         self.closed = False
-        render = self.render
-        header = bytearray(fmt.HEADER.pack(fmt.MAGIC, fmt.VERSION, self.chunk_size, self._pid, wall_offset_ns(),
-                                           render.repr_limit, len(render.redact)))
-        for word in render.redact:
-            data = word.encode("utf-8")[:0xFFFF]
-            header += len(data).to_bytes(2, "little") + data
-        header = bytes(header[: fmt.HEADER_SIZE])
-        _ftruncate(self._fd, fmt.HEADER_SIZE)
-        _pwrite(self._fd, header, 0)
 
     # -- chunks ---------------------------------------------------------------
     def _new_chunk(self, kind, thread):
@@ -105,7 +123,7 @@ class RecordWriter:
         mapping[: fmt.CHUNK_HEADER.size] = fmt.CHUNK_HEADER.pack(fmt.CHUNK_MAGIC, kind, self._seq, thread, base_ts)
         if kind == fmt.CHUNK_EVENTS:
             self._event_chunks.append(index)
-        return _Chunk(index, mapping, thread, base_ts)
+        return _Chunk(index, mapping, thread, base_ts, self._seq)
 
     def _put(self, chunk, record):
         """Store ``record`` (tag first in ``record``) with its tag last; False if it does not fit."""
@@ -135,13 +153,17 @@ class RecordWriter:
             with self._lock:
                 number = self._strings.get(text)
                 if number is None:
-                    number = len(self._strings)
+                    number = self._n_strings
                     record = bytearray((fmt.STRING,))
                     fmt.put_u(record, number)
                     fmt.put_text(record, text)
                     if not self._meta_record(record):
                         return 0
-                    self._strings[text] = number
+                    self._n_strings += 1
+                    # past STRINGS_KEPT a new string is written again each time (asyncio task names are
+                    # new for every task of a server: the file grows with them, memory does not)
+                    if len(self._strings) < STRINGS_KEPT:
+                        self._strings[text] = number
         return number
 
     def _site(self, site):
@@ -191,16 +213,32 @@ class RecordWriter:
                 if self._put(chunk, out):
                     chunk.last_ts = ts
                     return
-                chunk.map.close()
-            with self._lock:
-                chunk = self._new_chunk(fmt.CHUNK_EVENTS, thread_id)
-                if chunk is None:
-                    self._threads.pop(thread_id, None)
-                    self._stop()
-                    self.dropped += 1
-                    return
-                self._threads[thread_id] = chunk
+            chunk = self._next_chunk(thread_id, chunk)
+            if chunk is None:
+                self.dropped += 1
+                return
         self.dropped += 1  # larger than a chunk
+
+    on_retire = None
+    """None, or ``on_retire(offset)``: called with the file offset of a thread's chunk of events once it is
+    complete (the thread went on to its next chunk), outside the writer's lock, on that thread. The live
+    chrome trace converts the chunk then."""
+
+    def _next_chunk(self, thread_id, full):
+        """The thread's next chunk of events, after ``full`` (its chunk that is full, or None); None when the
+        file is full. (The C writer calls this too, when a thread needs a chunk.)"""
+        if full is not None:
+            full.map.close()
+        with self._lock:
+            chunk = self._new_chunk(fmt.CHUNK_EVENTS, thread_id)
+            if chunk is None:
+                self._threads.pop(thread_id, None)
+                self._stop()
+            else:
+                self._threads[thread_id] = chunk
+        if full is not None and self.on_retire is not None:
+            self.on_retire(fmt.HEADER_SIZE + full.index * self.chunk_size)
+        return chunk
 
     # -- values ---------------------------------------------------------------
     def _value(self, out, value, name=None):
@@ -241,13 +279,8 @@ class RecordWriter:
             self.dropped += 1
             return
         thread_id = call.thread_id
-        if thread_id not in self._named_threads:
-            self._named_threads.add(thread_id)
-            record = bytearray((fmt.THREAD,))
-            fmt.put_u(record, thread_id)
-            fmt.put_u(record, self._string(call.thread_name))
-            with self._lock:
-                self._meta_record(record)
+        if not self._local.__dict__.get("named"):
+            self._name_thread(thread_id, call.thread_name)
         site = call.site
         record = bytearray((fmt.START,))
         fmt.put_u(record, call.call_id)
@@ -295,16 +328,40 @@ class RecordWriter:
         else:
             fmt.put_u(record, self._string(meaning[0]) + 1)
             fmt.put_fields(record, meaning[1], self._string)
-        self._event(thread_id, call.perf_ns, record)
+        self._event(thread_id, call.program_ns, record)
+
+    def _name_thread(self, thread_id, name):
+        """THREAD for this thread, from a chunk of its own: a thread that had its id before keeps its
+        chunks and its name (the C writer does the same; see ``format``'s THREAD)."""
+        chunk = self._next_chunk(thread_id, self._threads.get(thread_id))
+        if chunk is None:
+            return
+        record = bytearray((fmt.THREAD,))
+        fmt.put_u(record, thread_id)
+        fmt.put_u(record, self._string(name))
+        fmt.put_u(record, chunk.seq)
+        with self._lock:
+            self._meta_record(record)
+        self._local.named = True
 
     def end(self, call, result):
+        thread_id = _originals.get_ident()
+        if not self._local.__dict__.get("named"):  # a generator finished on a thread that started nothing
+            from .. import _state
+
+            self._name_thread(thread_id, _state.thread_name(thread_id))
         record = bytearray((fmt.END,))
         fmt.put_u(record, call.call_id)
         self._value(record, result)
         fmt.put_fields(record, semantics.end_fields(call, result), self._string)
-        self._event(_originals.get_ident(), call.perf_ns + call.duration_ns, record)
+        self._event(thread_id, call.program_ns + call.duration_ns, record)
 
     def error(self, call, exc):
+        thread_id = _originals.get_ident()
+        if not self._local.__dict__.get("named"):
+            from .. import _state
+
+            self._name_thread(thread_id, _state.thread_name(thread_id))
         render = self.render
         record = bytearray((fmt.ERROR,))
         fmt.put_u(record, call.call_id)
@@ -312,7 +369,7 @@ class RecordWriter:
         fmt.put_text(record, render.value(exc))
         fmt.put_text(record, render.exception_text(exc))
         fmt.put_fields(record, semantics.error_fields(call, exc), self._string)
-        self._event(_originals.get_ident(), call.perf_ns + call.duration_ns, record)
+        self._event(thread_id, call.program_ns + call.duration_ns, record)
 
     # -- processes and exit ---------------------------------------------------
     def after_fork_in_child(self):
