@@ -27,7 +27,10 @@
 #include <string.h>
 #include <time.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- state */
@@ -1493,49 +1496,923 @@ install_methods(PyObject *module, PyObject *cls)
 
 /* ------------------------------------------------------------- writing events */
 
-/* write_whole(fd, data): write all of `data` to `fd` while holding the GIL.
- * os.write lets other threads run during the system call; a listener that
- * writes each event (jsonl) would then let threads interleave differently
- * than without hookwise (more-itertools' callback_iter test is such a race).
- * A write to a regular file does not wait; on a non-blocking fd that is full
- * (a pipe whose reader is slow) this waits for room with the GIL released. */
+/* Writing an event must not let the program's other threads run in the
+ * middle of a hooked call: os.write lets go of the GIL during the system
+ * call, and a thread waiting for it then runs there (more-itertools'
+ * callback_iter test, a worker thread racing the test, lost its race one run
+ * in four). Everything here writes with the GIL held. A write to a regular
+ * file does not wait; a pipe, FIFO, terminal or socket that is full would
+ * make it wait for a reader, perhaps one of the program's own threads, so
+ * there it waits for room with the GIL released (as os.write would), which
+ * is the one moment another thread may run. */
+
+/* Wait until `fd` takes a write; the GIL is released meanwhile. */
+static void
+wait_for_room(int fd)
+{
+    struct pollfd room = {fd, POLLOUT, 0};
+    Py_BEGIN_ALLOW_THREADS
+    poll(&room, 1, -1);
+    Py_END_ALLOW_THREADS
+}
+
+/* Write all of data[0:size] to `fd` with the GIL held; 0, or -1 with errno set.
+ * `may_block`: `fd` is a blocking pipe, terminal or socket that is not ours
+ * to make non-blocking (hookwise's duplicate of stderr): poll says first
+ * whether it has room, and each write is at most PIPE_BUF bytes, which a
+ * pipe with room takes without waiting. On a non-blocking fd a full pipe
+ * answers EAGAIN and we wait for room. */
+static int
+write_held(int fd, const char *data, Py_ssize_t size, int may_block)
+{
+    while (size > 0) {
+        size_t piece = (size_t)size;
+        if (may_block) {
+            struct pollfd room = {fd, POLLOUT, 0};
+            int ready = poll(&room, 1, 0);
+            if (ready == 0) {
+                wait_for_room(fd);
+                continue;
+            }
+            if (ready < 0 && errno != EINTR) {
+                return -1;
+            }
+            if (piece > PIPE_BUF) {
+                piece = PIPE_BUF;
+            }
+        }
+        ssize_t written = write(fd, data, piece);
+        if (written >= 0) {
+            data += written;
+            size -= written;
+        }
+        else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            wait_for_room(fd);
+        }
+        else if (errno != EINTR) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* write_whole(fd, data, may_block=False): see write_held. */
 static PyObject *
 py_write_whole(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "write_whole(fd, data)");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "write_whole(fd, data, may_block=False)");
         return NULL;
     }
     long fd = PyLong_AsLong(args[0]);
     if (fd == -1 && PyErr_Occurred()) {
         return NULL;
     }
+    int may_block = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
+    if (may_block < 0) {
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    const char *next = view.buf;
-    Py_ssize_t left = view.len;
-    while (left > 0) {
-        ssize_t written = write((int)fd, next, (size_t)left);
-        if (written >= 0) {
-            next += written;
-            left -= written;
-        }
-        else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            struct pollfd room = {(int)fd, POLLOUT, 0};
-            Py_BEGIN_ALLOW_THREADS
-            poll(&room, 1, -1);
-            Py_END_ALLOW_THREADS
-        }
-        else if (errno != EINTR) {
-            PyBuffer_Release(&view);
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-    }
+    int failed = write_held((int)fd, view.buf, view.len, may_block);
     PyBuffer_Release(&view);
+    if (failed) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
     Py_RETURN_NONE;
 }
+
+/* LineBuffer(fd, limit, max_wait_ns, may_block=False): lines gathered and
+ * written together (hookwise/listeners/jsonl.py says when, and what a kill
+ * can lose). The same behaviour as hookwise.writes.PurePythonLineBuffer,
+ * plus a thread that writes what waits when the program goes quiet.
+ *
+ * add(line, now_ns) copies the line (ASCII or UTF-8 text) into the buffer;
+ * the buffer is written, with the GIL held, when it holds `limit` bytes, when
+ * the line would not fit beside what waits, or when `now_ns` (the wall clock)
+ * is `max_wait_ns` or more after the last write. A line longer than `limit`
+ * is written alone; `limit` 0 writes every line at once.
+ *
+ * When the program goes quiet, lines would wait for its next event: so one
+ * bare POSIX thread per process (started with the first buffered line, every
+ * signal blocked, no Python state: Python never sees it) writes every buffer
+ * whose oldest line has waited `max_wait_ns`. It never takes the GIL, so the
+ * buffer's own mutex guards its bytes, and the `writing` lock keeps chunks in
+ * the order they were filled: a Python thread that finds it held waits with
+ * the GIL released (only a write that waits for a full pipe holds it long). */
+typedef struct LineBufferObject {
+    PyObject_HEAD
+    int fd;
+    int may_block;
+    Py_ssize_t limit;
+    long long max_wait_ns;
+    long long last_write_ns;
+    char *data;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+    int error;                    /* errno of a write the quiet-time thread could not make, for Python to say */
+    PyThread_type_lock writing;   /* held while a chunk is written */
+    pthread_mutex_t mutex;        /* guards data, size, capacity, last_write_ns, error */
+    struct LineBufferObject *next, *previous;  /* every live buffer of the process, for the quiet-time thread */
+} LineBufferObject;
+
+static pthread_mutex_t buffers_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t buffers_waiting = PTHREAD_COND_INITIALIZER;  /* a buffer got its first line */
+static LineBufferObject *buffers = NULL;
+static int quiet_writer_running = 0;
+static int at_fork_registered = 0;
+
+static long long
+wall_now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+/* Write without the GIL (the quiet-time thread): wait for room in a full pipe, whatever it takes. */
+static int
+write_bare(int fd, const char *data, Py_ssize_t size)
+{
+    while (size > 0) {
+        ssize_t written = write(fd, data, (size_t)size);
+        if (written >= 0) {
+            data += written;
+            size -= written;
+        }
+        else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd room = {fd, POLLOUT, 0};
+            poll(&room, 1, -1);
+        }
+        else if (errno != EINTR) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Under self->mutex: take what waits, leaving an empty buffer; the caller writes it, then gives it back. */
+static char *
+line_buffer_take(LineBufferObject *self, Py_ssize_t *size, Py_ssize_t *capacity, long long now_ns)
+{
+    char *chunk = self->data;
+    *size = self->size;
+    *capacity = self->capacity;
+    self->data = NULL;
+    self->size = self->capacity = 0;
+    self->last_write_ns = now_ns;
+    return chunk;
+}
+
+/* Under self->mutex: keep the chunk's memory when nothing was added meanwhile. */
+static void
+line_buffer_give_back(LineBufferObject *self, char *chunk, Py_ssize_t capacity)
+{
+    if (self->data == NULL) {
+        self->data = chunk;
+        self->capacity = capacity;
+    }
+    else {
+        PyMem_RawFree(chunk);
+    }
+}
+
+static void *
+quiet_writer(void *unused)
+{
+    pthread_mutex_lock(&buffers_mutex);
+    for (;;) {
+        long long now = wall_now_ns();
+        long long wait_ns = -1;  /* until a buffer gets a line */
+        LineBufferObject *due = NULL;
+        for (LineBufferObject *buffer = buffers; buffer != NULL; buffer = buffer->next) {
+            pthread_mutex_lock(&buffer->mutex);
+            if (buffer->size > 0 && buffer->limit > 0) {
+                long long left = buffer->last_write_ns + buffer->max_wait_ns - now;
+                if (left <= 0 || now < buffer->last_write_ns) {
+                    if (due == NULL) {
+                        due = buffer;
+                    }
+                }
+                else if (wait_ns < 0 || left < wait_ns) {
+                    wait_ns = left;
+                }
+            }
+            pthread_mutex_unlock(&buffer->mutex);
+        }
+        if (due != NULL && PyThread_acquire_lock(due->writing, NOWAIT_LOCK)) {
+            /* holding `writing`, the buffer outlives this write: its dealloc takes the lock first */
+            pthread_mutex_unlock(&buffers_mutex);
+            Py_ssize_t size, capacity;
+            pthread_mutex_lock(&due->mutex);
+            char *chunk = line_buffer_take(due, &size, &capacity, now);
+            pthread_mutex_unlock(&due->mutex);
+            int failed = chunk != NULL && write_bare(due->fd, chunk, size) < 0 ? errno : 0;
+            pthread_mutex_lock(&due->mutex);
+            if (chunk != NULL) {
+                line_buffer_give_back(due, chunk, capacity);
+            }
+            if (failed) {
+                due->error = failed;
+            }
+            pthread_mutex_unlock(&due->mutex);
+            PyThread_release_lock(due->writing);
+            pthread_mutex_lock(&buffers_mutex);
+            continue;
+        }
+        if (due != NULL) {  /* a Python thread is writing it: look again soon */
+            wait_ns = 1000000;
+        }
+        if (wait_ns < 0) {
+            pthread_cond_wait(&buffers_waiting, &buffers_mutex);
+        }
+        else {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            long long at = (long long)until.tv_sec * 1000000000LL + until.tv_nsec + wait_ns;
+            until.tv_sec = at / 1000000000LL;
+            until.tv_nsec = at % 1000000000LL;
+            pthread_cond_timedwait(&buffers_waiting, &buffers_mutex, &until);
+        }
+    }
+    return NULL;
+}
+
+/* Under buffers_mutex. Without the thread (it could not start), lines wait for the next event. */
+static void
+start_quiet_writer(void)
+{
+    if (quiet_writer_running) {
+        return;
+    }
+    pthread_t thread;
+    pthread_attr_t attributes;
+    sigset_t all, previous;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attributes, 64 * 1024);
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);  /* the new thread inherits this mask */
+    if (pthread_create(&thread, &attributes, quiet_writer, NULL) == 0) {
+        quiet_writer_running = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    pthread_attr_destroy(&attributes);
+}
+
+/* In a forked child: the thread is gone, and any lock it or the parent's threads held stays held. */
+static void
+buffers_after_fork_in_child(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
+    buffers_mutex = fresh;
+    buffers_waiting = fresh_cond;
+    quiet_writer_running = 0;
+    for (LineBufferObject *buffer = buffers; buffer != NULL; buffer = buffer->next) {
+        buffer->mutex = fresh;
+        buffer->size = 0;  /* the parent's lines: the parent writes them */
+        PyThread_type_lock lock = PyThread_allocate_lock();
+        if (lock != NULL) {
+            buffer->writing = lock;  /* the old one may be held forever: let it go unfreed */
+        }
+    }
+}
+
+static int
+line_buffer_init(LineBufferObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"fd", "limit", "max_wait_ns", "may_block", NULL};
+    int may_block = 0;
+    if (self->writing != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a LineBuffer is made once");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "inL|p", names, &self->fd, &self->limit, &self->max_wait_ns,
+                                     &may_block)) {
+        return -1;
+    }
+    self->may_block = may_block;
+    self->last_write_ns = 0;
+    self->writing = PyThread_allocate_lock();
+    if (self->writing == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    pthread_mutex_init(&self->mutex, NULL);
+    pthread_mutex_lock(&buffers_mutex);
+    if (!at_fork_registered) {
+        at_fork_registered = pthread_atfork(NULL, NULL, buffers_after_fork_in_child) == 0;
+    }
+    self->previous = NULL;
+    self->next = buffers;
+    if (buffers != NULL) {
+        buffers->previous = self;
+    }
+    buffers = self;
+    pthread_mutex_unlock(&buffers_mutex);
+    return 0;
+}
+
+static void
+line_buffer_dealloc(LineBufferObject *self)
+{
+    if (self->writing != NULL) {
+        pthread_mutex_lock(&buffers_mutex);
+        if (self->previous != NULL) {
+            self->previous->next = self->next;
+        }
+        else if (buffers == self) {
+            buffers = self->next;
+        }
+        if (self->next != NULL) {
+            self->next->previous = self->previous;
+        }
+        pthread_mutex_unlock(&buffers_mutex);
+        if (!PyThread_acquire_lock(self->writing, NOWAIT_LOCK)) {  /* the quiet-time thread is writing it */
+            Py_BEGIN_ALLOW_THREADS
+            PyThread_acquire_lock(self->writing, WAIT_LOCK);
+            Py_END_ALLOW_THREADS
+        }
+        PyThread_release_lock(self->writing);
+        PyThread_free_lock(self->writing);
+        pthread_mutex_destroy(&self->mutex);
+    }
+    PyMem_RawFree(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* An error of the quiet-time thread's write, raised once; 0 when there was none. */
+static int
+line_buffer_raise_error(LineBufferObject *self)
+{
+    pthread_mutex_lock(&self->mutex);
+    int error = self->error;
+    self->error = 0;
+    pthread_mutex_unlock(&self->mutex);
+    if (error) {
+        errno = error;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+/* Write what waits, with the GIL held; 0, or -1 with an OSError set (those lines are dropped). */
+static int
+line_buffer_write_out(LineBufferObject *self, long long now_ns)
+{
+    if (!PyThread_acquire_lock(self->writing, NOWAIT_LOCK)) {
+        /* another thread writes: the quiet-time one, or a Python one waiting for a full pipe */
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(self->writing, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    Py_ssize_t size, capacity;
+    pthread_mutex_lock(&self->mutex);
+    /* lines added while it is written (only during a wait for a full pipe) go after it */
+    char *chunk = line_buffer_take(self, &size, &capacity, now_ns);
+    pthread_mutex_unlock(&self->mutex);
+    int failed = 0, saved_errno = 0;
+    if (chunk != NULL) {
+        failed = write_held(self->fd, chunk, size, self->may_block);
+        saved_errno = errno;
+        pthread_mutex_lock(&self->mutex);
+        line_buffer_give_back(self, chunk, capacity);
+        pthread_mutex_unlock(&self->mutex);
+    }
+    PyThread_release_lock(self->writing);
+    if (failed) {
+        errno = saved_errno;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return line_buffer_raise_error(self);
+}
+
+/* Room for a line of `length` bytes; on success self->mutex is held and the line goes at data + size.
+ * What waits is written out first when the line would not fit beside it. */
+static int
+line_buffer_reserve(LineBufferObject *self, Py_ssize_t length, long long now_ns)
+{
+    for (;;) {
+        pthread_mutex_lock(&self->mutex);
+        if (self->size == 0 || self->size + length <= self->limit) {
+            break;
+        }
+        pthread_mutex_unlock(&self->mutex);
+        if (line_buffer_write_out(self, now_ns) < 0) {
+            return -1;
+        }
+    }
+    if (self->size + length > self->capacity) {
+        Py_ssize_t capacity = self->capacity ? self->capacity : 4096;
+        while (capacity < self->size + length) {
+            capacity *= 2;
+        }
+        char *grown = PyMem_RawRealloc(self->data, (size_t)capacity);
+        if (grown == NULL) {
+            pthread_mutex_unlock(&self->mutex);
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->data = grown;
+        self->capacity = capacity;
+    }
+    return 0;
+}
+
+/* After a line of `length` bytes was put at data + size (self->mutex held, released here): count it,
+ * and write out when the buffer is full or the last write is max_wait_ns old. */
+static PyObject *
+line_buffer_added(LineBufferObject *self, Py_ssize_t length, long long now_ns)
+{
+    int first = self->size == 0;
+    self->size += length;
+    int write_now = self->size >= self->limit || now_ns - self->last_write_ns >= self->max_wait_ns
+                    || now_ns < self->last_write_ns;
+    pthread_mutex_unlock(&self->mutex);
+    if (write_now) {
+        if (line_buffer_write_out(self, now_ns) < 0) {
+            return NULL;
+        }
+    }
+    else if (first) {  /* the quiet-time thread writes it if no event comes in time */
+        pthread_mutex_lock(&buffers_mutex);
+        start_quiet_writer();
+        pthread_cond_signal(&buffers_waiting);
+        pthread_mutex_unlock(&buffers_mutex);
+    }
+    Py_RETURN_NONE;
+}
+
+/* A str's bytes: its own for ASCII text (no copy), else UTF-8 in *encoded. */
+static const char *
+text_of(PyObject *text, Py_ssize_t *length, PyObject **encoded)
+{
+    *encoded = NULL;
+    if (PyUnicode_IS_ASCII(text)) {
+        *length = PyUnicode_GET_LENGTH(text);
+        return (const char *)PyUnicode_DATA(text);
+    }
+    *encoded = PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace");
+    if (*encoded == NULL) {
+        return NULL;
+    }
+    *length = PyBytes_GET_SIZE(*encoded);
+    return PyBytes_AS_STRING(*encoded);
+}
+
+static PyObject *
+line_buffer_add(LineBufferObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "add(line: str, now_ns: int)");
+        return NULL;
+    }
+    long long now_ns = PyLong_AsLongLong(args[1]);
+    if (now_ns == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *encoded;
+    Py_ssize_t length;
+    const char *text = text_of(args[0], &length, &encoded);
+    if (text == NULL || line_buffer_reserve(self, length, now_ns) < 0) {
+        Py_XDECREF(encoded);
+        return NULL;
+    }
+    memcpy(self->data + self->size, text, (size_t)length);
+    Py_XDECREF(encoded);
+    return line_buffer_added(self, length, now_ns);
+}
+
+/* --- add_call: the members every jsonl line of a call starts with, built here --- */
+
+static PyObject *str_call_id, *str_thread_id, *str_thread_name, *str_pid, *str_start_ns, *str_end_ns,
+    *str_request_id, *str_duration_ns;
+
+/* The length of `text` as a JSON string in ASCII (quotes included), as _json.encode_basestring_ascii writes it. */
+static Py_ssize_t
+json_quoted_length(PyObject *text)
+{
+    Py_ssize_t length = 2, n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
+            length += 2;
+        }
+        else if (c < 0x20 || c > 0x7e) {
+            length += c > 0xffff ? 12 : 6;
+        }
+        else {
+            length += 1;
+        }
+    }
+    return length;
+}
+
+static char *
+json_quote_into(char *out, PyObject *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        const char *escape = NULL;
+        switch (c) {
+        case '"': escape = "\\\""; break;
+        case '\\': escape = "\\\\"; break;
+        case '\b': escape = "\\b"; break;
+        case '\f': escape = "\\f"; break;
+        case '\n': escape = "\\n"; break;
+        case '\r': escape = "\\r"; break;
+        case '\t': escape = "\\t"; break;
+        }
+        if (escape != NULL) {
+            *out++ = escape[0];
+            *out++ = escape[1];
+        }
+        else if (c < 0x20 || c > 0x7e) {
+            Py_UCS4 units[2];
+            int count = 1;
+            units[0] = c;
+            if (c > 0xffff) {
+                c -= 0x10000;
+                units[0] = 0xd800 | (c >> 10);
+                units[1] = 0xdc00 | (c & 0x3ff);
+                count = 2;
+            }
+            for (int u = 0; u < count; u++) {
+                *out++ = '\\';
+                *out++ = 'u';
+                *out++ = hex[(units[u] >> 12) & 0xf];
+                *out++ = hex[(units[u] >> 8) & 0xf];
+                *out++ = hex[(units[u] >> 4) & 0xf];
+                *out++ = hex[units[u] & 0xf];
+            }
+        }
+        else {
+            *out++ = (char)c;
+        }
+    }
+    *out++ = '"';
+    return out;
+}
+
+/* Digits of `value` into `out` (at least 24 bytes); their count. Two at a time: a line has a few 19-digit numbers. */
+static int
+unsigned_digits(unsigned long long value, char *out)
+{
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    char reversed[24];
+    char *end = reversed + sizeof reversed, *next = end;
+    while (value >= 100) {
+        unsigned pair = (unsigned)(value % 100) * 2;
+        value /= 100;
+        next -= 2;
+        next[0] = pairs[pair];
+        next[1] = pairs[pair + 1];
+    }
+    if (value >= 10) {
+        next -= 2;
+        next[0] = pairs[value * 2];
+        next[1] = pairs[value * 2 + 1];
+    }
+    else {
+        *--next = (char)('0' + value);
+    }
+    int count = (int)(end - next);
+    memcpy(out, next, (size_t)count);
+    return count;
+}
+
+/* A number's decimal text into `out` (at least 24 bytes); its length, or -1 with an error set. */
+static int
+decimal_of(PyObject *number, char *out)
+{
+    if (!PyLong_Check(number)) {
+        PyErr_SetString(PyExc_TypeError, "add_call: a call's ids and times are ints");
+        return -1;
+    }
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    if (overflow > 0) {  /* a thread id above LLONG_MAX */
+        unsigned long long big = PyLong_AsUnsignedLongLong(number);
+        if (big == (unsigned long long)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        return unsigned_digits(big, out);
+    }
+    if (overflow < 0 || (value == -1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_OverflowError, "add_call: number out of range");
+        }
+        return -1;
+    }
+    if (value < 0) {
+        out[0] = '-';
+        return 1 + unsigned_digits(0ULL - (unsigned long long)value, out + 1);
+    }
+    return unsigned_digits((unsigned long long)value, out);
+}
+
+#define APPEND(literal) (memcpy(out, literal, sizeof(literal) - 1), out += sizeof(literal) - 1)
+#define APPEND_N(text, n) (memcpy(out, text, (size_t)(n)), out += (n))
+
+/* The text of a value whose repr is short, plain ASCII and built in (int, bool, None, float;
+ * at most 31 characters) into `out` (at least 32 bytes); its length, 0 when the value is not
+ * such a value (its repr is then saferepr's business, in Python), or -1 with an error set. */
+static int
+plain_repr(PyObject *value, char *out)
+{
+    if (value == Py_None) {
+        memcpy(out, "None", 4);
+        return 4;
+    }
+    if (value == Py_True) {
+        memcpy(out, "True", 4);
+        return 4;
+    }
+    if (value == Py_False) {
+        memcpy(out, "False", 5);
+        return 5;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (number == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (overflow != 0) {  /* beyond 64 bits: its repr, when that is short */
+            PyObject *text = PyObject_Repr(value);
+            if (text == NULL) {  /* too many digits to show (ValueError): saferepr says so */
+                PyErr_Clear();
+                return 0;
+            }
+            Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+            if (length > 31) {
+                Py_DECREF(text);
+                return 0;
+            }
+            memcpy(out, PyUnicode_DATA(text), (size_t)length);  /* digits: ASCII */
+            Py_DECREF(text);
+            return (int)length;
+        }
+        if (number < 0) {
+            out[0] = '-';
+            return 1 + unsigned_digits(0ULL - (unsigned long long)number, out + 1);
+        }
+        return unsigned_digits((unsigned long long)number, out);
+    }
+    if (PyFloat_CheckExact(value)) {
+        char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(value), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (text == NULL) {
+            return -1;
+        }
+        size_t length = strlen(text);
+        if (length > 31) {
+            PyMem_Free(text);
+            return 0;
+        }
+        memcpy(out, text, length);
+        PyMem_Free(text);
+        return (int)length;
+    }
+    return 0;
+}
+
+/* add_call(event, call, target, head, values, tail, limit): add the line
+ *   {"event":EVENT,"call_id":N,"target":TARGET,"thread_id":N,"thread_name":"NAME","pid":N,"ts_ns":N
+ *    [,"request_id":N][,"duration_ns":N]HEAD VALUES TAIL
+ * where TARGET is JSON text already, ts_ns is the call's start_ns for "start" and its end_ns
+ * otherwise (which also adds duration_ns), HEAD and TAIL are JSON text (TAIL ends the line,
+ * "}\n" included), and VALUES, unless `values` is None, are the values of that tuple as JSON
+ * strings of their reprs, joined by commas. Only values whose repr is plain are written here
+ * (int, bool, None, float, each repr at most `limit` and 31 characters): for any other, nothing is
+ * added and False is returned (the caller renders them itself). True when the line was added.
+ * The fields are read from the call as attributes: any call record will do. */
+static PyObject *
+line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[2]) || !PyUnicode_Check(args[3])
+        || (args[4] != Py_None && !PyTuple_Check(args[4])) || !PyUnicode_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "add_call(event: str, call, target: str, head: str, values: tuple | None, tail: str, limit: int)");
+        return NULL;
+    }
+    if (str_call_id == NULL) {
+        if ((str_call_id = PyUnicode_InternFromString("call_id")) == NULL
+            || (str_thread_id = PyUnicode_InternFromString("thread_id")) == NULL
+            || (str_thread_name = PyUnicode_InternFromString("thread_name")) == NULL
+            || (str_pid = PyUnicode_InternFromString("pid")) == NULL
+            || (str_start_ns = PyUnicode_InternFromString("start_ns")) == NULL
+            || (str_end_ns = PyUnicode_InternFromString("end_ns")) == NULL
+            || (str_request_id = PyUnicode_InternFromString("request_id")) == NULL
+            || (str_duration_ns = PyUnicode_InternFromString("duration_ns")) == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *event = args[0], *call = args[1], *target = args[2], *head = args[3], *values = args[4],
+             *tail = args[5];
+    Py_ssize_t limit = PyLong_AsSsize_t(args[6]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    /* the values first: one that is not plain leaves everything to the caller */
+    Py_ssize_t n_values = values == Py_None ? 0 : PyTuple_GET_SIZE(values);
+    char small[8][32];
+    int small_n[8];
+    char *shown = n_values <= 8 ? &small[0][0] : PyMem_RawMalloc((size_t)n_values * 32);
+    int *shown_n = n_values <= 8 ? small_n : PyMem_RawMalloc((size_t)n_values * sizeof(int));
+    if (shown == NULL || shown_n == NULL) {
+        if (n_values > 8) {
+            PyMem_RawFree(shown);
+            PyMem_RawFree(shown_n);
+        }
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t values_length = 0;
+    PyObject *result = NULL;
+    PyObject *fields[7] = {NULL};
+    PyObject *encoded[4] = {NULL};
+    for (Py_ssize_t i = 0; i < n_values; i++) {
+        int length = plain_repr(PyTuple_GET_ITEM(values, i), shown + i * 32);
+        if (length < 0) {
+            goto done;
+        }
+        if (length == 0 || length > limit) {
+            result = Py_NewRef(Py_False);
+            goto done;
+        }
+        shown_n[i] = length;
+        values_length += length + 3;  /* quotes and a comma */
+    }
+    int start = PyUnicode_CompareWithASCIIString(event, "start") == 0;
+    /* then every read that may run Python code (a thread switch may come there), then the line, in C alone */
+    PyObject *names[7] = {str_call_id, str_thread_id, str_thread_name, str_pid,
+                          start ? str_start_ns : str_end_ns, str_request_id, str_duration_ns};
+    int count = start ? 6 : 7;
+    for (int i = 0; i < count; i++) {
+        fields[i] = PyObject_GetAttr(call, names[i]);
+        if (fields[i] == NULL) {
+            goto done;
+        }
+    }
+    if (!PyUnicode_Check(fields[2])) {
+        PyErr_SetString(PyExc_TypeError, "add_call: the thread's name is a str");
+        goto done;
+    }
+    char call_id[24], thread_id[24], pid[24], ts[24], request_id[24], duration[24];
+    int call_id_n, thread_id_n, pid_n, ts_n, request_id_n = 0, duration_n = 0;
+    if ((call_id_n = decimal_of(fields[0], call_id)) < 0 || (thread_id_n = decimal_of(fields[1], thread_id)) < 0
+        || (pid_n = decimal_of(fields[3], pid)) < 0 || (ts_n = decimal_of(fields[4], ts)) < 0
+        || (fields[5] != Py_None && (request_id_n = decimal_of(fields[5], request_id)) < 0)
+        || (!start && (duration_n = decimal_of(fields[6], duration)) < 0)) {
+        goto done;
+    }
+    long long now_ns = PyLong_AsLongLong(fields[4]);
+    if (now_ns == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    Py_ssize_t event_n, target_n, head_n, tail_n;
+    const char *event_text = text_of(event, &event_n, &encoded[0]);
+    const char *target_text = event_text ? text_of(target, &target_n, &encoded[1]) : NULL;
+    const char *head_text = target_text ? text_of(head, &head_n, &encoded[2]) : NULL;
+    const char *tail_text = head_text ? text_of(tail, &tail_n, &encoded[3]) : NULL;
+    if (tail_text == NULL) {
+        goto done;
+    }
+    Py_ssize_t name_n = json_quoted_length(fields[2]);
+    Py_ssize_t length = sizeof("{\"event\":\"\",\"call_id\":,\"target\":,\"thread_id\":,\"thread_name\":,\"pid\":,\"ts_ns\":") - 1
+                        + event_n + call_id_n + target_n + thread_id_n + name_n + pid_n + ts_n + head_n
+                        + values_length + tail_n
+                        + (fields[5] != Py_None ? (Py_ssize_t)sizeof(",\"request_id\":") - 1 + request_id_n : 0)
+                        + (start ? 0 : (Py_ssize_t)sizeof(",\"duration_ns\":") - 1 + duration_n);
+    if (line_buffer_reserve(self, length, now_ns) < 0) {
+        goto done;
+    }
+    char *out = self->data + self->size;
+    APPEND("{\"event\":\"");
+    APPEND_N(event_text, event_n);
+    APPEND("\",\"call_id\":");
+    APPEND_N(call_id, call_id_n);
+    APPEND(",\"target\":");
+    APPEND_N(target_text, target_n);
+    APPEND(",\"thread_id\":");
+    APPEND_N(thread_id, thread_id_n);
+    APPEND(",\"thread_name\":");
+    out = json_quote_into(out, fields[2]);
+    APPEND(",\"pid\":");
+    APPEND_N(pid, pid_n);
+    APPEND(",\"ts_ns\":");
+    APPEND_N(ts, ts_n);
+    if (fields[5] != Py_None) {
+        APPEND(",\"request_id\":");
+        APPEND_N(request_id, request_id_n);
+    }
+    if (!start) {
+        APPEND(",\"duration_ns\":");
+        APPEND_N(duration, duration_n);
+    }
+    APPEND_N(head_text, head_n);
+    for (Py_ssize_t i = 0; i < n_values; i++) {
+        if (i > 0) {
+            APPEND(",");
+        }
+        APPEND("\"");
+        APPEND_N(shown + i * 32, shown_n[i]);
+        APPEND("\"");
+    }
+    APPEND_N(tail_text, tail_n);
+    result = line_buffer_added(self, out - (self->data + self->size), now_ns);
+    if (result != NULL) {
+        Py_SETREF(result, Py_NewRef(Py_True));
+    }
+done:
+    if (n_values > 8) {
+        PyMem_RawFree(shown);
+        PyMem_RawFree(shown_n);
+    }
+    for (int i = 0; i < 7; i++) {
+        Py_XDECREF(fields[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(encoded[i]);
+    }
+    return result;
+}
+
+#undef APPEND
+#undef APPEND_N
+
+static PyObject *
+line_buffer_flush(LineBufferObject *self, PyObject *unused)
+{
+    if (line_buffer_write_out(self, wall_now_ns()) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* In a forked child: what waits is the parent's to write (the fork handler above has already let it go). */
+static PyObject *
+line_buffer_drop(LineBufferObject *self, PyObject *unused)
+{
+    pthread_mutex_lock(&self->mutex);
+    self->size = 0;
+    pthread_mutex_unlock(&self->mutex);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+line_buffer_get_pending(LineBufferObject *self, void *unused)
+{
+    return PyLong_FromSsize_t(self->size);
+}
+
+static PyMethodDef line_buffer_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))line_buffer_add, METH_FASTCALL, "add(line, now_ns): buffer a line"},
+    {"add_call", (PyCFunction)(void (*)(void))line_buffer_add_call, METH_FASTCALL,
+     "add_call(event, call, target, head, values, tail, limit): buffer a jsonl line of a call (see hookwise.writes)"},
+    {"flush", (PyCFunction)line_buffer_flush, METH_NOARGS, "write what waits"},
+    {"drop", (PyCFunction)line_buffer_drop, METH_NOARGS, "forget what waits (a forked child)"},
+    {NULL}
+};
+
+static PyMemberDef line_buffer_members[] = {
+    {"fd", T_INT, offsetof(LineBufferObject, fd), READONLY, NULL},
+    {"limit", T_PYSSIZET, offsetof(LineBufferObject, limit), 0, "write when this many bytes wait (0: every line)"},
+    {NULL}
+};
+
+static PyGetSetDef line_buffer_getset[] = {
+    {"pending", (getter)line_buffer_get_pending, NULL, "bytes waiting to be written", NULL},
+    {NULL}
+};
+
+static PyTypeObject LineBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hookwise._speedups.LineBuffer",
+    .tp_basicsize = sizeof(LineBufferObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Lines gathered and written together, with the GIL held (see hookwise.writes).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)line_buffer_init,
+    .tp_dealloc = (destructor)line_buffer_dealloc,
+    .tp_methods = line_buffer_methods,
+    .tp_members = line_buffer_members,
+    .tp_getset = line_buffer_getset,
+};
 
 static PyObject *
 py_uses_tsc(PyObject *module, PyObject *unused)
@@ -1552,7 +2429,7 @@ static PyMethodDef module_methods[] = {
     {"set_quiet", py_set_quiet, METH_O, "mark this thread as running hookwise's own code; returns the old mark"},
     {"install_methods", install_methods, METH_O, "give a SiteBase subclass its own start/end/error descriptors"},
     {"write_whole", (PyCFunction)(void (*)(void))py_write_whole, METH_FASTCALL,
-     "write_whole(fd, data): write all of data without letting other threads run meanwhile"},
+     "write_whole(fd, data, may_block=False): write all of data without letting other threads run meanwhile"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
     {NULL}
 };
@@ -1570,7 +2447,7 @@ PyInit__speedups(void)
 {
     choose_clock();
     if (PyType_Ready(&CallType) < 0 || PyType_Ready(&SiteType) < 0 || PyType_Ready(&WrapperType) < 0
-        || PyType_Ready(&RecorderType) < 0) {
+        || PyType_Ready(&RecorderType) < 0 || PyType_Ready(&LineBufferType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1581,10 +2458,12 @@ PyInit__speedups(void)
     Py_INCREF(&SiteType);
     Py_INCREF(&WrapperType);
     Py_INCREF(&RecorderType);
+    Py_INCREF(&LineBufferType);
     if (PyModule_AddObject(module, "Recorder", (PyObject *)&RecorderType) < 0
         || PyModule_AddObject(module, "Call", (PyObject *)&CallType) < 0
         || PyModule_AddObject(module, "SiteBase", (PyObject *)&SiteType) < 0
-        || PyModule_AddObject(module, "Wrapper", (PyObject *)&WrapperType) < 0) {
+        || PyModule_AddObject(module, "Wrapper", (PyObject *)&WrapperType) < 0
+        || PyModule_AddObject(module, "LineBuffer", (PyObject *)&LineBufferType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -16,10 +16,12 @@ type of ``hookwise._speedups`` (whose lazy fields call these same helpers).
 """
 
 import os as _os
+import sys as _sys
 
 from . import _originals, _state, accel, own
 
 _MISSING = object()
+_sys_modules = _sys.modules
 
 if accel.ACTIVE:
     clock_ns = accel.speedups.clock_ns
@@ -135,15 +137,32 @@ def callers_of(call):
     the call (the common case: one lookup); None when every frame is library
     code (``python -m http.server``).
     """
-    frame = _caller_frame(call)
+    site = call.site
+    code = site.code
+    if code is not None and type(site).hooked_frame is frame_running:  # the common case, without more frames
+        frame = _originals.getframe(1)
+        while frame is not None and frame.f_code is not code:
+            frame = frame.f_back
+        frame = frame.f_back if frame is not None else None
+        if _state.stand_ins:
+            frame = _past_stand_ins(frame)
+    else:
+        frame = _caller_frame(call)
     if frame is None:
-        return None, None
-    caller = _caller_at(frame)
-    library = _library_files.get(caller[0])
-    if library is None:
-        library = is_library_file(caller[0])
-    if not library:
-        return caller, caller
+        return _NO_CALLERS
+    # A program makes its calls from few places: each place's Caller is made once, and the
+    # (caller, caller) answer of an application line is shared by every call made there.
+    code = frame.f_code
+    place = (id(code), frame.f_lasti)
+    known = _places.get(place)
+    if known is None or known[0] is not code:  # the code object is kept in the entry: its id is not reused
+        caller = _caller_at(frame)
+        known = (code, caller, None if is_library_file(caller[0]) else (caller, caller))
+        if len(_places) < 10_000:
+            _places[place] = known
+    if known[2] is not None:
+        return known[2]
+    caller = known[1]
     frame = frame.f_back
     while frame is not None:
         filename = frame.f_code.co_filename
@@ -156,6 +175,14 @@ def callers_of(call):
     return caller, None
 
 
+def frame_running(site, frame):
+    """The innermost frame, from ``frame`` outwards, that runs ``site.code`` (``Site.hooked_frame``)."""
+    code = site.code
+    while frame is not None and frame.f_code is not code:
+        frame = frame.f_back
+    return frame
+
+
 def _caller_frame(call):
     site = call.site
     if site.code is not None:
@@ -163,6 +190,10 @@ def _caller_frame(call):
         frame = frame.f_back if frame is not None else None
     else:  # a C wrapper has no frame: it kept its caller's
         frame = call._frame
+    return _past_stand_ins(frame)
+
+
+def _past_stand_ins(frame):
     stand_ins = _state.stand_ins
     while frame is not None and stand_ins and id(frame.f_globals) in stand_ins:
         frame = frame.f_back  # hookwise's Python version of a C method: the program called that
@@ -179,6 +210,8 @@ _STDLIB = _os.path.dirname(_os.__file__) + _os.sep
 _LIBRARY_PREFIXES = (_STDLIB, "<frozen ") + own.DIRECTORIES
 _PACKAGE_DIRECTORIES = (_os.sep + "site-packages" + _os.sep, _os.sep + "dist-packages" + _os.sep)
 _library_files = {}  # filename -> True for library code (a bounded set: the program's files)
+_places = {}  # (id(code), instruction offset) -> (code, Caller, (caller, caller) or None for library code)
+_NO_CALLERS = (None, None)
 
 
 def is_library_file(filename):
@@ -194,6 +227,8 @@ def is_library_file(filename):
 
 
 def task_of(call):
+    if "asyncio" not in _sys_modules:  # no event loop without asyncio: the common case, without another frame
+        return None
     return _state.current_task_name()
 
 

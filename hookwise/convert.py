@@ -110,6 +110,7 @@ class _Jsonl:
                 self._write_error(call, exc, exc.shown, exc.type_name)
 
         self.listener = Converted(path, render=render)
+        self.listener.may_buffer()  # written as it is read, in large writes: close() writes the rest
 
     def event(self, event, call, outcome):
         if event == "start":

@@ -3,16 +3,19 @@
 Messages go to a private duplicate of file descriptor 2 taken when hookwise is
 installed, so they neither mix into a ``sys.stderr`` the program replaced (a
 test capturing its own output) nor vanish when the program redirects fd 2.
-The duplicate is written with plain ``os.write`` rather than wrapped in a file
+The duplicate is written with plain writes rather than wrapped in a file
 object: a file object left open at exit makes Python print a ResourceWarning
 into the program's output, and closing it early would lose the last messages.
+Writes keep the GIL (``hookwise.writes``): a message, or a ``console`` line,
+written inside a hooked call does not let the program's other threads run
+there.
 """
 
 import os
 import sys
 from _thread import allocate_lock
 
-from . import _originals
+from . import _originals, writes
 
 PREFIX = "hookwise: "
 
@@ -24,16 +27,17 @@ _said_lock = allocate_lock()
 class FdWriter:
     """The little of a text file hookwise needs, on a raw file descriptor.
 
-    Each ``write`` is one ``os.write`` of the whole text, so a line written in
-    one call is not interleaved with another thread's or process's line (on a
-    pipe, for lines up to PIPE_BUF, 4096 bytes on Linux).
+    Each ``write`` is one write of the whole text, with the GIL held, so a
+    line written in one call is not interleaved with another thread's or
+    process's line (on a pipe, for lines up to PIPE_BUF, 4096 bytes on Linux).
     """
 
     def __init__(self, fd):
         self.fd = fd
+        self._may_block = writes.may_block(fd, ours=False)[0]  # stderr's flags are shared: never changed
 
     def write(self, text):
-        write_all(self.fd, text.encode("utf-8", "backslashreplace"))
+        writes.write_whole(self.fd, text.encode("utf-8", "backslashreplace"), self._may_block)
         return len(text)
 
     def flush(self):
@@ -44,13 +48,6 @@ class FdWriter:
 
     def isatty(self):
         return _originals.os_isatty(self.fd)
-
-
-def write_all(fd, data):
-    """Write all of ``data`` to ``fd``: one ``os.write`` unless the disk is full or the file system odd."""
-    written = _originals.os_write(fd, data)
-    while written < len(data):
-        written += _originals.os_write(fd, data[written:])
 
 
 def open_stream():

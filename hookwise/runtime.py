@@ -24,8 +24,8 @@ import itertools
 import types
 
 from . import _originals, _state, accel, report, semantics
-from .call import (args_of, arguments_of, callers_of, changed_arguments_of, kwargs_of, new_pure_call,
-                   request_id_of, task_of)
+from .call import (args_of, arguments_of, callers_of, changed_arguments_of, frame_running, kwargs_of,
+                   new_pure_call, request_id_of, task_of)
 from .listener import Blocked, Listener
 
 BUILTIN = "builtin"
@@ -183,12 +183,7 @@ class Site(accel.speedups.SiteBase if accel.ACTIVE else PurePythonSiteBase):
         )
 
     # -- cold path ----------------------------------------------------------
-    def hooked_frame(self, frame):
-        """The innermost frame, from ``frame`` outwards, that runs this function."""
-        code = self.code
-        while frame is not None and frame.f_code is not code:
-            frame = frame.f_back
-        return frame
+    hooked_frame = frame_running  # the innermost frame, from the one given outwards, that runs this function
 
     def bind_arguments(self, args, kwargs):
         """Arguments by parameter name for a replaced callable (from its signature)."""

@@ -20,7 +20,7 @@ import signal
 import sys
 from _thread import get_ident
 
-from hookwise import report
+from hookwise import _state, report, writes
 from hookwise.listeners import ListenerSpecError, resolve
 from hookwise.runtime import REGISTRY
 
@@ -42,6 +42,8 @@ class Installation:
         self.installed = False
         self.report_unmatched = True  # children leave it to their parent run
         self._closed = False
+        self._closing = False  # close_listeners is running
+        self._then = None  # what to run once it is done (see close_listeners)
         self.program_started = False  # set by the runner: unmatched targets only mean something then
         self.program_crashed = False  # an uncaught exception: its traceback stays the last word
 
@@ -77,6 +79,8 @@ class Installation:
         if self.settings.strict:
             self._refuse_unmatched_in_loaded_modules()
         self.installed = True
+        with _state.quiet():  # the pure-Python runtime's GIL-holding writes, loaded once the hooks are in place
+            writes.prepare()
         return self
 
     def _refuse_unmatched_in_loaded_modules(self):
@@ -161,17 +165,64 @@ class Installation:
         - before ``os._exit`` (how multiprocessing's forked children end);
         - after ``fork``, in the child: listeners drop what they hold for the
           parent (``after_fork_in_child``), so nothing is written twice.
+
+        Once all of these are in place, listeners that can gather their
+        output in a buffer (``may_buffer``: jsonl) are told they may: they
+        are also flushed before ``fork`` and before ``exec`` replaces the
+        process. Where SIGTERM would end the process without them
+        (``hookwise._sigterm_guard`` is not built), they are not told.
         """
         atexit.register(self.at_exit)
         _finish_before_os_exit(self.close_listeners, self._undo)
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_listeners_after_fork)
-        _finish_on_sigterm(self.close_listeners)  # after the fork hook above: see _hold_sigterm_across_fork
+            os.register_at_fork(before=self.flush_listeners, after_in_child=_listeners_after_fork)
+        covered = _finish_on_sigterm(self.close_listeners)  # after the fork hook above: see _hold_sigterm_across_fork
+        buffering = [listener for listener in REGISTRY.all_listeners()
+                     if callable(getattr(listener, "may_buffer", None))]
+        if covered and buffering:
+            _flush_before_exec(self.flush_listeners, self._undo)
+            for listener in buffering:
+                listener.may_buffer()
 
-    def close_listeners(self):
+    def flush_listeners(self):
+        """Let the listeners that buffer (``may_buffer``) write what waits: before ``fork`` and ``exec``.
+
+        Never raises. A user's listener is asked only if it takes part in
+        that protocol: its own ``flush`` may mean anything else.
+        """
+        if self._closed:
+            return
+        with _state.quiet():
+            for listener in REGISTRY.all_listeners():
+                flush = getattr(listener, "flush", None)
+                if callable(flush) and callable(getattr(listener, "may_buffer", None)):
+                    try:
+                        flush()
+                    except Exception as exc:
+                        report.warn_once(("flush", id(listener)), f"listener {type(listener).__name__} failed to "
+                                         f"write its buffer: {type(exc).__name__}: {exc}")
+
+    def close_listeners(self, then=None):
+        """Close every listener, once; then run ``then`` (the SIGTERM handler's way to die).
+
+        A signal handler can interrupt a close under way (SIGTERM while
+        ``os._exit`` closes the listeners: a multiprocessing pool being
+        terminated): it must not end the process before the listeners are
+        closed, so its ``then`` runs when the interrupted close is done.
+        """
+        if self._closing:
+            self._then = then
+            return
         if not self._closed:
             self._closed = True
-            REGISTRY.close_listeners()
+            self._closing = True
+            try:
+                REGISTRY.close_listeners()
+            finally:
+                self._closing = False
+        then, self._then = then or self._then, None
+        if then is not None:
+            then()
 
     def at_exit(self):
         self.close_listeners()
@@ -258,30 +309,35 @@ def _finish_on_sigterm(finish):
     Where the guard is not built, SIGTERM keeps its default action and only the
     listeners that write as they go (jsonl, console) have the whole run.
     Known, documented cost: ``signal.getsignal(SIGTERM)`` shows this handler.
+    Returns whether SIGTERM leaves the listeners time to finish: this handler
+    is in place, or SIGTERM was not the default action to begin with (ignored).
     """
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
+        return True
     guard = _sigterm_guard()
     if guard is None:
-        return
+        return False
+
+    def die():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # die of it, as without hookwise
 
     def on_sigterm(signum, frame):
         guard.mark_handler_started()
-        finish()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)  # then die of it, as without hookwise
+        finish(then=die)  # once the listeners are closed, also when this handler interrupted their close
 
     try:
         signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread: nothing to do from here
-        return
+        return False
     try:
         guard.install(SIGTERM_START_MS, SIGTERM_FINISH_MS)
     except OSError as exc:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         report.warn_once("sigterm-guard", f"listeners will not finish on SIGTERM: {exc}")
-        return
+        return False
     _hold_sigterm_across_fork(guard)
+    return True
 
 
 def _sigterm_guard():
@@ -342,3 +398,28 @@ def _finish_before_os_exit(finish, undo):
         if module.__dict__.get("_exit") is original:
             setattr(module, "_exit", _exit)
             undo.append(lambda module=module: setattr(module, "_exit", original))
+
+
+def _flush_before_exec(flush, undo):
+    """``os.execv`` and ``os.execve`` (every ``os.exec*`` ends in one of them) replace the process
+    without exit handlers: let buffering listeners write first. A failed exec returns to the program
+    as before."""
+    import posix
+
+    for name in ("execv", "execve"):
+        original = getattr(posix, name, None)
+        if original is None:
+            continue
+
+        def replace(*args, _original=original, **kwargs):
+            flush()
+            return _original(*args, **kwargs)
+
+        replace.__name__ = replace.__qualname__ = name
+        replace.__doc__ = original.__doc__
+        replace.__wrapped__ = original
+        for module in (os, posix):
+            if module.__dict__.get(name) is original:
+                setattr(module, name, replace)
+                undo.append(lambda module=module, name=name, original=original: setattr(module, name, original))
+

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -204,6 +205,108 @@ def test_events_survive_every_way_of_ending(tmp_path, ending):
     assert len(events) == 100
     assert_paired(events)
     # a listener that writes only when it is closed was closed too
+    assert (tmp_path / "stats.txt").read_text().startswith("hookwise stats: 50 calls of 1 target")
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["exec", "hooked exec"])
+def test_exec_loses_no_buffered_line(tmp_path, hooked):
+    # the jsonl listener gathers lines in a buffer: exec replaces the process without exit handlers,
+    # so the buffer is written first (and a hooked execv's own start at once, as it happens)
+    write(tmp_path / "app.py", """
+        import os, sys
+        def work(n):
+            return n
+        if sys.argv[1:] == ["again"]:
+            work("after exec")
+        else:
+            for i in range(20):
+                work(i)
+            os.execv(sys.executable, [sys.executable, sys.argv[0], "again"])
+    """)
+    hooks = ["--hook", "__main__:work"] + (["--hook", "os:execv"] if hooked else [])
+    result = run_driver([*hooks, "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = read_jsonl(tmp_path / "events.jsonl")
+    work = [e for e in events if e["target"] == "__main__:work"]
+    assert [e["args"][0] for e in work if e["event"] == "start"] == [str(i) for i in range(20)] + ["'after exec'"]
+    assert_paired(work[:40])  # the new image keeps the pid and counts its calls from 1 again
+    assert [e["event"] for e in work[40:]] == ["start", "end"]
+    execs = [e for e in events if e["target"].endswith(":execv")]
+    assert [e["event"] for e in execs] == (["start"] if hooked else [])  # its end never comes: the process is replaced
+
+
+def test_sigkill_leaves_whole_lines_only(tmp_path):
+    # what waits in the buffer is lost with the process (README: at most 64 KiB), but never half a line
+    write(tmp_path / "app.py", """
+        import os, signal
+        def work(n):
+            return "x" * (n % 300)
+        for i in range(20000):
+            work(i)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    result = run_driver(["--hook", "__main__:work", "--listener", "jsonl=events.jsonl", "app.py"], cwd=tmp_path)
+    assert result.returncode == -signal.SIGKILL
+    data = (tmp_path / "events.jsonl").read_bytes()
+    assert data.endswith(b"\n")
+    events = [json.loads(line) for line in data.splitlines()]  # every line parses: none is torn
+    assert 40000 - len(events) <= 64 * 1024 // 50  # lost: what fits in the buffer, lines of at least 50 bytes
+    starts = [int(e["args"][0]) for e in events if e["event"] == "start"]
+    assert starts == list(range(len(starts)))  # the lines that are there are the first ones, in order
+
+
+def test_jsonl_lines_reach_the_file_while_the_program_runs(tmp_path):
+    # a buffered line waits at most 10 ms: for the program's next event, or, when the program
+    # goes quiet (here: blocked on its standard input), for the buffer's own thread
+    write(tmp_path / "app.py", """
+        import sys, time
+        def work(n):
+            return n
+        for i in range(5):
+            work(i)
+            time.sleep(0.02)
+        for i in range(5, 100):
+            work(i)
+        print("waiting", flush=True)
+        sys.stdin.readline()
+    """)
+    process = subprocess.Popen([sys.executable, DRIVER, "--hook", "__main__:work", "--listener", "jsonl=events.jsonl",
+                                "app.py"], cwd=tmp_path, env=clean_env(), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "waiting\n"
+        deadline = time.monotonic() + 10
+        while len(read_jsonl(tmp_path / "events.jsonl")) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        events = read_jsonl(tmp_path / "events.jsonl")
+        assert len(events) == 200  # all of them, while the program still waits
+    finally:
+        process.communicate("\n", timeout=60)
+    assert process.returncode == 0
+    assert_paired(read_jsonl(tmp_path / "events.jsonl"))
+
+
+def test_a_sigterm_that_interrupts_the_listeners_close_lets_it_finish(tmp_path):
+    # a multiprocessing pool being terminated: SIGTERM comes while os._exit (or the exit) closes the
+    # listeners; the process dies of it once every listener is closed, not halfway
+    write(tmp_path / "killer.py", """
+        import os, signal
+
+        class Killer:
+            def close(self):
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at once, inside the close
+    """)
+    write(tmp_path / "app.py", """
+        def work(n):
+            return n
+        for i in range(50):
+            work(i)
+    """)
+    result = run_driver(["--hook", "__main__:work", "--listener", "killer:Killer", "--listener", "jsonl=events.jsonl",
+                         "--listener", "stats=stats.txt", "app.py"], cwd=tmp_path, env=clean_env(PYTHONPATH=str(tmp_path)))
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    events = read_jsonl(tmp_path / "events.jsonl")
+    assert len(events) == 100
     assert (tmp_path / "stats.txt").read_text().startswith("hookwise stats: 50 calls of 1 target")
 
 

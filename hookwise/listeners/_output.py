@@ -24,7 +24,7 @@ file through ``for_forked_child``), or raise at exit.
 import os
 import stat
 
-from .. import _originals, report
+from .. import _originals, report, writes
 
 # bound when the listener module is imported, which happens before any hook is
 # installed (``_originals`` has neither)
@@ -65,6 +65,9 @@ class OutputFile:
         self._fd = fd
         self._pid = _originals.os_getpid()
         self._length = 0  # what ``append`` wrote so far
+        # appends come inside the program's calls (chrome converts its recording as the run goes):
+        # written with the GIL held (hookwise.writes), and a pipe of ours made non-blocking for that
+        self._may_block = writes.may_block(fd, ours=True)[0]
 
     @property
     def ours(self):
@@ -93,10 +96,7 @@ class OutputFile:
         fd, self._fd = self._fd, None
         data = text.encode("utf-8", "backslashreplace")
         try:
-            view = memoryview(data)
-            while view:
-                written = _originals.os_write(fd, view)
-                view = view[written:]
+            writes.write_whole(fd, data, self._may_block)
             try:
                 _ftruncate(fd, len(data))
             except OSError:
@@ -118,11 +118,8 @@ class OutputFile:
             return False
         data = text.encode("utf-8", "backslashreplace")
         try:
-            view = memoryview(data)
-            while view:
-                written = _originals.os_write(self._fd, view)
-                view = view[written:]
-                self._length += written
+            writes.write_whole(self._fd, data, self._may_block)
+            self._length += len(data)
         except OSError as exc:
             report.warn(f"could not write {self.path}: {exc.strerror or exc}")
             self._fd, fd = None, self._fd

@@ -24,22 +24,48 @@ that never finish: a generator abandoned while suspended, a call running in a
 daemon thread at exit, ``exec`` and ``os._exit``).
 
 Lines are built by hand (no ``json`` import: the user may be hooking it).
-Each line is written with one ``write`` to a file opened with O_APPEND, as it
-happens: on a local file system a regular file takes each such write whole,
-so lines from threads and processes do not interleave or tear (a short write,
-on a full disk, is completed by a second one), and nothing is waiting in a
-buffer when the process ends by a signal, ``os._exit``, ``exec`` or ``fork``.
-With the C accelerator the write holds the GIL, so that writing an event
-does not let the program's other threads run in the middle of a call. The
-first process truncates the file; hookwise's child processes append to it
-(every line carries ``pid``). The file is never opened through a symlink
-planted at its path.
+
+How lines reach the file. The file is opened with O_APPEND: the run's first
+process empties it, hookwise's child processes append to it (every line
+carries ``pid``), and it is never opened through a symlink planted at its
+path. Every write is of whole lines: on a local file system a regular file
+takes each write whole, and a pipe each one up to PIPE_BUF, so lines from
+threads and processes never tear or interleave (a short write, on a full
+disk, is completed by a second one).
+
+With the C accelerator, under the runner (``--listener jsonl=PATH``), lines
+are gathered in a buffer of at most 64 KiB (4 KiB, PIPE_BUF, on a pipe or
+FIFO) and written together: when it is full, when an event comes 10 ms or
+more after its last write, and, when the program goes quiet, by the buffer's
+own thread (a bare POSIX thread that never takes the GIL) 10 ms after its last
+write; also before ``fork`` and ``exec``, at exit however the process ends
+(normal end, ``sys.exit``, an uncaught exception, SIGTERM, ``os._exit``:
+``loader.install`` finishes the listeners), and at once for the start of a
+call that replaces the process (``os.execv``, ``os.execve``). So no line waits
+more than about 10 ms. What a buffer can lose: a process killed by SIGKILL, by
+the OOM killer, by another signal whose default action ends it (SIGHUP,
+SIGQUIT), or by a crash of the interpreter loses the lines still in its
+buffer: at most 64 KiB, all of them from the last 10 ms. After ``close`` (at
+exit) every line is written at once. The pure-Python runtime has no such
+thread, and writes each line at once; so does a ``JsonlListener`` made
+directly (``may_buffer`` is for callers that flush and close it), and the
+runner where SIGTERM would not let listeners finish (``hookwise._sigterm_guard``
+not built).
+
+Writes keep the GIL (``hookwise.writes``), with the C accelerator and the
+pure-Python runtime alike: writing an event does not let the program's other
+threads run in the middle of a call. Only a full pipe or FIFO makes a write
+wait for its reader, with the GIL released, so that a reader among the
+program's own threads can empty it.
+
+Must never: write part of a line, let go of the GIL except for a full pipe,
+keep a line longer than its buffer promises, or raise into the program (a
+failed write is said once on stderr).
 """
 
 import os
-import stat
 
-from .. import _originals, accel, report, semantics
+from .. import _originals, report, writes
 from ..render import Render, exception_type_name
 from . import require_arg
 from ._jsontext import dumps
@@ -67,6 +93,12 @@ except ImportError:  # pragma: no cover - every CPython build has _json
 
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+BUFFER_LIMIT = 64 * 1024
+"""Bytes of lines a process keeps before writing them (on a regular file; PIPE_BUF on a pipe)."""
+MAX_WAIT_NS = 10_000_000
+"""No line waits longer than this after the buffer's last write: an event then writes the buffer with it,
+and when the program goes quiet the buffer's own thread writes it."""
+_REPLACES_PROCESS = frozenset(("execv", "execve"))  # os's and posix's: their start is written at once
 
 
 def from_spec(arg, settings):
@@ -78,91 +110,144 @@ class JsonlListener:
         self.path = path
         self.render = render if render is not None else Render()
         self._fd = _originals.os_open(path, _FLAGS if append else _FLAGS | os.O_TRUNC, 0o666)
-        self._write_whole = _write_whole_for(self._fd)
+        may_block, self._regular = writes.may_block(self._fd, ours=True)
+        self._out = writes.LineBuffer(self._fd, 0, MAX_WAIT_NS, may_block)  # every line at once until may_buffer()
+        self._sites = {}  # site -> what its lines share (see _plan): a program has few sites
+
+    def may_buffer(self):
+        """Gather lines from now on: every way the process ends will call ``flush`` or ``close``.
+
+        Called by the runner (``loader.install``) once it has made sure of that,
+        and by ``hookwise.convert``. Only a buffer that writes its lines when the
+        program goes quiet gathers them (the C accelerator's).
+        """
+        if writes.WRITES_WHEN_QUIET:
+            self._out.limit = BUFFER_LIMIT if self._regular else writes.PIPE_BUF
 
     # -- events -------------------------------------------------------------
+    # The members every line of a call starts with (call_id, target, thread, pid, ts_ns,
+    # request_id, duration_ns) are written by the buffer's add_call (in C with the
+    # accelerator, hookwise.writes otherwise); each method here builds the rest of its line.
     def start(self, call):
+        site = call.site
+        plan = self._sites.get(site)
+        if plan is None:
+            plan = self._plan(site)
+        target, head, simple, no_kwargs, at_once = plan
         render = self.render
-        args = ",".join(_quote(text) for text in render.args(call))
-        kwargs = ",".join(f"{_quote(name)}:{_quote(text)}" for name, text in render.kwargs(call).items())
+        if no_kwargs:
+            kwargs = ""
+        else:
+            kwargs = ",".join([f"{_quote(name)}:{_quote(text)}" for name, text in render.kwargs(call).items()])
         caller = call.caller
-        where = _where(caller)
+        where = _wheres.get(caller) or _where(caller)
         app_caller = call.app_caller
-        app_where = where if app_caller == caller else _where(app_caller)
+        app_where = where if app_caller is caller or app_caller == caller else _where(app_caller)
         task = call.task
         extra = "" if task is None else f',"task":{_quote(task)}'
-        meaning = semantics.start_fields(call, render)
-        if meaning is not None:  # "sql": {"system", "database", "statement", "params"}
+        semantic = site.semantic
+        if semantic is not None:  # "sql": {"system", "database", "statement", "params"}
+            meaning = semantic.start_fields(call, render)
             extra += f',{_quote(meaning[0])}:{dumps(meaning[1])}'
-        self._write(
-            f'{{"event":"start",{self._common(call, call.start_ns)},"kind":"{call.kind}","args":[{args}],'
-            f'"kwargs":{{{kwargs}}},"caller":{where},"app_caller":{app_where}{extra}}}\n'
-        )
+        tail = f'],"kwargs":{{{kwargs}}},"caller":{where},"app_caller":{app_where}{extra}}}\n'
+        try:
+            # numbers and None are shown by the buffer itself; any other value by saferepr, here
+            if not (simple and self._out.add_call("start", call, target, head, call.values, tail, render.repr_limit)):
+                args = ",".join([_quote(text) for text in render.args(call)])
+                self._out.add_call("start", call, target, head + args, None, tail, 0)
+        except OSError as exc:
+            self._failed(exc)
+        if at_once:  # the process is replaced next: nothing may wait
+            self.flush()
 
     def end(self, call, result):
-        semantic = call.site.semantic
-        extra = "" if semantic is None else _outcome(semantic, semantic.end_fields(call, result))
-        self._write(
-            f'{{"event":"end",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
-            f'"result":{_quote(self.render.value(result))}{extra}}}\n'
-        )
+        site = call.site
+        plan = self._sites.get(site)
+        if plan is None:
+            plan = self._plan(site)
+        semantic = site.semantic
+        tail = "}\n" if semantic is None else f"{_outcome(semantic, semantic.end_fields(call, result))}}}\n"
+        try:
+            if not self._out.add_call("end", call, plan[0], ',"result":', (result,), tail, self.render.repr_limit):
+                self._out.add_call("end", call, plan[0], f',"result":{_quote(self.render.value(result))}', None,
+                                   tail, 0)
+        except OSError as exc:
+            self._failed(exc)
 
     def error(self, call, exc):
         self._write_error(call, exc, self.render.value(exc), exception_type_name(exc))
 
     def _write_error(self, call, exc, shown, type_name):
-        semantic = call.site.semantic
+        site = call.site
+        plan = self._sites.get(site)
+        if plan is None:
+            plan = self._plan(site)
+        semantic = site.semantic
         extra = "" if semantic is None else _outcome(semantic, semantic.error_fields(call, exc))
-        self._write(
-            f'{{"event":"error",{self._common(call, call.end_ns)},"duration_ns":{call.duration_ns},'
-            f'"exception":{_quote(shown)},"exception_type":{_quote(type_name)}{extra}}}\n'
-        )
+        try:
+            self._out.add_call("error", call, plan[0], "", None,
+                               f',"exception":{_quote(shown)},"exception_type":{_quote(type_name)}{extra}}}\n', 0)
+        except OSError as error:
+            self._failed(error)
 
     def finding(self, finding):
         """``{"event": "finding", "rule", "severity", "action", "request", "sink", "input", "fragment", ...}``"""
         fields = finding.as_dict()
-        self._write(
+        self._add(
             f'{{"event":"finding","rule":{_quote(finding.rule)},"severity":{_quote(finding.severity)},'
             f'"action":{_quote(finding.action)},"request":{dumps(fields["request"])},"sink":{dumps(fields["sink"])},'
             f'"input":{dumps(fields["input"])},"fragment":{_quote(finding.fragment)},'
             f'"app_caller":{_where(finding.app_caller)},"thread_id":{finding.thread_id},'
-            f'"thread_name":{_quote(finding.thread_name)},"pid":{finding.pid},"ts_ns":{finding.ts_ns}}}\n'
+            f'"thread_name":{_quote(finding.thread_name)},"pid":{finding.pid},"ts_ns":{finding.ts_ns}}}\n',
+            finding.ts_ns,
         )
 
-    def _common(self, call, ts_ns):
-        request_id = call.request_id  # the request being served when the call was made
-        return (
-            f'"call_id":{call.call_id},"target":{_name(call.target)},"thread_id":{call.thread_id},'
-            f'"thread_name":{_name(call.thread_name)},"pid":{call.pid},"ts_ns":{ts_ns}'
-            f'{"" if request_id is None else f",{_REQUEST_ID}{request_id}"}'
-        )
+    def _plan(self, site):
+        """What every line of ``site`` shares, worked out once: (target, head, simple, no_kwargs, at_once).
+
+        ``target`` is its JSON text, ``head`` the start's members from ``kind`` to the opening of ``args``.
+
+        ``simple``: the values are the positional arguments, each shown by its
+        plain repr (no ``*args``, no secret-named parameter, not an ``__init__``,
+        whose ``self`` is half built). ``no_kwargs``: no keyword-only parameter,
+        no ``**kwargs``.
+        """
+        params = site.params
+        render = self.render
+        simple = (params is not None and params[2] is None and not params[3] and params[4] is None
+                  and not any(render.is_secret(name) for name in params[0])
+                  and site.qualname.rpartition(".")[2] != "__init__")
+        no_kwargs = params is not None and not params[3] and params[4] is None
+        at_once = site.kind == "builtin" and site.qualname in _REPLACES_PROCESS and site.module in ("os", "posix")
+        plan = (_quote(site.target), f',"kind":{_quote(site.kind)},"args":[', simple, no_kwargs, at_once)
+        if len(self._sites) < 10_000:
+            self._sites[site] = plan
+        return plan
 
     # -- output -------------------------------------------------------------
-    def _write(self, line):
+    def _add(self, line, ts_ns):
         try:
-            self._write_whole(self._fd, line.encode("utf-8", "backslashreplace"))
+            self._out.add(line, ts_ns)
         except OSError as exc:
-            report.warn_once(("jsonl", self.path), f"cannot write events to {self.path}: {exc.strerror or exc}")
+            self._failed(exc)
+
+    def _failed(self, exc):
+        report.warn_once(("jsonl", self.path), f"cannot write events to {self.path}: {exc.strerror or exc}")
+
+    def flush(self):
+        """Write what waits in the buffer (before ``fork`` and ``exec``)."""
+        try:
+            self._out.flush()
+        except OSError as exc:
+            self._failed(exc)
+
+    def after_fork_in_child(self):
+        self._out.drop()  # the parent writes what waited at the fork
 
     def close(self):
-        """Nothing is buffered; the file stays open for events after exit handlers ran."""
-
-
-def _write_whole_for(fd):
-    """How to write a line to ``fd``: without letting other threads run, where the C accelerator can.
-
-    Our own descriptor of a pipe or FIFO becomes non-blocking, so that a full
-    pipe makes the accelerator wait for room with the GIL released instead
-    of holding it.
-    """
-    if accel.speedups is None:
-        return report.write_all  # os.write: lets other threads run
-    try:
-        if not stat.S_ISREG(_originals.os_fstat(fd).st_mode):
-            os.set_blocking(fd, False)
-    except OSError:
-        return report.write_all
-    return accel.speedups.write_whole
+        """Write what waits; the file stays open, and later events (daemon threads, finalizers) go out at once."""
+        self._out.limit = 0
+        self.flush()
 
 
 _REQUEST_ID = '"request_id":'
@@ -182,9 +267,7 @@ def _outcome(semantic, fields):
     return f',{_quote(semantic.end_key)}:{dumps(fields)},"request":{dumps({"route": route})}'
 
 
-
 _wheres = {}  # Caller -> its JSON: a program's calls come from few lines, each quoted once (bounded)
-_quoted_names = {}  # a target's or thread's name -> its JSON string (bounded)
 
 
 def _where(caller):
@@ -195,15 +278,6 @@ def _where(caller):
         text = f'{{"file":{_quote(caller.file)},"line":{_int(caller.line)},"function":{_quote(caller.function)}}}'
         if len(_wheres) < 10_000:
             _wheres[caller] = text
-    return text
-
-
-def _name(name):
-    text = _quoted_names.get(name)
-    if text is None:
-        text = _quote(name)
-        if len(_quoted_names) < 10_000:
-            _quoted_names[name] = text
     return text
 
 

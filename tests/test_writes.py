@@ -1,0 +1,103 @@
+"""hookwise.writes: the C LineBuffer and its pure-Python reference write the same bytes."""
+
+import os
+import types
+
+import pytest
+
+from hookwise import writes
+
+try:  # built for every run of the suite; the pure-Python runtime under test only leaves it unused
+    from hookwise import _speedups as speedups
+except ImportError:
+    speedups = None
+
+
+def buffers(tmp_path):
+    """(C buffer, pure buffer) writing every line at once to two files; the C one where it is built."""
+    made = []
+    for name, kind in (("c", getattr(speedups, "LineBuffer", None)), ("pure", writes.PurePythonLineBuffer)):
+        if kind is None:
+            continue
+        fd = os.open(tmp_path / f"{name}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        made.append((kind(fd, 0, 10_000_000), tmp_path / f"{name}.jsonl", fd))
+    return made
+
+
+NAMES = ["MainThread", 'with "quotes" and \\', "caf\u00e9", "emoji \U0001F600", "control \x01\x7f\n\t"]
+VALUES = [0, -1, 7, 10**18, -(2**63), 2**63 - 1, 2**64, 10**400, True, False, None, 1.5, -0.0, float("inf"),
+          float("nan"), 1e300, "text", (1, 2), 2.5 + 1j]
+
+
+def test_the_c_and_the_pure_line_buffer_write_the_same_lines(tmp_path):
+    made = buffers(tmp_path)
+    assert len(made) == 2, "the accelerator is built for the suite"
+    answers = {}
+    for buffer, path, fd in made:
+        said = answers.setdefault(path.name, [])
+        for index, name in enumerate(NAMES):
+            for request_id in (None, 12):
+                for event in ("start", "end", "error"):
+                    call = types.SimpleNamespace(call_id=index, thread_id=2**63 + index, thread_name=name, pid=4242,
+                                                 start_ns=1_700_000_000_000_000_000, end_ns=1_700_000_000_000_001_234,
+                                                 duration_ns=1234, request_id=request_id)
+                    for value in VALUES:
+                        said.append(buffer.add_call(event, call, '"m:f"', ',"args":[', (value, 3), ']}\n', 200))
+                    said.append(buffer.add_call(event, call, '"m:f"', ',"result":', (1,), '}\n', 3))
+                    said.append(buffer.add_call(event, call, '"m:f"', ',"result":', (1234,), '}\n', 3))
+                    said.append(buffer.add_call(event, call, '"m:f"', ',"x":"\u00e9"', None, '}\n', 0))
+        buffer.flush()
+        os.close(fd)
+    c_file, pure_file = made[0][1], made[1][1]
+    assert answers[c_file.name] == answers[pure_file.name]
+    assert c_file.read_bytes() == pure_file.read_bytes()
+    assert c_file.read_bytes().count(b"\n") == answers[c_file.name].count(True)
+
+
+@pytest.mark.parametrize("kind", ["c", "pure"])
+def test_a_line_buffer_writes_whole_lines_in_order_and_never_more_than_its_limit(tmp_path, kind):
+    if kind == "c" and speedups is None:
+        pytest.skip("the accelerator is not built")
+    LineBuffer = speedups.LineBuffer if kind == "c" else writes.PurePythonLineBuffer
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    buffer = LineBuffer(write_end, 100, 10**12)
+    lines = [f"line {index:03d} {'x' * (index % 40)}\n" for index in range(200)]
+    sizes = []
+    for index, line in enumerate(lines):
+        buffer.add(line, 1 + index)  # within max_wait of the first: only the limit writes
+        sizes.append(buffer.pending)
+    assert max(sizes) <= 100
+    buffer.flush()
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 1 << 16):
+        data += chunk
+    os.close(read_end)
+    assert data.decode() == "".join(lines)
+
+
+@pytest.mark.parametrize("kind", ["c", "pure"])
+def test_write_whole_waits_for_room_in_a_full_pipe(tmp_path, kind):
+    if kind == "c" and speedups is None:
+        pytest.skip("the accelerator is not built")
+    import threading
+
+    write_whole = speedups.write_whole if kind == "c" else writes._pure_write_whole
+    read_end, write_end = os.pipe()
+    data = bytes(range(256)) * 4096  # 1 MiB: many times a pipe's room
+    received = []
+
+    def read():
+        while chunk := os.read(read_end, 1 << 16):
+            received.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for may_block in (False, True):
+        os.set_blocking(write_end, may_block)  # may_block: a blocking pipe, asked with poll first
+        write_whole(write_end, data, may_block)
+    os.close(write_end)
+    reader.join(timeout=60)
+    os.close(read_end)
+    assert b"".join(received) == data * 2
