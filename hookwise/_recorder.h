@@ -1652,25 +1652,56 @@ program_ts(CallObject *call, int ended)
     return ended ? start + ticks_span_ns(call->duration_ticks) : start;
 }
 
-/* A thread's chunk of events is complete (it went on to its next, or the file is full): the writer's
- * on_retire(offset), when it has one, hears of it now, after the event is stored (the live chrome
- * trace converts the chunk then). */
-static void
-chunk_retired(RecorderObject *self, long long offset)
+/* A thread's chunk of events that is complete (it went on to its next, or the file is full), let go:
+ * its file offset and, when the writer has an on_retire, a copy of its bytes (the live chrome trace
+ * converts them, without reading the file: a read would let another thread run). */
+typedef struct {
+    long long offset;  /* -1: none */
+    PyObject *data;
+} retired_chunk;
+
+static retired_chunk
+retire(RecorderObject *self, rec_chunk *chunk)
 {
+    retired_chunk retired = {REC_HEADER_SIZE + chunk->index * (long long)self->chunk_size, NULL};
     PyObject *hook = PyObject_GetAttr((PyObject *)self, str_on_retire);
     if (hook == NULL) {
         PyErr_Clear();
+    }
+    else if (hook != Py_None) {
+        retired.data = PyBytes_FromStringAndSize((const char *)chunk->base, (Py_ssize_t)chunk->pos);
+        if (retired.data == NULL) {
+            PyErr_Clear();
+        }
+    }
+    Py_XDECREF(hook);
+    mark_held(self, chunk->index, 0);
+    chunk_release(chunk, self->chunk_size);
+    return retired;
+}
+
+/* The writer's on_retire(offset, data) hears of a retired chunk now, after the event that filled it
+ * is stored. */
+static void
+announce(RecorderObject *self, retired_chunk *retired)
+{
+    if (retired->offset < 0) {
         return;
     }
-    if (hook != Py_None) {
-        PyObject *answer = PyObject_CallFunction(hook, "L", offset);
+    PyObject *hook = PyObject_GetAttr((PyObject *)self, str_on_retire);
+    if (hook == NULL) {
+        PyErr_Clear();
+    }
+    else if (hook != Py_None && retired->data != NULL) {
+        PyObject *answer = PyObject_CallFunction(hook, "LO", retired->offset, retired->data);
         if (answer == NULL) {
             report_listener_failure(hook);
         }
         Py_XDECREF(answer);
     }
-    Py_DECREF(hook);
+    Py_XDECREF(hook);
+    Py_CLEAR(retired->data);
+    retired->offset = -1;
 }
 
 static rec_thread *
@@ -1729,27 +1760,21 @@ thread_entry(RecorderObject *self, unsigned long ident)
 static int
 name_thread(RecorderObject *self, rec_thread *thread, long long ts)
 {
-    long long retired = -1;
+    retired_chunk retired = {-1, NULL};
     if (thread->chunk.base != NULL) {
-        retired = REC_HEADER_SIZE + thread->chunk.index * (long long)self->chunk_size;
-        mark_held(self, thread->chunk.index, 0);
-        chunk_release(&thread->chunk, self->chunk_size);
+        retired = retire(self, &thread->chunk);
     }
     if (ts < thread->last_ts) {
         ts = thread->last_ts;
     }
     if (chunk_new(self, &thread->chunk, REC_CHUNK_EVENTS, thread->ident, ts) < 0) {
         self->full = 1;
-        if (retired >= 0) {
-            chunk_retired(self, retired);
-        }
+        announce(self, &retired);
         return -1;
     }
     thread->last_ts = ts;
     long long from_seq = self->seq;
-    if (retired >= 0) {
-        chunk_retired(self, retired);
-    }
+    announce(self, &retired);
     PyObject *ident = PyLong_FromUnsignedLong(thread->ident);
     PyObject *name = ident == NULL ? NULL : PyObject_CallMethodOneArg(self->hooks, str_thread_name, ident);
     Py_XDECREF(ident);
@@ -1793,7 +1818,7 @@ store_event(RecorderObject *self, rbuf *body, long long ts)
     if (ts < thread->last_ts) {
         ts = thread->last_ts;  /* one thread's events are in order: so are their stamps */
     }
-    long long retired = -1;  /* the file offset of the chunk this event filled, for on_retire */
+    retired_chunk retired = {-1, NULL};  /* the chunk this event filled, for on_retire */
     for (int attempt = 0; attempt < 2; attempt++) {
         rec_chunk *chunk = &thread->chunk;
         if (chunk->base != NULL) {
@@ -1812,14 +1837,16 @@ store_event(RecorderObject *self, rbuf *body, long long ts)
                 __atomic_store_n(at, head[0], __ATOMIC_RELEASE);
                 chunk->pos += size;
                 thread->last_ts = ts;
-                if (retired >= 0) {
-                    chunk_retired(self, retired);
-                }
+                announce(self, &retired);
                 return;
             }
-            retired = REC_HEADER_SIZE + chunk->index * (long long)self->chunk_size;
-            mark_held(self, chunk->index, 0);
-            chunk_release(chunk, self->chunk_size);
+            if (retired.offset < 0) {
+                retired = retire(self, chunk);
+            }
+            else {
+                mark_held(self, chunk->index, 0);  /* a record larger than a fresh chunk: it is dropped */
+                chunk_release(chunk, self->chunk_size);
+            }
         }
         if (attempt == 1 || chunk_new(self, chunk, REC_CHUNK_EVENTS, ident, ts) < 0) {
             if (attempt == 0) {
@@ -1830,9 +1857,7 @@ store_event(RecorderObject *self, rbuf *body, long long ts)
         thread->last_ts = ts;  /* a new chunk's first delta starts from its base_ts */
     }
     self->dropped++;
-    if (retired >= 0) {
-        chunk_retired(self, retired);
-    }
+    announce(self, &retired);
 }
 
 /* This thread's entry, named (see name_thread) before its first event: 0, or -1 (the event is dropped). */

@@ -2414,6 +2414,51 @@ static PyTypeObject LineBufferType = {
     .tp_getset = line_buffer_getset,
 };
 
+/* read_at(fd, size, offset): up to `size` bytes of a regular file from `offset`, read with the GIL
+ * held (os.pread lets go of it). The live chrome trace reads its recording's meta chunks inside the
+ * program's calls: a regular file's read does not wait for anyone. */
+static PyObject *
+py_read_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read_at(fd, size, offset)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    Py_ssize_t size = PyLong_AsSsize_t(args[1]);
+    long long offset = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "read_at: a negative size");
+        return NULL;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+    if (data == NULL) {
+        return NULL;
+    }
+    Py_ssize_t done = 0;
+    while (done < size) {
+        ssize_t got = pread((int)fd, PyBytes_AS_STRING(data) + done, (size_t)(size - done), (off_t)(offset + done));
+        if (got == 0) {
+            break;
+        }
+        if (got < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            Py_DECREF(data);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        done += got;
+    }
+    if (done < size && _PyBytes_Resize(&data, done) < 0) {
+        return NULL;
+    }
+    return data;
+}
+
 static PyObject *
 py_uses_tsc(PyObject *module, PyObject *unused)
 {
@@ -2428,6 +2473,8 @@ static PyMethodDef module_methods[] = {
     {"dispatching", py_dispatching, METH_NOARGS, "the Call whose listeners run on this thread, or None"},
     {"set_quiet", py_set_quiet, METH_O, "mark this thread as running hookwise's own code; returns the old mark"},
     {"install_methods", install_methods, METH_O, "give a SiteBase subclass its own start/end/error descriptors"},
+    {"read_at", (PyCFunction)(void (*)(void))py_read_at, METH_FASTCALL,
+     "read_at(fd, size, offset): pread of a regular file, with the GIL held"},
     {"write_whole", (PyCFunction)(void (*)(void))py_write_whole, METH_FASTCALL,
      "write_whole(fd, data, may_block=False): write all of data without letting other threads run meanwhile"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},

@@ -73,6 +73,9 @@ class ChromeTraceListener:
         self._pid = _originals.os_getpid()
         self._writer = open_writer(recording_path(output), render=self.render, in_child=in_child)
         self._writer.on_retire = self._retired
+        # opened now, before the program runs: opening a file inside one of its calls would let its other
+        # threads run there (the reads that follow keep the GIL, with the accelerator: hookwise.writes)
+        self._recording = Recording(self._writer.path, live=True)
         # the runtime calls the writer's own methods: no frame of ours in between
         self.start, self.end, self.error = self._writer.start, self._writer.end, self._writer.error
         self._lock = allocate_lock()
@@ -89,8 +92,7 @@ class ChromeTraceListener:
 
     def _converter(self):
         if self._trace is None:
-            recording = Recording(self._writer.path, live=True)
-            self._trace = ProcessTrace(recording, self.render, self._origin_ns, self._pid, _program_name())
+            self._trace = ProcessTrace(self._recording, self.render, self._origin_ns, self._pid, _program_name())
         return self._trace
 
     def _flush(self):
@@ -100,23 +102,27 @@ class ChromeTraceListener:
             self._output.append(",\n".join(out))
             out.clear()
 
-    def _convert(self, offset):
-        data = self._trace.recording.chunk(offset)
+    def _convert(self, offset, data=None):
+        if data is None:
+            data = self._trace.recording.chunk(offset)
+        # the strings, sites and thread names its events name were written before them: read what is new
+        self._trace.recording.refresh()
         seq = fmt.CHUNK_HEADER.unpack_from(data, 0)[2] if len(data) >= fmt.CHUNK_HEADER.size else 0
         if seq and seq not in self._done:
             self._done.add(seq)
             self._trace.events(data)
 
     # -- as the run goes ------------------------------------------------------
-    def _retired(self, offset):
-        """The writer's ``on_retire``: a thread's chunk is complete; its events go to the trace now."""
+    def _retired(self, offset, data):
+        """The writer's ``on_retire``: a thread's chunk is complete (``data``: its bytes); its events go to
+        the trace now."""
         if self._closed or self._failed or self._output is None or _originals.os_getpid() != self._pid:
             return
         with self._lock:
             self._converting = _originals.get_ident()
             try:
                 self._converter()
-                self._convert(offset)
+                self._convert(offset, data)
                 self._flush()
             except Exception as exc:  # a bug of ours: the recording still has everything
                 self._failed = True
@@ -162,11 +168,12 @@ class ChromeTraceListener:
             self._trace = None
             return
         self._output.append("[\n")
+        try:
+            self._recording = Recording(self._writer.path, live=True)
+        except fmt.RecordingError:  # the writer could not open this process's file (it said so)
+            trace = None
         if trace is not None:
-            try:
-                trace.for_forked_child(Recording(self._writer.path, live=True), self._pid, here)
-            except fmt.RecordingError:  # the writer could not open this process's file (it said so)
-                trace = None
+            trace.for_forked_child(self._recording, self._pid, here)
         self._trace = trace
 
     def close(self):

@@ -46,8 +46,8 @@ class NativeRecordWriter(speedups.Recorder):
         super().__init__(fd, self.chunk_size, limit or 0, ring, self.render.repr_limit, bool(self.render.redact), self)
 
     on_retire = None
-    """None, or ``on_retire(offset)``, as ``RecordWriter.on_retire``: called, on its thread, once a thread's
-    chunk of events is complete (right after the event that filled it is stored)."""
+    """None, or ``on_retire(offset, data)``, as ``RecordWriter.on_retire``: called, on its thread, once a
+    thread's chunk of events is complete (right after the event that filled it is stored), with its bytes."""
 
     # -- what the C writer asks -----------------------------------------------------
     def site_plan(self, site):

@@ -220,14 +220,18 @@ class RecordWriter:
         self.dropped += 1  # larger than a chunk
 
     on_retire = None
-    """None, or ``on_retire(offset)``: called with the file offset of a thread's chunk of events once it is
-    complete (the thread went on to its next chunk), outside the writer's lock, on that thread. The live
-    chrome trace converts the chunk then."""
+    """None, or ``on_retire(offset, data)``: called with the file offset and the bytes of a thread's chunk
+    of events once it is complete (the thread went on to its next chunk), outside the writer's lock, on
+    that thread. The live chrome trace converts the chunk then (from ``data``: reading the file would let
+    another thread run). The C writer calls it the same way."""
 
     def _next_chunk(self, thread_id, full):
         """The thread's next chunk of events, after ``full`` (its chunk that is full, or None); None when the
-        file is full. (The C writer calls this too, when a thread needs a chunk.)"""
+        file is full."""
+        data = None
         if full is not None:
+            if self.on_retire is not None:
+                data = full.map[: full.pos]
             full.map.close()
         with self._lock:
             chunk = self._new_chunk(fmt.CHUNK_EVENTS, thread_id)
@@ -236,8 +240,8 @@ class RecordWriter:
                 self._stop()
             else:
                 self._threads[thread_id] = chunk
-        if full is not None and self.on_retire is not None:
-            self.on_retire(fmt.HEADER_SIZE + full.index * self.chunk_size)
+        if data is not None:
+            self.on_retire(fmt.HEADER_SIZE + full.index * self.chunk_size, data)
         return chunk
 
     # -- values ---------------------------------------------------------------
