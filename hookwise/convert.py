@@ -236,7 +236,7 @@ class _Html:
         # calls still open end with the recording, as in the chrome trace; the page names the recording
         program = os.path.basename(files[0]) if files else "recording"
         layout = self.timeline.layout(self.timeline.last_ns, self.pid or 0, program)
-        self.output.write(html.page(layout, self.durations.summary()))
+        self.output.write(html.page_text(layout, self.durations.summary()))
 
 
 class _Otel:

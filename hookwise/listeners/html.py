@@ -152,10 +152,10 @@ class HtmlReportListener:
             recording.close()
         layout = timeline.layout(now_ns, _originals.os_getpid(), _program_name(), self._findings,
                                  dropped=self._writer.skipped)
-        return page(layout, self._durations.summary())
+        return page_text(layout, self._durations.summary())
 
 
-def page(layout, rows):
+def page_text(layout, rows):
     """The html text of a timeline's ``layout`` and the stats ``rows`` of a run (or a recording)."""
     program = layout.program
     calls, errors = count(rows)
