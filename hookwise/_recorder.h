@@ -35,7 +35,8 @@
 #define REC_CHUNK_EVENTS 1
 #define REC_CHUNK_META 2
 enum { R_STRING = 1, R_SITE = 2, R_THREAD = 3, R_START = 5, R_END = 6, R_ERROR = 7 };
-enum { V_NONE, V_FALSE, V_TRUE, V_INT, V_FLOAT, V_STR, V_BYTES, V_TUPLE, V_SHOWN, V_REDACTED, V_DICT, V_OBJECT };
+enum { V_NONE, V_FALSE, V_TRUE, V_INT, V_FLOAT, V_STR, V_BYTES, V_TUPLE, V_SHOWN, V_REDACTED, V_DICT, V_OBJECT,
+       V_CUT, V_BYTES_CUT, V_SEQ, V_MAP, V_STOP_KEY, V_STOP = 255 };
 #define REC_MAX_TUPLE 16
 #define REC_MAX_SLOTS 4   /* recorders alive at once in a process (each has a slot in the thread-local cache) */
 
@@ -282,7 +283,10 @@ typedef struct {
     rec_chunk meta;
     rec_thread **threads;     /* open addressing by ident; entries are never freed while open */
     size_t threads_size, threads_used;
-    PyObject *strings;        /* dict: str -> id */
+    PyObject *strings;        /* dict: str -> id (at most REC_STRINGS_KEPT of them) */
+    PyObject *secrets;        /* dict: a dict key -> whether it names a secret (at most REC_SECRETS_KEPT) */
+    PyObject *verdicts;       /* dict: a str or bytes -> whether redaction by content changes it */
+    long long n_strings;      /* ids given */
     ptr_table sites;          /* site -> index into plans */
     site_plan *plans;
     size_t n_plans, cap_plans;
@@ -491,6 +495,11 @@ meta_put(RecorderObject *self, const unsigned char *record, size_t size)
 
 /* ------------------------------------------------------------ the strings */
 
+/* Strings remembered at most: past it a new string gets a STRING record (and id) each time it is
+ * written. The names of asyncio tasks ("Task-81234") are new for every task of a server: the
+ * file grows with them, the writer's memory does not. */
+#define REC_STRINGS_KEPT 65536
+
 /* The id of `text` (a str), writing its STRING record the first time; -1 on failure. */
 static long long
 string_id(RecorderObject *self, PyObject *text)
@@ -516,7 +525,7 @@ string_id(RecorderObject *self, PyObject *text)
         utf8 = PyBytes_AS_STRING(encoded);
         length = PyBytes_GET_SIZE(encoded);
     }
-    long long number = (long long)PyDict_GET_SIZE(self->strings);
+    long long number = self->n_strings;
     unsigned char stack[256];
     rbuf record;
     rbuf_init(&record, stack, sizeof(stack));
@@ -529,6 +538,10 @@ string_id(RecorderObject *self, PyObject *text)
     rbuf_release(&record);
     if (status < 0) {
         return -1;
+    }
+    self->n_strings++;
+    if (PyDict_GET_SIZE(self->strings) >= REC_STRINGS_KEPT) {
+        return number;
     }
     PyObject *value = PyLong_FromLongLong(number);
     if (value == NULL || PyDict_SetItem(self->strings, text, value) < 0) {
@@ -669,7 +682,7 @@ plan_of(RecorderObject *self, PyObject *site)
 
 /* ------------------------------------------------------------- the values */
 
-static int put_value(RecorderObject *self, rbuf *out, PyObject *value);
+static void put_value(RecorderObject *self, rbuf *out, PyObject *value);
 
 /* [tag] len:u utf8 (no tag byte when tag < 0: the texts of an ERROR record) */
 static void
@@ -717,27 +730,50 @@ put_shown(RecorderObject *self, rbuf *out, PyObject *value)
     Py_XDECREF(text);
 }
 
-/* 1 when redaction by content may change this text (it holds '=' or '://'), and the Python side says it does. */
+/* What is shown of a container or a long text depends on the run's repr_limit (hookwise.saferepr):
+ * MAX_DEPTH and REDACTION_MARGIN are saferepr's _MAX_DEPTH and _REDACTION_MARGIN. */
+#define REC_MAX_DEPTH 4
+#define REC_REDACTION_MARGIN 256
+#define REC_SECRETS_KEPT 10000
+#define REC_VERDICTS_KEPT 4096  /* texts whose redaction verdict is remembered (hookwise.redaction's _SEEN_LIMIT) */
+#define REC_VERDICT_TEXT 2048   /* ... if they are no longer than this (its _SEEN_TEXT) */
+
+/* Whether redaction by content may change `value`'s text `data`: it holds '=' or '://' (the
+ * Python side's quick test, hookwise.redaction.redact_text). */
+static int
+may_hold_secrets(const char *data, Py_ssize_t length)
+{
+    if (memchr(data, '=', (size_t)length) != NULL) {
+        return 1;
+    }
+    const char *colon = data;
+    const char *end = data + length;
+    while ((colon = memchr(colon, ':', (size_t)(end - colon))) != NULL) {
+        if (end - colon >= 3 && colon[1] == '/' && colon[2] == '/') {
+            return 1;
+        }
+        colon++;
+    }
+    return 0;
+}
+
+/* 1 when redaction by content changes this text (the Python side decides, when it may): it is then
+ * shown by the Python side, which redacts it. */
 static int
 redacted_by_content(RecorderObject *self, PyObject *value, const char *data, Py_ssize_t length)
 {
-    if (!self->redact) {
+    if (!self->redact || !may_hold_secrets(data, length)) {
         return 0;
     }
-    if (memchr(data, '=', (size_t)length) == NULL) {
-        const char *colon = data;
-        const char *end = data + length;
-        int found = 0;
-        while ((colon = memchr(colon, ':', (size_t)(end - colon))) != NULL) {
-            if (end - colon >= 3 && colon[1] == '/' && colon[2] == '/') {
-                found = 1;
-                break;
-            }
-            colon++;
+    /* a program shows the same statements, URLs and headers again and again: the verdicts on texts
+     * of a bounded size are remembered (a bounded number of them: past it they start over) */
+    int keep = (PyUnicode_CheckExact(value) || PyBytes_CheckExact(value)) && length <= REC_VERDICT_TEXT;
+    if (keep) {
+        PyObject *known = PyDict_GetItemWithError(self->verdicts, value);
+        if (known != NULL) {
+            return known == Py_True;
         }
-        if (!found) {
-            return 0;
-        }
+        PyErr_Clear();
     }
     PyObject *answer = PyObject_CallMethodOneArg(self->hooks, str_redacts, value);
     if (answer == NULL) {
@@ -750,129 +786,105 @@ redacted_by_content(RecorderObject *self, PyObject *value, const char *data, Py_
         PyErr_Clear();
         return 1;
     }
+    if (keep) {
+        if (PyDict_GET_SIZE(self->verdicts) >= REC_VERDICTS_KEPT) {
+            PyDict_Clear(self->verdicts);
+        }
+        if (PyDict_SetItem(self->verdicts, value, redacts ? Py_True : Py_False) < 0) {
+            PyErr_Clear();
+        }
+    }
     return redacts;
 }
 
-/* A plain value (format.is_plain) stored as itself: 1, or 0 (nothing written) when it is not plain. */
+/* Whether a dict key names a secret (Render.is_secret), remembered for REC_SECRETS_KEPT keys. */
 static int
-put_plain(RecorderObject *self, rbuf *out, PyObject *value, int depth)
+is_secret(RecorderObject *self, PyObject *name)
 {
-    PyTypeObject *kind = Py_TYPE(value);
-    if (value == Py_None) {
-        put_byte(out, V_NONE);
+    if (!self->redact || !PyUnicode_Check(name)) {  /* only a str (or a str subclass) names a secret */
+        return 0;
+    }
+    if (PyUnicode_CheckExact(name)) {
+        PyObject *known = PyDict_GetItemWithError(self->secrets, name);
+        if (known != NULL) {
+            return known == Py_True;
+        }
+        PyErr_Clear();
+    }
+    PyObject *answer = PyObject_CallMethodOneArg(self->hooks, str_is_secret, name);
+    if (answer == NULL) {
+        hooks_failed(self, str_is_secret);
+        return 1;  /* unsure: hidden */
+    }
+    int secret = PyObject_IsTrue(answer);
+    Py_DECREF(answer);
+    if (secret < 0) {
+        PyErr_Clear();
         return 1;
     }
-    if (value == Py_False || value == Py_True) {
-        put_byte(out, value == Py_True ? V_TRUE : V_FALSE);
-        return 1;
+    if (PyUnicode_CheckExact(name) && PyDict_GET_SIZE(self->secrets) < REC_SECRETS_KEPT
+        && PyDict_SetItem(self->secrets, name, secret ? Py_True : Py_False) < 0) {
+        PyErr_Clear();
     }
-    if (kind == &PyLong_Type) {
-        int overflow;
-        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (overflow || (number == -1 && PyErr_Occurred())) {
-            PyErr_Clear();
-            return 0;
-        }
-        put_byte(out, V_INT);
-        put_z(out, number);
-        return 1;
-    }
-    if (kind == &PyFloat_Type) {
-        double number = PyFloat_AS_DOUBLE(value);
-        put_byte(out, V_FLOAT);
-        put_raw(out, &number, 8);
-        return 1;
-    }
-    if (kind == &PyUnicode_Type) {
-        if (PyUnicode_GET_LENGTH(value) > self->repr_limit) {
-            return 0;
-        }
-        Py_ssize_t length;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &length);
-        if (utf8 == NULL) {
-            PyErr_Clear();
-            if (self->redact) {
-                return 0;  /* lone surrogates, and redaction to check: the Python side shows it */
-            }
-            return put_str(out, V_STR, value) == 0;
-        }
-        if (redacted_by_content(self, value, utf8, length)) {
-            return 0;
-        }
-        put_text(out, V_STR, utf8, length);
-        return 1;
-    }
-    if (kind == &PyBytes_Type) {
-        Py_ssize_t length = PyBytes_GET_SIZE(value);
-        if (length > self->repr_limit || redacted_by_content(self, value, PyBytes_AS_STRING(value), length)) {
-            return 0;
-        }
-        put_text(out, V_BYTES, PyBytes_AS_STRING(value), length);
-        return 1;
-    }
-    if (kind == &PyTuple_Type) {
-        Py_ssize_t n = PyTuple_GET_SIZE(value);
-        if (depth >= 2 || n > REC_MAX_TUPLE) {
-            return 0;
-        }
-        size_t mark = out->len;
-        put_byte(out, V_TUPLE);
-        put_u(out, (unsigned long long)n);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (!put_plain(self, out, PyTuple_GET_ITEM(value, i), depth + 1)) {
-                out->len = mark;
-                return 0;
-            }
-        }
-        return 1;
-    }
-    return 0;
+    return secret;
 }
 
-/* An object shown as <module.Class object at 0x...>: its type's name and its address, no Python code
- * run. `half_built`: whatever its type (the self of an __init__, object_repr); else only for a type the
- * safe repr shows that way (it decides by type alone). 1, or 0 when the Python side must show it. */
-static int
-put_object(RecorderObject *self, rbuf *out, PyObject *value, int half_built)
+/* How the safe repr shows values of a type (asked once per type): the first item of `types`. */
+enum { WAY_PYTHON = 0, WAY_OBJECT = 1, WAY_REPR = 2 };
+
+/* The type's entry: way | name id << 2 (its <name object at 0x...>), and the name a half-built self
+ * is shown with + 1 (0: none); NULL when the Python side could not answer. */
+static ptr_entry *
+type_way(RecorderObject *self, PyObject *value)
 {
     PyObject *kind = (PyObject *)Py_TYPE(value);
     ptr_entry *known = ptr_find(&self->types, kind);
-    long long object_id, name_id;  /* string ids, -1 none */
     if (known != NULL) {
-        object_id = known->a - 1;
-        name_id = known->b - 1;
+        return known;
     }
-    else {
-        /* (name if shown so, else None; name as object_repr has it, or None) */
-        PyObject *names = PyObject_CallMethodOneArg(self->hooks, str_object_name, value);
-        if (names == NULL || !PyTuple_Check(names) || PyTuple_GET_SIZE(names) != 2) {
-            if (names == NULL) {
-                hooks_failed(self, str_object_name);
-            }
-            Py_XDECREF(names);
-            return 0;
+    /* (way: "object", "repr" or None; the name of <name object at 0x...> or None; a half-built self's name or None) */
+    PyObject *answer = PyObject_CallMethodOneArg(self->hooks, str_object_name, value);
+    if (answer == NULL || !PyTuple_Check(answer) || PyTuple_GET_SIZE(answer) != 3) {
+        if (answer == NULL) {
+            hooks_failed(self, str_object_name);
         }
-        PyObject *object = PyTuple_GET_ITEM(names, 0), *name = PyTuple_GET_ITEM(names, 1);
-        object_id = PyUnicode_Check(object) ? string_id(self, object) : -1;
-        name_id = PyUnicode_Check(name) ? string_id(self, name) : -1;
-        Py_DECREF(names);
-        ptr_put(&self->types, kind, object_id + 1, name_id + 1);
+        Py_XDECREF(answer);
+        return NULL;
     }
-    long long id = half_built ? name_id : object_id;
-    if (id < 0) {
-        return 0;
+    PyObject *way = PyTuple_GET_ITEM(answer, 0), *object = PyTuple_GET_ITEM(answer, 1),
+             *half = PyTuple_GET_ITEM(answer, 2);
+    long long code = WAY_PYTHON;
+    long long object_id = PyUnicode_Check(object) ? string_id(self, object) : -1;
+    if (PyUnicode_Check(way) && PyUnicode_CompareWithASCIIString(way, "object") == 0 && object_id >= 0) {
+        code = WAY_OBJECT | (object_id << 2);
     }
-    put_byte(out, V_OBJECT);
-    put_u(out, (unsigned long long)id);
-    put_u(out, (unsigned long long)(uintptr_t)value);
-    return 1;
+    else if (PyUnicode_Check(way) && PyUnicode_CompareWithASCIIString(way, "repr") == 0) {
+        code = WAY_REPR;
+    }
+    long long half_id = PyUnicode_Check(half) ? string_id(self, half) : -1;
+    Py_DECREF(answer);
+    if (ptr_put(&self->types, kind, code, half_id + 1) < 0) {
+        return NULL;
+    }
+    return ptr_find(&self->types, kind);
 }
 
-/* object_repr(value), from the Python side: a half-built self whose type's name could not be read */
+static void
+put_object_of(rbuf *out, long long name_id, PyObject *value)
+{
+    put_byte(out, V_OBJECT);
+    put_u(out, (unsigned long long)name_id);
+    put_u(out, (unsigned long long)(uintptr_t)value);
+}
+
+/* object_repr(value) (the self of an __init__ is half built: its own repr is never asked): its type's
+ * name and its address, or the Python side's text when the name could not be read. */
 static void
 put_half_built(RecorderObject *self, rbuf *out, PyObject *value)
 {
-    if (put_object(self, out, value, 1)) {
+    ptr_entry *entry = type_way(self, value);
+    if (entry != NULL && entry->b > 0) {
+        put_object_of(out, entry->b - 1, value);
         return;
     }
     PyObject *text = PyObject_CallMethodOneArg(self->hooks, str_half_built, value);
@@ -885,16 +897,322 @@ put_half_built(RecorderObject *self, rbuf *out, PyObject *value)
     Py_XDECREF(text);
 }
 
-static int
-put_value(RecorderObject *self, rbuf *out, PyObject *value)
+/* A text the safe repr cuts (longer than repr_limit): its first repr_limit characters (V_CUT /
+ * V_BYTES_CUT; shown as their repr and "..."), when redaction cannot change what is shown of it. */
+static Py_ssize_t
+put_cut(RecorderObject *self, rbuf *out, PyObject *value)
 {
-    if (!put_plain(self, out, value, 0) && !put_object(self, out, value, 0)) {
-        put_shown(self, out, value);
+    Py_ssize_t limit = self->repr_limit;
+    if (PyBytes_CheckExact(value)) {
+        const char *data = PyBytes_AS_STRING(value);
+        Py_ssize_t region = PyBytes_GET_SIZE(value) < limit + REC_REDACTION_MARGIN ? PyBytes_GET_SIZE(value)
+                                                                                  : limit + REC_REDACTION_MARGIN;
+        if (self->redact && may_hold_secrets(data, region)) {
+            return -1;
+        }
+        put_text(out, V_BYTES_CUT, data, limit);
+        return limit + 6;
     }
-    return 0;
+    PyObject *region = PyUnicode_Substring(value, 0, limit + REC_REDACTION_MARGIN);
+    if (region == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t length;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(region, &length);
+    if (utf8 == NULL || (self->redact && may_hold_secrets(utf8, length))) {
+        PyErr_Clear();
+        Py_DECREF(region);
+        return -1;
+    }
+    PyObject *prefix = PyUnicode_Substring(region, 0, limit);
+    Py_DECREF(region);
+    if (prefix == NULL || put_str(out, V_CUT, prefix) < 0) {
+        PyErr_Clear();
+        Py_XDECREF(prefix);
+        return -1;
+    }
+    Py_DECREF(prefix);
+    return limit + 5;
 }
 
-/* A tuple of values, each plain or shown (a builtin's positional arguments, *args). */
+static Py_ssize_t put_fast(RecorderObject *self, rbuf *out, PyObject *value, int depth, Py_ssize_t budget);
+
+/* format.is_plain for a tuple: at most REC_MAX_TUPLE items, not nested deeper than two, each None, a
+ * bool, an int of 64 bits, a float, a str or bytes within repr_limit, or such a tuple. */
+static int
+is_plain_tuple(RecorderObject *self, PyObject *value, int depth)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(value);
+    if (depth >= 2 || n > REC_MAX_TUPLE) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(value, i);
+        PyTypeObject *kind = Py_TYPE(item);
+        if (item == Py_None || kind == &PyBool_Type || kind == &PyFloat_Type) {
+            continue;
+        }
+        if (kind == &PyLong_Type) {
+            int overflow;
+            long long number = PyLong_AsLongLongAndOverflow(item, &overflow);
+            if (overflow || (number == -1 && PyErr_Occurred())) {
+                PyErr_Clear();
+                return 0;
+            }
+            continue;
+        }
+        if ((kind == &PyUnicode_Type && PyUnicode_GET_LENGTH(item) <= self->repr_limit)
+            || (kind == &PyBytes_Type && PyBytes_GET_SIZE(item) <= self->repr_limit)
+            || (kind == &PyTuple_Type && is_plain_tuple(self, item, depth + 1))) {
+            continue;
+        }
+        return 0;
+    }
+    return 1;
+}
+
+/* Only the first repr_limit characters of what a value shows can be seen (the safe repr cuts the
+ * whole there): `budget` is how many of a nested value's characters can still be seen, and a list,
+ * tuple or dict stores items only until its own cut (the safe repr's _join stops once what it wrote
+ * passes repr_limit) or until the rest could not be seen, whichever comes first. The size each item
+ * reports is at most what it shows, so no item that is shown is left out; one more item (None) stands
+ * for the rest, which the safe repr writes as "..." or which lies past the cut. A container reports
+ * at most repr_limit + 1 (+ its brackets): past its own cut it shows more than that anyway. */
+static Py_ssize_t
+shown_size(RecorderObject *self, Py_ssize_t size)
+{
+    size = size > 0 ? size - 2 : 0;  /* `size` counts ", " after every item, as _join does: not after the last */
+    return (size < self->repr_limit + 1 ? size : self->repr_limit + 1) + 2;
+}
+
+/* A list or tuple (kind 0, 1) as V_SEQ: its items as far as they can be seen (see above), then V_STOP. */
+static Py_ssize_t
+put_sequence(RecorderObject *self, rbuf *out, PyObject *items, int kind, int depth, Py_ssize_t budget)
+{
+    put_byte(out, V_SEQ);
+    put_byte(out, (unsigned char)kind);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    if (depth >= REC_MAX_DEPTH) {
+        if (n > 0) {
+            put_byte(out, V_NONE);  /* shown as [...] */
+        }
+        put_byte(out, V_STOP);
+        return n > 0 ? 5 : 2;
+    }
+    Py_ssize_t stop = budget < self->repr_limit ? budget : self->repr_limit;
+    Py_ssize_t size = 0;
+    /* the list is read anew at each item: a standard-library repr shown meanwhile may change it */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(items); i++) {
+        if (size > stop) {
+            put_byte(out, V_NONE);  /* the rest */
+            break;
+        }
+        PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(items, i));
+        Py_ssize_t left = budget - 1 - size;
+        Py_ssize_t shown = put_fast(self, out, item, depth + 1, left > 1 ? left : 1);
+        Py_DECREF(item);
+        if (shown < 0) {
+            return -1;
+        }
+        size += shown + 2;
+    }
+    put_byte(out, V_STOP);
+    return shown_size(self, size);
+}
+
+/* A dict as V_MAP: key, value pairs as the safe repr shows them (a secret-named key's value is not
+ * stored) as far as they can be seen (see above), then V_STOP. A WSGI environ is the Python side's to
+ * show (only some of its keys are shown). */
+static Py_ssize_t
+put_mapping(RecorderObject *self, rbuf *out, PyObject *mapping, int depth, Py_ssize_t budget)
+{
+    if (PyDict_GetItemString(mapping, "wsgi.version") != NULL) {
+        return -1;
+    }
+    put_byte(out, V_MAP);
+    if (depth >= REC_MAX_DEPTH) {
+        if (PyDict_GET_SIZE(mapping) > 0) {
+            put_byte(out, V_NONE);  /* shown as {...}: a pair of None */
+            put_byte(out, V_NONE);
+        }
+        put_byte(out, V_STOP);
+        return PyDict_GET_SIZE(mapping) > 0 ? 5 : 2;
+    }
+    Py_ssize_t stop = budget < self->repr_limit ? budget : self->repr_limit;
+    Py_ssize_t size = 0, position = 0;
+    PyObject *key, *item;
+    while (PyDict_Next(mapping, &position, &key, &item)) {
+        if (size > stop) {
+            /* one more pair stands for the rest: a key no stored key equals */
+            put_byte(out, V_STOP_KEY);
+            put_byte(out, V_NONE);
+            break;
+        }
+        Py_INCREF(key);
+        Py_INCREF(item);
+        Py_ssize_t left = budget - 1 - size;
+        Py_ssize_t key_shown = put_fast(self, out, key, depth + 1, left > 1 ? left : 1);
+        Py_ssize_t item_shown = -1;
+        if (key_shown >= 0) {
+            if (is_secret(self, key)) {
+                put_byte(out, V_REDACTED);
+                item_shown = 5;
+            }
+            else {
+                left -= key_shown + 2;
+                item_shown = put_fast(self, out, item, depth + 1, left > 1 ? left : 1);
+            }
+        }
+        Py_DECREF(key);
+        Py_DECREF(item);
+        if (item_shown < 0) {
+            return -1;
+        }
+        size += key_shown + 2 + item_shown + 2;
+    }
+    put_byte(out, V_STOP);
+    return shown_size(self, size);
+}
+
+/* A value stored so that a reader shows it as the safe repr does, without the Python side: as itself
+ * (format.is_plain), as a cut text, a list, tuple or dict of such values, an object's type and address,
+ * or the text of a repr that the safe repr calls itself (built-in and standard-library reprs). Returns
+ * at most the length of what it shows (>= 1), or -1 when only the Python side can show it (what was
+ * written then is to be taken back). */
+static Py_ssize_t
+put_fast(RecorderObject *self, rbuf *out, PyObject *value, int depth, Py_ssize_t budget)
+{
+    PyTypeObject *kind = Py_TYPE(value);
+    if (value == Py_None) {
+        put_byte(out, V_NONE);
+        return 4;
+    }
+    if (value == Py_False || value == Py_True) {
+        put_byte(out, value == Py_True ? V_TRUE : V_FALSE);
+        return 4;
+    }
+    if (kind == &PyLong_Type) {
+        int overflow;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow || (number == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return -1;
+        }
+        put_byte(out, V_INT);
+        put_z(out, number);
+        return 1;
+    }
+    if (kind == &PyFloat_Type) {
+        double number = PyFloat_AS_DOUBLE(value);
+        put_byte(out, V_FLOAT);
+        put_raw(out, &number, 8);
+        return 3;
+    }
+    if (kind == &PyUnicode_Type) {
+        Py_ssize_t characters = PyUnicode_GET_LENGTH(value);
+        if (characters > self->repr_limit) {
+            return put_cut(self, out, value);
+        }
+        Py_ssize_t length;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &length);
+        if (utf8 == NULL) {  /* lone surrogates */
+            PyErr_Clear();
+            if (self->redact || put_str(out, V_STR, value) < 0) {
+                return -1;
+            }
+            return characters + 2;
+        }
+        if (redacted_by_content(self, value, utf8, length)) {
+            return -1;
+        }
+        put_text(out, V_STR, utf8, length);
+        return characters + 2;
+    }
+    if (kind == &PyBytes_Type) {
+        Py_ssize_t length = PyBytes_GET_SIZE(value);
+        if (length > self->repr_limit) {
+            return put_cut(self, out, value);
+        }
+        if (redacted_by_content(self, value, PyBytes_AS_STRING(value), length)) {
+            return -1;
+        }
+        put_text(out, V_BYTES, PyBytes_AS_STRING(value), length);
+        return length + 3;
+    }
+    if (kind == &PyTuple_Type) {
+        if (is_plain_tuple(self, value, depth)) {  /* stored as itself (format.is_plain) */
+            size_t mark = out->len;
+            Py_ssize_t n = PyTuple_GET_SIZE(value), size = 0;
+            put_byte(out, V_TUPLE);
+            put_u(out, (unsigned long long)n);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                Py_ssize_t shown = put_fast(self, out, PyTuple_GET_ITEM(value, i), depth + 1, budget);
+                if (shown < 0) {  /* a text redaction changes: the Python side shows the tuple */
+                    out->len = mark;
+                    return -1;
+                }
+                size += shown + 2;
+            }
+            return shown_size(self, size);
+        }
+        return put_sequence(self, out, value, 1, depth, budget);
+    }
+    if (kind == &PyList_Type) {
+        return put_sequence(self, out, value, 0, depth, budget);
+    }
+    if (kind == &PyDict_Type) {
+        return put_mapping(self, out, value, depth, budget);
+    }
+    ptr_entry *entry = type_way(self, value);
+    if (entry == NULL) {
+        return -1;
+    }
+    if ((entry->a & 3) == WAY_OBJECT) {
+        put_object_of(out, entry->a >> 2, value);
+        return 17;  /* at least "<a object at 0x0>" */
+    }
+    if ((entry->a & 3) == WAY_REPR) {
+        /* a built-in or standard-library repr, which the safe repr calls as well: its text, up to what
+         * can be shown (the safe repr cuts the whole at repr_limit) */
+        PyObject *text = PyObject_Repr(value);
+        if (text == NULL || !PyUnicode_Check(text)) {
+            PyErr_Clear();
+            Py_XDECREF(text);
+            return -1;  /* the Python side says how the repr failed */
+        }
+        Py_ssize_t characters = PyUnicode_GET_LENGTH(text);
+        if (characters > self->repr_limit + 3) {
+            PyObject *shorter = PyUnicode_Substring(text, 0, self->repr_limit + 3);
+            Py_DECREF(text);
+            if (shorter == NULL) {
+                PyErr_Clear();
+                return -1;
+            }
+            text = shorter;
+            characters = self->repr_limit + 3;
+        }
+        int status = put_str(out, V_SHOWN, text);
+        Py_DECREF(text);
+        return status < 0 ? -1 : (characters > 0 ? characters : 1);
+    }
+    return -1;
+}
+
+/* A value as every output shows it: stored so without Python where it can be (put_fast), else as
+ * the Python side's text. */
+static void
+put_value(RecorderObject *self, rbuf *out, PyObject *value)
+{
+    size_t mark = out->len;
+    if (put_fast(self, out, value, 0, self->repr_limit) < 0) {
+        out->len = mark;
+        out->failed = 0;
+        put_shown(self, out, value);
+    }
+}
+
+/* A tuple of values, each shown on its own (a builtin's positional arguments, *args). */
 static void
 put_tuple(RecorderObject *self, rbuf *out, PyObject *items)
 {
@@ -910,23 +1228,6 @@ put_tuple(RecorderObject *self, rbuf *out, PyObject *items)
     }
 }
 
-static int
-is_secret(RecorderObject *self, PyObject *name)
-{
-    PyObject *answer = PyObject_CallMethodOneArg(self->hooks, str_is_secret, name);
-    if (answer == NULL) {
-        hooks_failed(self, str_is_secret);
-        return 1;  /* unsure: hidden */
-    }
-    int secret = PyObject_IsTrue(answer);
-    Py_DECREF(answer);
-    if (secret < 0) {
-        PyErr_Clear();
-        return 1;
-    }
-    return secret;
-}
-
 /* A dict of keyword arguments: str(key) -> value, a secret key's value shown as *** (format's V_DICT). */
 static void
 put_dict(RecorderObject *self, rbuf *out, PyObject *mapping)
@@ -935,11 +1236,7 @@ put_dict(RecorderObject *self, rbuf *out, PyObject *mapping)
         put_shown(self, out, mapping);
         return;
     }
-    put_byte(out, V_DICT);
-    put_u(out, (unsigned long long)PyDict_GET_SIZE(mapping));
-    Py_ssize_t position = 0;
-    PyObject *key, *item;
-    /* a copy of the items: the Python side's answers may run code that changes the dict */
+    /* a copy of the items: showing a value may run code (a standard-library repr) that changes the dict */
     PyObject *items = PyDict_Items(mapping);
     if (items == NULL) {
         PyErr_Clear();
@@ -947,41 +1244,28 @@ put_dict(RecorderObject *self, rbuf *out, PyObject *mapping)
         return;
     }
     Py_ssize_t n = PyList_GET_SIZE(items);
-    if (n != PyDict_GET_SIZE(mapping)) {
-        out->failed = 1;
-    }
-    for (position = 0; position < n; position++) {
+    put_byte(out, V_DICT);
+    put_u(out, (unsigned long long)n);
+    for (Py_ssize_t position = 0; position < n; position++) {
         PyObject *pair = PyList_GET_ITEM(items, position);
-        key = PyTuple_GET_ITEM(pair, 0);
-        item = PyTuple_GET_ITEM(pair, 1);
+        PyObject *key = PyTuple_GET_ITEM(pair, 0), *item = PyTuple_GET_ITEM(pair, 1);
         PyObject *text = PyUnicode_CheckExact(key) ? Py_NewRef(key) : PyObject_Str(key);
-        if (text == NULL) {
-            PyErr_Clear();
-            put_text(out, V_STR, "?", 1);  /* the key's text */
-            out->len -= 1 + 1 + 1;  /* keys are written without a tag: undo it */
-            put_u(out, 1);
-            put_raw(out, "?", 1);
-            put_text(out, V_SHOWN, "***", 3);
-            continue;
-        }
-        Py_ssize_t length;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(text, &length);
+        Py_ssize_t length = 0;
+        const char *utf8 = text == NULL ? NULL : PyUnicode_AsUTF8AndSize(text, &length);
         if (utf8 == NULL) {
             PyErr_Clear();
-            put_u(out, 1);
-            put_raw(out, "?", 1);
+            utf8 = "?";
+            length = 1;
         }
-        else {
-            put_u(out, (unsigned long long)length);
-            put_raw(out, utf8, (size_t)length);
-        }
+        put_u(out, (unsigned long long)length);
+        put_raw(out, utf8, (size_t)length);
+        Py_XDECREF(text);
         if (is_secret(self, key)) {
             put_text(out, V_SHOWN, "***", 3);
         }
         else {
             put_value(self, out, item);
         }
-        Py_DECREF(text);
     }
     Py_DECREF(items);
 }
@@ -1306,15 +1590,36 @@ put_callers(RecorderObject *self, rbuf *out, CallObject *call, site_plan *plan)
     return 0;
 }
 
+/* Whether asyncio is loaded (without it there is no task). A look-up in sys.modules costs more than
+ * the rest of a START: it is skipped while sys.modules has as many entries as when asyncio was last
+ * found missing (a program that imports nothing between two hooked calls imported no asyncio). */
+static int
+asyncio_loaded(void)
+{
+    static Py_ssize_t modules_when_missing = -1;
+    PyObject *modules = PyImport_GetModuleDict();
+    if (modules == NULL || !PyDict_Check(modules)) {
+        return 0;
+    }
+    if (PyDict_GET_SIZE(modules) == modules_when_missing) {
+        return 0;
+    }
+    PyObject *found = PyDict_GetItemWithError(modules, str_asyncio);
+    if (found == NULL) {
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        modules_when_missing = PyDict_GET_SIZE(modules);
+        return 0;
+    }
+    return 1;
+}
+
 /* task: string id + 1, 0 outside a task; read only once asyncio is loaded */
 static int
 put_task(RecorderObject *self, rbuf *out, CallObject *call)
 {
-    PyObject *modules = PyImport_GetModuleDict();
-    if (call->task == NULL && (modules == NULL || PyDict_GetItemWithError(modules, str_asyncio) == NULL)) {
-        if (PyErr_Occurred()) {
-            PyErr_Clear();
-        }
+    if (call->task == NULL && !asyncio_loaded()) {
         put_u(out, 0);
         return 0;
     }
@@ -1680,26 +1985,36 @@ recorder_start(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-recorder_end(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* The Call of an end or error event (args: call, outcome); NULL with an exception set for wrong
+ * arguments, or without one when the recording takes no event now (counted as dropped) or none of
+ * this call's (its START was skipped: see recorder_start). */
+static CallObject *
+outcome_call(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs, const char *usage)
 {
     if (nargs != 2 || Py_TYPE(args[0]) != &CallType) {
-        PyErr_SetString(PyExc_TypeError, "end(call, result)");
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
     CallObject *call = (CallObject *)args[0];
     if (self->max_starts >= 0 && call->call_id > self->last_started) {
-        Py_RETURN_NONE;  /* its START was skipped (see recorder_start) */
+        return NULL;  /* its START was skipped (see recorder_start): none of its events is recorded */
     }
-    if (self->full || self->closed || current_pid != self->pid || call->site == NULL) {
+    if (self->full || self->closed || current_pid != self->pid || call->site == NULL
+        || ready_thread(self, program_ts(call, 1)) < 0) {
         self->dropped++;
-        Py_RETURN_NONE;
+        return NULL;
+    }
+    return call;
+}
+
+static PyObject *
+recorder_end(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    CallObject *call = outcome_call(self, args, nargs, "end(call, result)");
+    if (call == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
     }
     site_plan *plan = plan_of(self, call->site);
-    if (ready_thread(self, program_ts(call, 1)) < 0) {
-        self->dropped++;
-        Py_RETURN_NONE;
-    }
     unsigned char stack[256];
     rbuf out;
     rbuf_init(&out, stack, sizeof(stack));
@@ -1725,21 +2040,9 @@ recorder_end(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 recorder_error(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || Py_TYPE(args[0]) != &CallType) {
-        PyErr_SetString(PyExc_TypeError, "error(call, exc)");
-        return NULL;
-    }
-    CallObject *call = (CallObject *)args[0];
-    if (self->max_starts >= 0 && call->call_id > self->last_started) {
-        Py_RETURN_NONE;  /* its START was skipped (see recorder_start) */
-    }
-    if (self->full || self->closed || current_pid != self->pid || call->site == NULL) {
-        self->dropped++;
-        Py_RETURN_NONE;
-    }
-    if (ready_thread(self, program_ts(call, 1)) < 0) {
-        self->dropped++;
-        Py_RETURN_NONE;
+    CallObject *call = outcome_call(self, args, nargs, "error(call, exc)");
+    if (call == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
     }
     /* (type name, shown, text, fields): the Python side renders an exception as the live outputs do */
     PyObject *parts = PyObject_CallMethodObjArgs(self->hooks, str_error_parts, (PyObject *)call, args[1], NULL);
@@ -1815,7 +2118,9 @@ recorder_init(RecorderObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->strings = PyDict_New();
-    if (self->strings == NULL) {
+    self->secrets = PyDict_New();
+    self->verdicts = PyDict_New();
+    if (self->strings == NULL || self->secrets == NULL || self->verdicts == NULL) {
         return -1;
     }
     recorder_slots[slot] = self;
@@ -1857,6 +2162,7 @@ recorder_after_fork(RecorderObject *self, PyObject *arg)
      * forking thread, started in the parent's file, end in this one */
     self->starts = self->skipped = 0;
     PyDict_Clear(self->strings);
+    self->n_strings = 0;
     /* the sites, codes and types were written to the parent's file: write them again here */
     ptr_clear(&self->sites);
     for (size_t i = 0; i < self->n_plans; i++) {
@@ -1884,6 +2190,8 @@ recorder_traverse(RecorderObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->hooks);
     Py_VISIT(self->strings);
+    Py_VISIT(self->secrets);
+    Py_VISIT(self->verdicts);
     ptr_traverse(&self->sites, visit, arg);
     ptr_traverse(&self->codes, visit, arg);
     ptr_traverse(&self->types, visit, arg);
@@ -1899,6 +2207,8 @@ recorder_clear(RecorderObject *self)
 {
     Py_CLEAR(self->hooks);
     Py_CLEAR(self->strings);
+    Py_CLEAR(self->secrets);
+    Py_CLEAR(self->verdicts);
     ptr_clear(&self->sites);
     ptr_clear(&self->codes);
     ptr_clear(&self->types);

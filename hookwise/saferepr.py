@@ -188,17 +188,22 @@ def _repr(value, limit, depth, secret=None, user_reprs=False):
     return _WRAPPERS[way](value, kind, inner, limit, hide)
 
 
-def object_name(value):
-    """``name`` when ``saferepr`` shows every value of ``type(value)`` as ``<name object at 0x...>``, else None.
+def how_shown(value, user_reprs=False):
+    """How ``saferepr`` shows every value of ``type(value)``, decided by type alone (the C writer of
+    recordings asks once per type, then shows such values without asking again):
 
-    It decides by type alone, so the C writer of recordings asks once per type and then stores such
-    values as a name and an address (``hookwise.recording.format``'s V_OBJECT) without asking again.
-    The name is ``module.Class``, as ``object_repr`` writes it, or as ``object.__repr__`` does when the
-    type's own repr is that one (``Class`` alone for a builtin).
+    - ``("object", name)``: as ``<name object at 0x...>`` (``hookwise.recording.format``'s V_OBJECT);
+      ``name`` is ``module.Class`` as ``object_repr`` writes it, or as ``object.__repr__`` does when
+      that is the type's own repr (``Class`` alone for a builtin);
+    - ``("repr", None)``: as its own ``repr()``, a built-in or standard-library one (or any, with
+      ``user_reprs``), cut at the limit;
+    - ``(None, None)``: some other way (containers, records, wrappers ...).
     """
     kind = type(value)
-    if kind in _PLAIN or kind is Shown or kind in (str, bytes, bytearray, dict) or kind in _SEQUENCES:
-        return None
+    if kind is Shown or kind in (str, bytes, bytearray, dict) or kind in _SEQUENCES:
+        return None, None
+    if kind in _PLAIN or user_reprs:
+        return "repr", None
     try:
         way = _ways.get(kind)
         if way is None:
@@ -208,11 +213,13 @@ def object_name(value):
         elif way == "repr" and _inherited(kind, "__repr__") is object.__repr__:
             text = object.__repr__(value)  # its own words: "<Class object at 0x...>" for a builtin
             name = text[1 : text.rindex(" object at ")]
+        elif way == "repr":
+            return "repr", None
         else:
-            return None
+            return None, None
     except Exception:
-        return None
-    return name if type(name) is str else None
+        return None, None
+    return ("object", name) if type(name) is str else (None, None)
 
 
 def _object(value):

@@ -35,6 +35,8 @@ Meta records (in CHUNK_META chunks, written before any event refers to them)::
 
     STRING  1   id:u len:u utf8     an interned string: target, module, qualname,
                                     kind, file, function, parameter name, exception type, task
+                                    (a writer remembers 65,536 of them: past that a string may be
+                                    written again, under a new id, each time it is needed)
     SITE    2   id:u target:u module:u qualname:u kind:u has_params:u
                 [n:u names:u*n vararg:u kwonly_n:u kwonly:u*n kwarg:u]   (vararg/kwarg: string id + 1, 0 none)
     THREAD  3   thread_id:u name:u from_seq:u   (from_seq, since version 4: the seq of the first chunk
@@ -72,6 +74,18 @@ Values (``v``): a tag byte then::
     11 object (name:u address:u): shown as ``<name object at 0x...>`` (address in hex), cut at
        repr_limit as every shown value is; name is a string id (``module.Class``). The C writer
        stores so the values the safe repr shows so by their type alone, and a half-built ``self``.
+    12 cut str (len:u + UTF-8): the first repr_limit characters of a longer str, which the safe
+       repr shows as their repr followed by "..."   13 cut bytes (len:u + bytes): the same for bytes
+    14 sequence (kind:u8 0 list, 1 tuple; then values up to a 255 byte): a list or tuple as the safe
+       repr shows it: its items as far as it shows them, and then, when there are more, one more
+       (None) standing for the rest (the safe repr writes "..." in its place)
+    15 mapping (then key, value pairs up to a 255 byte): a dict the same way; the value of a key
+       with a secret name is 9 (redacted); the pair standing for the rest has the key 16
+    16 (as a key only) the key of the pair that stands for the rest of a dict
+    255 the end of a sequence or a mapping
+
+Tags 11 to 16 are written by the C writer only (the Python writer stores such values as 8, shown):
+a reader shows them exactly as the safe repr shows the value, so every output reads the same.
 
 Strings and bytes longer than the run's repr_limit, ints beyond 64 bits and
 tuples of more than ``MAX_TUPLE`` items or of anything else are stored as
@@ -102,6 +116,8 @@ STRING, SITE, THREAD = 1, 2, 3
 START, END, ERROR = 5, 6, 7
 
 V_NONE, V_FALSE, V_TRUE, V_INT, V_FLOAT, V_STR, V_BYTES, V_TUPLE, V_SHOWN, V_REDACTED, V_DICT, V_OBJECT = range(12)
+V_CUT, V_BYTES_CUT, V_SEQ, V_MAP, V_STOP_KEY, V_STOP = 12, 13, 14, 15, 16, 255
+_ELLIPSIS = "..."
 MAX_TUPLE = 16
 _DOUBLE = struct.Struct("<d")
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
@@ -267,4 +283,30 @@ def get_value(data, pos, shown, strings=None):
         name, pos = get_u(data, pos)
         address, pos = get_u(data, pos)
         return shown(f"<{strings[name] if strings is not None else '?'} object at {address:#x}>"), pos
+    if tag == V_CUT:
+        text, pos = get_text(data, pos)
+        return shown(repr(text) + _ELLIPSIS), pos
+    if tag == V_BYTES_CUT:
+        length, pos = get_u(data, pos)
+        return shown(repr(bytes(data[pos : pos + length])) + _ELLIPSIS), pos + length
+    if tag == V_SEQ:
+        kind = data[pos]
+        items = []
+        pos += 1
+        while data[pos] != V_STOP:
+            item, pos = get_value(data, pos, shown, strings)
+            items.append(item)
+        return (tuple(items) if kind == 1 else items), pos + 1
+    if tag == V_MAP:
+        items = {}
+        while data[pos] != V_STOP:
+            if data[pos] == V_STOP_KEY:
+                key, pos = shown(_ELLIPSIS), pos + 1  # stands for the rest: equal to no other key
+            else:
+                key, pos = get_value(data, pos, shown, strings)
+            if data[pos] == V_REDACTED:  # a secret-named key's value: the safe repr writes '***'
+                items[key], pos = shown("'***'"), pos + 1
+            else:
+                items[key], pos = get_value(data, pos, shown, strings)
+        return items, pos + 1
     raise RecordingError(f"unknown value tag {tag}")

@@ -20,7 +20,7 @@ from ..accel import speedups
 from ..call import is_library_file
 from ..listeners._output import path_for_child
 from ..render import Render, exception_type_name
-from ..saferepr import object_name, object_repr
+from ..saferepr import how_shown, object_repr
 from . import format as fmt
 from .writer import chunk_size_for, open_recording
 
@@ -75,16 +75,16 @@ class NativeRecordWriter(speedups.Recorder):
         return self.render.redacts_content(value)
 
     def object_name(self, value):
-        """(``module.Class`` if the safe repr shows every value of this type as ``<module.Class object at
-        0x...>``, else None; ``module.Class`` as ``object_repr`` names it, for a half-built ``self``, or None)."""
+        """(how the safe repr shows values of this type: "object", "repr" or None; the name of its
+        ``<name object at 0x...>``, or None; ``module.Class`` as ``object_repr`` names a half-built
+        ``self`` of this type, or None): see ``saferepr.how_shown``."""
+        way, name = how_shown(value, self.render.user_reprs)
         kind = type(value)
         try:
-            name = f"{kind.__module__}.{kind.__qualname__}"
+            half = f"{kind.__module__}.{kind.__qualname__}"
         except Exception:
-            return None, None  # object_repr's own fallback: asked per value (half_built)
-        if type(name) is not str:
-            return None, None
-        return (None if self.render.user_reprs else object_name(value)), name
+            half = None  # object_repr's own fallback: asked per value (half_built)
+        return way, name, half if type(half) is str else None
 
     def half_built(self, value):
         return object_repr(value)

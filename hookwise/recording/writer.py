@@ -42,6 +42,9 @@ _pwrite = os.pwrite
 _TEXT = (str, bytes, tuple)  # what redaction by content may change (a tuple of them)
 
 
+STRINGS_KEPT = 65536  # strings remembered at most (the C writer's REC_STRINGS_KEPT)
+
+
 def chunk_size_for(limit, chunk_size=fmt.DEFAULT_CHUNK_SIZE):
     """The chunk size of a recording bounded to ``limit`` bytes (None: unbounded): at least eight chunks fit."""
     if limit is not None:
@@ -99,6 +102,7 @@ class RecordWriter:
         self._threads = {}  # thread id -> its current _Chunk
         self._meta = None
         self._strings = {}
+        self._n_strings = 0
         self._sites = {}  # id(site) -> (site id, site): the site is kept so its id is never reused
         self._local = _local()  # .named: this thread's THREAD record is written (thread ids are reused)
         self._chunks = 0  # chunks allocated in the file
@@ -164,13 +168,17 @@ class RecordWriter:
             with self._lock:
                 number = self._strings.get(text)
                 if number is None:
-                    number = len(self._strings)
+                    number = self._n_strings
                     record = bytearray((fmt.STRING,))
                     fmt.put_u(record, number)
                     fmt.put_text(record, text)
                     if not self._meta_record(record):
                         return 0
-                    self._strings[text] = number
+                    self._n_strings += 1
+                    # past STRINGS_KEPT a new string is written again each time (asyncio task names are
+                    # new for every task of a server: the file grows with them, memory does not)
+                    if len(self._strings) < STRINGS_KEPT:
+                        self._strings[text] = number
         return number
 
     def _site(self, site):
