@@ -1,10 +1,11 @@
-"""Cost per hooked call of f(a, b): the record and stats listeners against a no-op Python listener, one run.
+"""Cost per hooked call of f(a, b): the record, stats and html listeners against a no-op Python listener, one run.
 
     python bench/record_cost.py [CALLS]
 
-Runs the same program under the driver four ways (no hook, a no-op listener,
-``record``, ``stats``) and prints the added time per call and the ratio, plus
-the recording's size per call.
+Runs the same program under the driver five ways (no hook, a no-op listener,
+``record``, ``stats``, ``html``) and prints the added time per call and the
+ratio, plus the recording's size per call. (``html`` records the first 20,000
+calls and counts all of them as ``stats`` does.)
 """
 
 import os
@@ -52,6 +53,7 @@ def main():
         noop = min(timed(hook + ["noop_listener:Noop", "prog.py"], where) for _ in range(3))
         record = min(timed(hook + ["record=rec.bin", "prog.py"], where) for _ in range(3))
         stats = min(timed(hook + ["stats=stats.txt", "prog.py"], where) for _ in range(3))
+        html = min(timed(hook + ["html=report.html", "prog.py"], where) for _ in range(3))
         size = os.path.getsize(os.path.join(where, "rec.bin"))
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "hookwise.convert", os.path.join(where, "rec.bin"), "--to",
@@ -62,6 +64,7 @@ def main():
     print(f"no-op listener: {per(noop):7.0f} ns/call added")
     print(f"record:         {per(record):7.0f} ns/call added ({per(record) / per(noop):.1f}x the no-op listener)")
     print(f"stats:          {per(stats):7.0f} ns/call added ({per(stats) / per(noop):.1f}x the no-op listener)")
+    print(f"html:           {per(html):7.0f} ns/call added ({per(html) / per(noop):.1f}x the no-op listener)")
     print(f"recording size: {size / calls:.1f} bytes/call (file {size} bytes, chunks preallocated)")
     print(f"convert to jsonl: {converted:.2f} s, {2 * calls / converted:,.0f} events/s")
 

@@ -295,6 +295,10 @@ typedef struct {
     ptr_table lines;          /* code object -> (lasti, line) of its latest caller position */
     int full, closed;
     long long dropped;
+    long long max_starts;   /* STARTs to record at most, -1: no bound (see recorder_start) */
+    long long starts;       /* STARTs taken in (counted against max_starts) */
+    long long skipped;      /* STARTs past max_starts: their calls are not in the recording */
+    long long last_started; /* the largest call id whose START was taken in: ENDs above it are not */
 } RecorderObject;
 
 static PyTypeObject RecorderType;
@@ -1874,7 +1878,13 @@ ready_thread(RecorderObject *self, long long ts)
     return 0;
 }
 
-/* start(call): the START record */
+/* start(call): the START record.
+ *
+ * With max_starts, the first max_starts STARTs are recorded and later ones skipped; the END or ERROR
+ * of a call is recorded when its id is not above the last recorded START's (call ids grow as calls
+ * start), so the calls started before the bound end in the recording and the later ones leave nothing.
+ * (A call given its id just before the last recorded START but reported just after it leaves its END
+ * alone: readers pass over an END whose START they did not see.) */
 static PyObject *
 recorder_start(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1883,6 +1893,16 @@ recorder_start(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     CallObject *call = (CallObject *)args[0];
+    if (self->max_starts >= 0) {
+        if (self->starts >= self->max_starts) {
+            self->skipped++;
+            Py_RETURN_NONE;
+        }
+        self->starts++;
+        if (call->call_id > self->last_started) {
+            self->last_started = call->call_id;
+        }
+    }
     if (self->full || self->closed || current_pid != self->pid || call->site == NULL) {
         self->dropped++;
         Py_RETURN_NONE;
@@ -1991,7 +2011,8 @@ recorder_start(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* The Call of an end or error event (args: call, outcome); NULL with an exception set for wrong
- * arguments, or without one when the recording takes no event now (counted as dropped). */
+ * arguments, or without one when the recording takes no event now (counted as dropped) or none of
+ * this call's (its START was skipped: see recorder_start). */
 static CallObject *
 outcome_call(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs, const char *usage)
 {
@@ -2000,6 +2021,9 @@ outcome_call(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs, cons
         return NULL;
     }
     CallObject *call = (CallObject *)args[0];
+    if (self->max_starts >= 0 && call->call_id > self->last_started) {
+        return NULL;  /* its START was skipped (see recorder_start): none of its events is recorded */
+    }
     if (self->full || self->closed || current_pid != self->pid || call->site == NULL
         || ready_thread(self, program_ts(call, 1)) < 0) {
         self->dropped++;
@@ -2088,15 +2112,16 @@ release_mappings(RecorderObject *self)
     chunk_release(&self->meta, self->chunk_size);
 }
 
-/* Recorder(fd, chunk_size, limit, ring, repr_limit, redact, hooks) */
+/* Recorder(fd, chunk_size, limit, ring, repr_limit, redact, hooks[, max_starts]) */
 static int
 recorder_init(RecorderObject *self, PyObject *args, PyObject *kwds)
 {
     int fd, ring, redact;
     Py_ssize_t chunk_size, repr_limit;
-    long long limit;
+    long long limit, max_starts = -1;
     PyObject *hooks;
-    if (!PyArg_ParseTuple(args, "inLpnpO:Recorder", &fd, &chunk_size, &limit, &ring, &repr_limit, &redact, &hooks)) {
+    if (!PyArg_ParseTuple(args, "inLpnpO|L:Recorder", &fd, &chunk_size, &limit, &ring, &repr_limit, &redact, &hooks,
+                          &max_starts)) {
         return -1;
     }
     if (chunk_size < 4096 || chunk_size % 4096) {
@@ -2134,6 +2159,7 @@ recorder_init(RecorderObject *self, PyObject *args, PyObject *kwds)
     self->ring = ring;
     self->repr_limit = repr_limit;
     self->redact = redact;
+    self->max_starts = max_starts < 0 ? -1 : max_starts;
     return 0;
 }
 
@@ -2157,6 +2183,9 @@ recorder_after_fork(RecorderObject *self, PyObject *arg)
     }
     self->full = self->closed = 0;
     self->dropped = 0;
+    /* the child records its own first max_starts calls; last_started stays, so the calls open on the
+     * forking thread, started in the parent's file, end in this one */
+    self->starts = self->skipped = 0;
     PyDict_Clear(self->strings);
     self->n_strings = 0;
     /* the sites, codes and types were written to the parent's file: write them again here */
@@ -2249,6 +2278,15 @@ recorder_set_full(RecorderObject *self, PyObject *value, void *c)
 }
 static PyObject *recorder_get_dropped(RecorderObject *self, void *c) { return PyLong_FromLongLong(self->dropped); }
 static PyObject *recorder_get_chunks(RecorderObject *self, void *c) { return PyLong_FromLongLong(self->chunks); }
+static PyObject *recorder_get_skipped(RecorderObject *self, void *c) { return PyLong_FromLongLong(self->skipped); }
+static PyObject *
+recorder_get_max_starts(RecorderObject *self, void *c)
+{
+    if (self->max_starts < 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLongLong(self->max_starts);
+}
 
 static PyMethodDef recorder_methods[] = {
     {"start", (PyCFunction)(void (*)(void))recorder_start, METH_FASTCALL, "start(call): a START record"},
@@ -2264,14 +2302,17 @@ static PyGetSetDef recorder_getset[] = {
      "the recording stopped: the file (or memory) is full, or it was told to (full = True)", NULL},
     {"dropped", (getter)recorder_get_dropped, NULL, "events not recorded", NULL},
     {"chunks", (getter)recorder_get_chunks, NULL, "chunks allocated in the file", NULL},
+    {"max_starts", (getter)recorder_get_max_starts, NULL, "STARTs recorded at most (None: no bound)", NULL},
+    {"skipped", (getter)recorder_get_skipped, NULL,
+     "calls not recorded because max_starts STARTs were (none of their events is)", NULL},
     {NULL}
 };
 
 static PyTypeObject RecorderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "hookwise._speedups.Recorder",
-    .tp_doc = "Recorder(fd, chunk_size, limit, ring, repr_limit, redact, hooks): the C writer of recordings\n"
-              "(hookwise/recording/format.py); hooks answers what C cannot (hookwise/recording/native.py).",
+    .tp_doc = "Recorder(fd, chunk_size, limit, ring, repr_limit, redact, hooks[, max_starts]): the C writer of\n"
+              "recordings (hookwise/recording/format.py); hooks answers what C cannot (hookwise/recording/native.py).",
     .tp_basicsize = sizeof(RecorderObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,

@@ -14,6 +14,7 @@ Bad input (a missing file, an unknown version, an unknown format): one line
 on stderr, exit status 2.
 """
 
+import os
 import sys
 import time
 
@@ -88,9 +89,9 @@ def make_outputs(outputs, render):
 
             made.append(_Chrome(require_arg("chrome", arg, "a path")))
         elif name == "html":
-            from .listeners import html
+            from .listeners import require_arg
 
-            made.append(_Html(html.from_spec(arg, settings)))
+            made.append(_Html(require_arg("html", arg, "a path"), render))
         else:
             from .listeners import otel
 
@@ -155,33 +156,6 @@ class _OfProcess:
         self.kind, self.task, self.target, self.duration_ns = call.kind, call.task, call.target, call.duration_ns
 
 
-def _slice(call, origin_ns, render, now_ns=None):
-    from .listeners._timeline import Slice, callers
-
-    if call.site.params is None:
-        arguments = [(f"arg{index}", text) for index, text in enumerate(render.args(call))]
-        arguments.extend(render.kwargs(call).items())
-    else:
-        arguments = list(render.arguments(call).items())
-    piece = Slice(call.call_id, call.target, call.kind, call.thread_id, call.thread_name, call.task,
-                  call.perf_ns - origin_ns, arguments, *callers(call))
-    if call.site.semantic is not None:
-        name, fields = call.site.semantic.start_fields(call, render)
-        piece.meaning = (name, {**fields, **call.site.semantic.end_fields(call, call.result)})
-    if call.duration_ns is None:
-        piece.duration_ns = max((now_ns or call.perf_ns) - call.perf_ns, 0)
-        piece.unfinished = True
-        return piece
-    piece.duration_ns = piece.call_duration_ns = call.duration_ns
-    exc = call.exception
-    if exc is not None:
-        piece.error = f"{exc.name}: {exc.text}"
-        piece.exception_type = exc.type_name
-    else:
-        piece.result = render.value(call.result)
-    return piece
-
-
 class _Chrome:
     """The trace, by ``recording.chrome``'s converter (the live listener's): each file read chunk by chunk,
     on its own pass, with one time zero for every process of the run."""
@@ -236,32 +210,34 @@ def first_ts(recording):
 
 
 class _Html:
-    """The html report: its first CALL_LIMIT calls on the timeline, every call in the table."""
+    """The html report, as the live listener makes it from its own recording: the first CALL_LIMIT calls on
+    the timeline, every call in the table."""
 
-    def __init__(self, listener):
-        self.listener = listener
-        listener._durations.read_tasks = True  # recorded calls carry their task
-        self.origin = None
+    def __init__(self, path, render):
+        from .listeners import _output
+        from .listeners._stats import Durations
+        from .listeners._timeline import Timeline
+        from .listeners.html import CALL_LIMIT
+
+        self.output = _output.create(path)
+        self.durations = Durations()
+        self.durations.read_tasks = True  # recorded calls carry their task
+        self.timeline = Timeline(render, limit=CALL_LIMIT)
+        self.pid = None
 
     def event(self, event, call, outcome, render):
-        listener = self.listener
-        if self.origin is None:
-            self.origin = call.perf_ns
-            listener.origin_ns = call.perf_ns
-            listener.origin_wall_ns = call.start_ns
-        _count(listener._durations, event, call)
-        if event == "start":
-            return
-        if listener.limit is not None and listener._recorded >= listener.limit:
-            listener._dropped += 1
-            return
-        listener._recorded += 1
-        listener._finished.append(_slice(call, self.origin, render, self.last))
+        if self.pid is None:
+            self.pid = call.pid
+        _count(self.durations, event, call)
+        self.timeline.event(event, call, outcome)
 
-    last = None
+    def close(self, files):
+        from .listeners import html
 
-    def close(self):
-        self.listener.close()
+        # calls still open end with the recording, as in the chrome trace; the page names the recording
+        program = os.path.basename(files[0]) if files else "recording"
+        layout = self.timeline.layout(self.timeline.last_ns, self.pid or 0, program)
+        self.output.write(html.page_text(layout, self.durations.summary()))
 
 
 class _Otel:
@@ -385,7 +361,10 @@ def convert(recordings, outputs, progress=None):
                 else:
                     output.event(event, call, outcome, render)
     for output in made:
-        output.close()
+        if isinstance(output, _Html):
+            output.close(files)
+        else:
+            output.close()
     return count
 
 

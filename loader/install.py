@@ -285,13 +285,16 @@ def hide_own_top_level_modules():
 
 
 def _listeners_after_fork():
-    for listener in REGISTRY.all_listeners():
-        after_fork = getattr(listener, "after_fork_in_child", None)
-        if callable(after_fork):
-            try:
-                after_fork()
-            except Exception as exc:
-                report.warn(f"listener {type(listener).__name__} failed after fork: {type(exc).__name__}: {exc}")
+    # quiet: what the listeners do here (open their own files, read the parent's recording) is not the
+    # program's, even when the fork was made inside a hooked call
+    with _state.quiet():
+        for listener in REGISTRY.all_listeners():
+            after_fork = getattr(listener, "after_fork_in_child", None)
+            if callable(after_fork):
+                try:
+                    after_fork()
+                except Exception as exc:
+                    report.warn(f"listener {type(listener).__name__} failed after fork: {type(exc).__name__}: {exc}")
 
 
 SIGTERM_START_MS = 200

@@ -3,12 +3,17 @@
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 
 import browser
-from helpers import FIXTURES, run_driver
+from helpers import DRIVER, FIXTURES, clean_env, run_driver
+from test_recording import convert
 
 WORKLOAD = os.path.join(FIXTURES, "scripts", "report_workload.py")
 DATA = re.compile(r'<script type="application/json" id="hookwise-data">(.*?)</script>', re.S)
@@ -40,6 +45,7 @@ def bar_count(dom):
 def test_chromium_draws_a_bar_per_call_with_the_errors_and_the_stats_table(tmp_path):
     result = run_workload(tmp_path)
     assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["report.html"]  # its recording is gone
     dom = browser.dump_dom(tmp_path / "report.html")
     assert 'data-rendered="yes"' in dom
     assert bar_count(dom) == (22, 2)
@@ -187,3 +193,96 @@ def test_an_unwritable_path_or_a_planted_symlink_stops_the_driver(tmp_path):
     os.symlink(victim, tmp_path / "report.html")
     result = run_workload(tmp_path)
     assert result.returncode == 2 and result.stdout == "" and victim.read_text() == "mine"
+
+
+def _drawn(data):
+    """What the page draws, with times from its first call's start (the live page's time 0 is the
+    listener's creation, a converted page's the first event)."""
+    calls = calls_of(data)
+    zero = min(call["start"] for _, call in calls)
+    return [(track["name"], track["kind"], track["rows"], call["target"], call["start"] - zero, call["duration"],
+             call["duration_text"], call["depth"], call["caller"], call["arguments"], call["result"], call["error"],
+             call["meaning"], call["request_id"], call["unfinished"]) for track, call in calls]
+
+
+def test_a_recording_converted_to_html_makes_the_same_page(tmp_path):
+    result = run_driver(["--hook", "__main__:*", "--listener", "html=report.html", "--listener", "record=rec.bin",
+                         WORKLOAD], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    done = convert("rec.bin", "--to", "html=converted.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    live, converted = page_data(tmp_path / "report.html"), page_data(tmp_path / "converted.html")
+    assert len(calls_of(live)) == 22
+    assert _drawn(converted) == _drawn(live)
+    table = re.compile(r'<table id="stats">.*?</table>', re.S)
+    assert table.findall((tmp_path / "converted.html").read_text()) == table.findall(
+        (tmp_path / "report.html").read_text())
+
+
+LOOP = textwrap.dedent("""
+    def work(i, text):
+        return i * 2
+    def main():
+        i = 0
+        while True:
+            work(i, "x" * (i % 50))
+            i += 1
+            if i == 30000:
+                print("running", flush=True)
+    main()
+""")
+
+
+def test_a_killed_process_leaves_its_recording_and_convert_makes_the_page(tmp_path):
+    (tmp_path / "loop.py").write_text(LOOP)
+    process = subprocess.Popen([sys.executable, DRIVER, "--hook", "__main__:*", "--listener", "html=report.html",
+                                "loop.py"], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "running\n"
+        time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    assert (tmp_path / "report.html").read_text() == ""  # the page is made at exit
+    done = convert("report.html.rec", "--to", "html=report.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    calls = [call for _, call in calls_of(page_data(tmp_path / "report.html"))]
+    # the recording holds the first 20,000 calls: main, still running, and the work it called
+    assert len(calls) == 20_000
+    assert calls[0]["target"] == "__main__:main" and calls[0]["unfinished"]
+    assert [call["arguments"] for call in calls[1:3]] == [[["i", "0"], ["text", "''"]], [["i", "1"], ["text", "'x'"]]]
+    assert all(call["depth"] == 1 and call["result"] is not None for call in calls[1:])
+
+
+FAMILY = textwrap.dedent("""
+    import os
+    def fork():
+        pid = os.fork()
+        if pid == 0:
+            work("in the fork")
+            return "child"
+        os.waitpid(pid, 0)
+        return pid
+    def work(what):
+        return what.upper()
+    def main():
+        return fork()
+    if main() == "child":
+        os._exit(0)  # after main and fork ended in the child too
+    print(os.getpid())
+""")
+
+
+def test_a_forked_child_draws_the_calls_it_was_forked_in_ending_there(tmp_path):
+    (tmp_path / "family.py").write_text(FAMILY)
+    result = run_driver(["--hook", "__main__:*", "--listener", "html=report.html", "family.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (child,) = [name for name in os.listdir(tmp_path) if re.fullmatch(r"report\.\d+\.html", name)]
+    assert sorted(os.listdir(tmp_path)) == sorted(["family.py", "report.html", child])  # no recording left
+    parent = [(call["target"], call["depth"], call["result"]) for _, call in calls_of(page_data(tmp_path / "report.html"))]
+    forked = page_data(tmp_path / child)
+    assert parent == [("__main__:main", 0, child.split(".")[1]), ("__main__:fork", 1, child.split(".")[1])]
+    assert forked["pid"] == int(child.split(".")[1])
+    assert [(call["target"], call["depth"], call["result"], call["unfinished"]) for _, call in calls_of(forked)] == [
+        ("__main__:main", 0, "'child'", False), ("__main__:fork", 1, "'child'", False),
+        ("__main__:work", 2, "'IN THE FORK'", False)]

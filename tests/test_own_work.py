@@ -55,6 +55,22 @@ def test_children_report_only_their_programs_calls(tmp_path):
     assert any(event["caller"]["file"].endswith("subprocess.py") for event in starts)
 
 
+def test_a_forked_child_sets_up_its_own_outputs_unseen(tmp_path):
+    # in the child, each listener opens its own files (and html reads the parent's recording) before
+    # the program goes on
+    result, starts = hooked_run(tmp_path, """
+        import os
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print("done")
+    """)
+    assert result.stdout == "done\n"
+    own = (os.path.join(ROOT, "hookwise"), os.path.join(ROOT, "loader"), os.path.join(ROOT, "rewriter"))
+    assert [event["target"] for event in starts if event["caller"]["file"].startswith(own)] == []
+
+
 def test_the_bytecode_cache_is_written_and_read_unseen(tmp_path):
     # hookwise's cache of rewritten modules is marshal data: with marshal hooked (the code
     # preset hooks marshal.loads), neither the first run's write nor the second's read shows

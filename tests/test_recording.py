@@ -208,6 +208,73 @@ def test_a_bad_record_limit_is_refused_before_the_program_runs(tmp_path):
     assert done.stderr.count("\n") == 1 and "record_limit" in done.stderr
 
 
+BOUNDED = textwrap.dedent("""
+    import os
+    def work(i):
+        if i == 3:
+            raise ValueError(i)
+        return i
+    def outer(n):
+        for i in range(n):
+            try:
+                work(i)
+            except ValueError:
+                pass
+        return "done"
+    outer(6)  # call 1, and its work(0) to work(5): calls 2 to 7
+    pid = os.fork()
+    if pid == 0:
+        outer(1)
+        os._exit(0)
+    os.waitpid(pid, 0)
+""")
+BOUNDED_LISTENER = textwrap.dedent("""
+    import sys
+    from hookwise.listeners.record import open_writer
+
+    class Bounded:
+        # a writer that takes the first four starts, as the html report's takes its first 20,000
+        def __init__(self):
+            self.writer = open_writer("rec.bin", max_starts=4)
+            self.start, self.end, self.error = self.writer.start, self.writer.end, self.writer.error
+
+        def after_fork_in_child(self):
+            self.writer.after_fork_in_child()
+
+        def close(self):
+            print("skipped", type(self.writer).__name__, self.writer.max_starts, self.writer.skipped, file=sys.stderr)
+            self.writer.close()
+""")
+
+
+def test_max_starts_records_the_first_calls_and_only_their_ends(tmp_path):
+    (tmp_path / "bounded.py").write_text(BOUNDED)
+    (tmp_path / "bounded_listener.py").write_text(BOUNDED_LISTENER)
+    done = run_driver(["--hook", "__main__:work", "--hook", "__main__:outer", "--listener", "bounded_listener:Bounded",
+                       "bounded.py"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    writer = "RecordWriter" if os.environ.get("HOOKWISE_PURE_PYTHON") else "NativeRecordWriter"
+    # the parent skipped work(3), work(4) and work(5); the forked child, which records its own calls, none
+    said = sorted(line.split()[1:] for line in done.stderr.splitlines() if line.startswith("skipped "))
+    assert said == [[writer, "4", "0"], [writer, "4", "3"]], done.stderr
+    converted = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=tmp_path)  # the child's file merged in
+    assert converted.returncode == 0, converted.stderr
+    events = read_jsonl(tmp_path / "out.jsonl")
+    by_process = {}
+    for event in events:
+        by_process.setdefault(event["pid"], []).append(
+            (event["event"], event["target"].split(":")[1], event.get("args"), event.get("result")))
+    parent, child = by_process.values()  # in the order of their first events
+    assert parent == [
+        ("start", "outer", ["6"], None), ("start", "work", ["0"], None), ("end", "work", None, "0"),
+        ("start", "work", ["1"], None), ("end", "work", None, "1"), ("start", "work", ["2"], None),
+        ("end", "work", None, "2"),
+        ("end", "outer", None, "'done'"),  # the end of a call it started, after the calls it skipped
+    ]
+    assert child == [("start", "outer", ["1"], None), ("start", "work", ["0"], None), ("end", "work", None, "0"),
+                     ("end", "outer", None, "'done'")]
+
+
 THREADS = textwrap.dedent("""
     import threading
     def work(i):

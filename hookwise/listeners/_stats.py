@@ -48,22 +48,6 @@ from .console import format_duration
 COLUMNS = ("target", "calls", "errors", "total", "self", "mean", "p50", "p95", "max")
 
 
-class _Lane:
-    """The calls open in one lane, innermost last, as three parallel lists.
-
-    Only the lane's own thread touches it. Parallel lists of plain values, not
-    an object per call: on the hot path every allocation and every attribute
-    read shows (``in`` over ``targets`` is a C loop of identity checks).
-    """
-
-    __slots__ = ("ids", "targets", "children")
-
-    def __init__(self):
-        self.ids = []  # call ids
-        self.targets = []
-        self.children = []  # the time of the hooked calls each made directly, so far
-
-
 BATCH = 256
 """Durations of one target (on one thread) kept as they are before they are counted in its histogram."""
 BUCKET_BITS = 6
@@ -141,34 +125,30 @@ class Durations:
     """True: always read ``call.task`` (recorded calls carry it); live calls read it once asyncio is loaded."""
 
     def __init__(self):
-        self._lanes = {}  # (thread, task) -> _Lane
+        self._lanes = {}  # thread, or (thread, task) in a task -> its open calls, flat: call id, target, children, ...
         self._rows = {}  # thread -> {target: row (see _new_row)}
 
-    def _lane_key(self, call):
-        """(thread, task) where ``call`` nests, or None: it nests nowhere."""
+    # The listener callbacks themselves (stats and html use these bound methods as their own): every
+    # frame, attribute read and allocation between the runtime and the bookkeeping shows, so the lane's
+    # key is worked out inline in both, and a lane is one flat list of its open calls, innermost last:
+    # call id, target, and the time of the hooked calls it made directly so far, for each.
+    def call_started(self, call):
         kind = call.kind
         if kind == "function" or kind == "builtin":
             # outside asyncio there is no task, and reading it costs a lookup per call
-            if self.read_tasks or _modules.get("asyncio") is not None:
-                return (call.thread_id, call.task)
-            return (call.thread_id, None)
-        if kind == "coroutine":
+            task = call.task if self.read_tasks or "asyncio" in _modules else None
+        elif kind == "coroutine":
             task = call.task
-            return (call.thread_id, task) if task is not None else None  # driven by hand: nowhere
-        return None  # generators are resumed around unrelated calls
-
-    # The listener callbacks themselves (stats and html use these bound methods
-    # as their own): every frame between the runtime and the bookkeeping costs.
-    def call_started(self, call):
-        key = self._lane_key(call)
-        if key is None:
-            return
+            if task is None:
+                return  # driven by hand: it nests nowhere
+        else:
+            return  # generators are resumed around unrelated calls: they nest nowhere
+        thread = call.thread_id
+        key = thread if task is None else (thread, task)  # no tuple to build and hash outside tasks
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = _Lane()
-        lane.ids.append(call.call_id)
-        lane.targets.append(call.target)
-        lane.children.append(0)
+            lane = self._lanes[key] = []
+        lane += (call.call_id, call.target, 0)
 
     def call_raised(self, call, exc):
         self.call_returned(call, None)
@@ -179,29 +159,30 @@ class Durations:
         duration_ns = call.duration_ns
         target = call.target
         outermost, self_ns = True, duration_ns
-        key = self._lane_key(call)
-        lane = self._lanes.get(key) if key is not None else None
-        if lane is not None:
-            ids = lane.ids
-            call_id = call.call_id
-            if ids and ids[-1] == call_id:
-                ids.pop()
-                lane.targets.pop()
-                children = lane.children.pop()
-                position = len(ids)
-            else:  # nesting broken (two tasks of one name), or it started before asyncio was loaded
-                position = ids.index(call_id) if call_id in ids else -1
-                if position >= 0:
-                    del ids[position], lane.targets[position]
-                    children = lane.children.pop(position)
-            if position >= 0:
-                if position:
-                    lane.children[position - 1] += duration_ns
-                self_ns = duration_ns - children if duration_ns > children else 0
-                outermost = target not in lane.targets
-                if not ids and key[1] is not None:  # a task's lane ends with its task
-                    self._lanes.pop(key, None)
+        kind = call.kind
         thread = call.thread_id
+        if kind == "function" or kind == "builtin":
+            task = call.task if self.read_tasks or "asyncio" in _modules else None
+            lane = self._lanes.get(thread if task is None else (thread, task))
+        elif kind == "coroutine":
+            task = call.task
+            lane = self._lanes.get((thread, task)) if task is not None else None
+        else:
+            lane = None
+        if lane:
+            call_id = call.call_id
+            if lane[-3] == call_id:
+                children = lane[-1]
+                del lane[-3:]
+                if lane:
+                    lane[-1] += duration_ns  # the caller's children
+            else:  # nesting broken (two tasks of one name), or it started before asyncio was loaded
+                children = _take_out(lane, call_id, duration_ns)
+            if children is not None:
+                self_ns = duration_ns - children if duration_ns > children else 0
+                outermost = target not in lane  # the lane's ints are never equal to a str
+                if not lane and task is not None:  # a task's lane ends with its task
+                    self._lanes.pop((thread, task), None)
         rows = self._rows.get(thread)
         if rows is None:
             rows = self._rows[thread] = {}
@@ -233,6 +214,20 @@ class Durations:
         rows = [Row(target, values) for target, values in merged.items()]
         rows.sort(key=lambda row: (-row.total_ns, row.target))
         return rows
+
+
+def _take_out(lane, call_id, duration_ns):
+    """Take the open call ``call_id`` out of ``lane`` wherever it is: the time of its children, or None
+    when it is not there; its duration goes to the call open below it."""
+    ids = lane[0::3]
+    if call_id not in ids:
+        return None
+    at = 3 * ids.index(call_id)
+    children = lane[at + 2]
+    del lane[at : at + 3]
+    if at:
+        lane[at - 1] += duration_ns
+    return children
 
 
 def _merge(into, row):

@@ -1,11 +1,13 @@
-"""Calls recorded with their timing and laid out on tracks where they nest: the model of the html report.
+"""The calls of a recording laid out on tracks where they nest: the model of the html report.
 
 (The chrome trace has the same tracks, made from a recording as it is read: see ``recording.chrome``.)
 
-``Timeline`` takes the ``start`` / ``end`` / ``error`` events. Everything it
-shows is read inside those callbacks: the arguments (rendered, so redacted and
-bounded), the caller, the thread's name and the asyncio task, and then the
-result or the exception. ``layout()`` sorts the calls onto tracks at exit.
+``Timeline`` takes the events of a recording as ``recording.reader`` yields
+them (the live html report reads its own private recording back at exit;
+``python -m hookwise.convert --to html`` reads a ``record`` file), keeps the
+first ``limit`` calls that started, each with what the page shows (the
+arguments, result and exception as the recording rendered them, the caller,
+the thread's name, the asyncio task), and ``layout()`` sorts them onto tracks.
 
 The tracks, per thread:
 
@@ -26,34 +28,32 @@ The tracks, per thread:
   too, so no track ever shows a broken nesting.
 
 Times: a slice runs from the call's start to its end on its thread's program
-clock (``call.program_ns``, ``call.duration_ns``: the monotonic clock less
-hookwise's own time on the thread, so that listeners' time never shows as the
-program's), as integer nanoseconds from the Timeline's creation. Each thread's
-stamps are kept in order (a stamp is never earlier than the thread's last
-one): a call's events come after its caller's start and before its caller's
-end, so a child always lies inside its parent even where two stamps were
-converted from CPU ticks a nanosecond apart. ``call.duration_ns`` is kept
-beside it as ``call_duration_ns``: it is what the stats show. Calls still running at exit (a daemon thread, an unfinished
-generator) are shown up to the moment of ``layout()`` and marked unfinished.
+clock (the recording's stamps: the monotonic clock less hookwise's own time on
+the thread, so that listeners' time never shows as the program's), as integer
+nanoseconds from the origin. Each thread's stamps are kept in order (a stamp is
+never earlier than the thread's last one): a call's events come after its
+caller's start and before its caller's end, so a child always lies inside its
+parent even where two stamps were converted from CPU ticks a nanosecond apart.
+The recorded duration is kept beside it as ``call_duration_ns``: it is what the
+stats show. Calls still running at the end (a daemon thread, an unfinished
+generator) are shown up to the ``now_ns`` given to ``layout()`` and marked
+unfinished.
 
-Must never: keep references to the program's objects (only rendered text),
-read a value outside a callback, or take the lock while rendering.
+Must never: keep more than ``limit`` calls, or anything of a call but its
+rendered text.
 """
 
 import os
 import sys
-from _thread import RLock
 
-from .. import _originals, _state, semantics
-from ..call import clock_ns as _clock_ns
-from ..render import Render, exception_type_name
+from .. import _state, semantics
 
 # call kinds whose calls can be suspended and resumed around other calls
 SUSPENDING_KINDS = frozenset(("generator", "async_generator", "coroutine"))
 
 
 class Slice:
-    """One recorded call, in nanoseconds from the Timeline's origin."""
+    """One call, in nanoseconds from the Timeline's origin."""
 
     __slots__ = (
         "call_id", "target", "kind", "thread_id", "thread_name", "task", "start_ns", "duration_ns",
@@ -74,8 +74,8 @@ class Slice:
         self.caller = caller  # "file:line in function", or None
         self.app_caller = app_caller  # the same for the application's own line (call.app_caller)
         self.meaning = None  # ("sql", {fields}) for a call with a meaning of its own (hookwise.semantics)
-        self.duration_ns = None  # from the start callback to the end callback
-        self.call_duration_ns = None  # the runtime's measure (call.duration_ns)
+        self.duration_ns = None  # from its start stamp to its end stamp (see "Times")
+        self.call_duration_ns = None  # the recorded duration (the runtime's call.duration_ns)
         self.result = None  # rendered return value
         self.error = None  # "ExceptionType: message"
         self.exception_type = None  # qualified name of the exception's type
@@ -145,112 +145,85 @@ class Layout:
 
 
 class Timeline:
-    """Records calls (the first ``limit`` of them, if given) for a report made at exit."""
+    """The first ``limit`` calls (None: all) of recorded events, for a page made from them.
 
-    def __init__(self, render=None, limit=None):
-        self.render = render if render is not None else Render()
+    ``origin_ns``: time 0 on the recording's clock, and ``origin_wall_ns`` the wall clock then; None: the
+    first event's.
+    """
+
+    def __init__(self, render, limit=None, origin_ns=None, origin_wall_ns=None):
+        self.render = render
         self.limit = limit
-        self.origin_ns = _clock_ns()
-        self.origin_wall_ns = _originals.time_ns()
-        self._lock = RLock()  # re-entrant, for the reasons given in _stats.Durations
-        self._running = {}  # call_id -> Slice
+        self.origin_ns = origin_ns
+        self.origin_wall_ns = origin_wall_ns
+        self._running = {}  # (pid, call_id) -> Slice
         self._finished = []
-        self._findings = []
         self._recorded = 0
-        self._dropped = 0
-        self._last_ns = {}  # thread id -> its latest stamp: one thread's stamps stay in order
+        self.dropped = 0  # calls started past the limit
+        self._last_ns = {}  # (pid, thread id) -> its latest stamp: one thread's stamps stay in order
+        self.last_ns = 0  # the latest stamp of all
 
-    def _stamp(self, thread_id, program_ns):
-        """``program_ns`` from the origin, never earlier than this thread's last stamp."""
-        now_ns = program_ns - self.origin_ns
+    def _stamp(self, thread_id, ns):
+        """``ns`` from the origin, never earlier than this thread's last stamp."""
+        now_ns = ns - self.origin_ns
         last = self._last_ns.get(thread_id, now_ns)
         if now_ns < last:
             now_ns = last
         self._last_ns[thread_id] = now_ns
+        if now_ns > self.last_ns:
+            self.last_ns = now_ns
         return now_ns
 
-    # -- events ---------------------------------------------------------------
-    def finding(self, finding):
-        """A guard finding (hookwise.guard): an instant on its thread's track."""
-        now_ns = _clock_ns() - self.origin_ns
-        fields = finding.as_dict()
-        fields["app_caller"] = _where(finding.app_caller)
-        with self._lock:
-            self._findings.append((now_ns, finding.thread_id, finding.thread_name, fields))
+    def event(self, event, call, outcome):
+        """One of ``recording.reader``'s events: "start", "end", "error" or "unfinished"."""
+        if self.origin_ns is None:
+            self.origin_ns = call.perf_ns
+            self.origin_wall_ns = call.start_ns
+        if event == "start":
+            self._start(call)
+        elif event == "end" or event == "error":
+            piece = self._running.pop((call.pid, call.call_id), None)
+            if piece is not None:
+                self._finish(piece, call, outcome, event == "error")
+        # "unfinished": still in _running; layout() ends it
 
-    def start(self, call):
-        now_ns = self._stamp(call.thread_id, call.program_ns)
+    def _start(self, call):
+        now_ns = self._stamp((call.pid, call.thread_id), call.perf_ns)
         if self.limit is not None and self._recorded >= self.limit:
-            with self._lock:
-                self._dropped += 1
+            self.dropped += 1
             return
-        record = Slice(
-            call.call_id, call.target, call.kind, call.thread_id, call.thread_name, call.task,
-            now_ns, self._arguments(call), *callers(call),
-        )
-        record.meaning = semantics.start_fields(call, self.render)
-        record.request_id = call.request_id
-        with self._lock:
-            self._recorded += 1
-            self._running[call.call_id] = record
-
-    def end(self, call, result):
-        if call.call_id in self._running:  # only this call's thread removes it
-            now_ns = self._stamp(call.thread_id, call.program_ns + call.duration_ns)
-            outcome = semantics.end_fields(call, result)  # {"rows": N} of an SQL statement
-            self._finish(call, now_ns, self.render.value(result), None, None, outcome)
-
-    def error(self, call, exc):
-        if call.call_id in self._running:
-            now_ns = self._stamp(call.thread_id, call.program_ns + call.duration_ns)
-            text = f"{type(exc).__name__}: {self.render.exception_text(exc)}"
-            self._finish(call, now_ns, None, text, exception_type_name(exc), semantics.error_fields(call, exc))
-
-    def _finish(self, call, now_ns, result, error, exception_type, outcome=None):
-        with self._lock:
-            record = self._running.pop(call.call_id, None)
-            if record is None:
-                return
-            if outcome and record.meaning is not None:
-                record.meaning = (record.meaning[0], {**record.meaning[1], **outcome})
-            record.duration_ns = max(now_ns - record.start_ns, 0)
-            record.call_duration_ns = call.duration_ns
-            record.result = result
-            record.error = error
-            record.exception_type = exception_type
-            self._finished.append(record)
-
-    def after_fork_in_child(self):
-        """A forked child reports its own calls: the parent's are in the parent's report.
-
-        The calls still open on the thread that forked go on in the child too,
-        and end there: they stay.
-        """
-        here = _originals.get_ident()
-        self._lock = RLock()  # another thread may have held the parent's at the fork
-        self._running = {call_id: record for call_id, record in self._running.items() if record.thread_id == here}
-        self._finished = []
-        self._findings = []
-        self._recorded = len(self._running)
-        self._dropped = 0
-
-    def _arguments(self, call):
+        self._recorded += 1
         render = self.render
         if call.site.params is None:  # a replaced builtin: positions, no parameter names
-            shown = [(f"arg{index}", text) for index, text in enumerate(render.args(call))]
-            shown.extend(render.kwargs(call).items())
-            return shown
-        return list(render.arguments(call).items())
+            arguments = [(f"arg{index}", text) for index, text in enumerate(render.args(call))]
+            arguments.extend(render.kwargs(call).items())
+        else:
+            arguments = list(render.arguments(call).items())
+        piece = Slice(call.call_id, call.target, call.kind, call.thread_id, call.thread_name, call.task, now_ns,
+                      arguments, *callers(call))
+        piece.meaning = semantics.start_fields(call, render)
+        piece.request_id = call.request_id
+        self._running[(call.pid, call.call_id)] = piece
 
-    # -- at exit --------------------------------------------------------------
-    def layout(self):
-        """The recorded calls on their tracks; running calls end now."""
-        now_ns = _clock_ns() - self.origin_ns
-        with self._lock:
-            records = list(self._finished)
-            records.extend(record.cut_at(now_ns) for record in self._running.values())
-            dropped = self._dropped
-            findings = list(self._findings)
+    def _finish(self, piece, call, outcome, raised):
+        now_ns = self._stamp((call.pid, call.thread_id), call.perf_ns + call.duration_ns)
+        if piece.meaning is not None:  # {"rows": N} of an SQL statement, a response's status
+            outcome_fields = (semantics.error_fields if raised else semantics.end_fields)(call, outcome)
+            piece.meaning = (piece.meaning[0], {**piece.meaning[1], **outcome_fields})
+        piece.duration_ns = max(now_ns - piece.start_ns, 0)
+        piece.call_duration_ns = call.duration_ns
+        if raised:
+            piece.error = f"{outcome.name}: {outcome.text}"
+            piece.exception_type = outcome.type_name
+        else:
+            piece.result = self.render.value(outcome)
+        self._finished.append(piece)
+
+    def layout(self, now_ns, pid, program, findings=(), dropped=0):
+        """The calls on their tracks; running calls end at ``now_ns``; ``dropped``: calls not drawn besides
+        the ones past the limit."""
+        records = list(self._finished)
+        records.extend(record.cut_at(now_ns) for record in self._running.values())
         records.sort(key=lambda record: (record.start_ns, -record.duration_ns, record.call_id))
         threads = {}  # (thread_id, thread_name) -> {None: thread track, task: task track, SUSPENDED: lane}
         for record in records:
@@ -283,7 +256,7 @@ class Timeline:
             if suspended is not None:
                 _pack(suspended)
                 tracks.append(suspended)
-        return Layout(tracks, self.origin_wall_ns, dropped, _originals.os_getpid(), _program_name(), findings)
+        return Layout(tracks, self.origin_wall_ns or 0, self.dropped + dropped, pid, program, findings)
 
 
 def _thread_order(item):

@@ -29,7 +29,6 @@ chunk its thread is still writing before exit.
 """
 
 import os
-import stat
 import sys
 from _thread import allocate_lock
 
@@ -40,27 +39,12 @@ from ..recording.chrome import ProcessTrace
 from ..recording.reader import Recording
 from ..render import Render
 from . import _output, require_arg
-from .record import open_writer
-
-RECORDING_SUFFIX = ".rec"
+from .record import open_writer, private_path
 
 
 def from_spec(arg, settings):
     output = _output.create(require_arg("chrome", arg, "a path"), in_child=settings.in_child)
     return ChromeTraceListener(output, render=settings.render, in_child=settings.in_child)
-
-
-def recording_path(output):
-    """Where the trace's recording goes: beside PATH (``PATH.rec``), or, for a device or a pipe, a temporary file."""
-    try:
-        regular = stat.S_ISREG(os.stat(output.path).st_mode)
-    except OSError:
-        regular = False
-    if not regular:
-        import tempfile  # only here: a device path is rare, and the driver's imports before the hooks count
-
-        return os.path.join(tempfile.gettempdir(), f"hookwise-chrome-{os.getpid()}-{os.urandom(6).hex()}.rec")
-    return output.requested_path + RECORDING_SUFFIX
 
 
 class ChromeTraceListener:
@@ -71,7 +55,7 @@ class ChromeTraceListener:
         self.render = render if render is not None else Render()
         self._origin_ns = clock_ns()
         self._pid = _originals.os_getpid()
-        self._writer = open_writer(recording_path(output), render=self.render, in_child=in_child)
+        self._writer = open_writer(private_path(output, "chrome"), render=self.render, in_child=in_child)
         self._writer.on_retire = self._retired
         # opened now, before the program runs: opening a file inside one of its calls would let its other
         # threads run there (the reads that follow keep the GIL, with the accelerator: hookwise.writes)

@@ -32,7 +32,8 @@ def _init_name(qualname):
 class NativeRecordWriter(speedups.Recorder):
     """A recording written by the C accelerator; the same constructor and life as ``RecordWriter``."""
 
-    def __init__(self, path, render=None, limit=None, ring=False, in_child=False, chunk_size=fmt.DEFAULT_CHUNK_SIZE):
+    def __init__(self, path, render=None, limit=None, ring=False, in_child=False, chunk_size=fmt.DEFAULT_CHUNK_SIZE,
+                 max_starts=None):
         self.requested_path = path
         self.render = render if render is not None else Render()
         self.limit = limit
@@ -43,7 +44,8 @@ class NativeRecordWriter(speedups.Recorder):
         fd = open_recording(self.path, self.render, self.chunk_size)
         self._fd = fd
         self._closed = False
-        super().__init__(fd, self.chunk_size, limit or 0, ring, self.render.repr_limit, bool(self.render.redact), self)
+        super().__init__(fd, self.chunk_size, limit or 0, ring, self.render.repr_limit, bool(self.render.redact), self,
+                         -1 if max_starts is None else max_starts)
 
     on_retire = None
     """None, or ``on_retire(offset, data)``, as ``RecordWriter.on_retire``: called, on its thread, once a

@@ -3,7 +3,8 @@
 ``read(paths)`` takes files, a run's directory, or PATH itself (its
 children's ``PATH.PID.ext`` files beside it are found and merged), and
 yields ``(event, call, outcome)`` with event "start", "end" or "error", in the
-order of their timestamps. The ``RecordedCall`` has what a live ``Call``
+order of their timestamps (``merge`` does the same for recordings already
+open: one process's own file, read by its live html report). The ``RecordedCall`` has what a live ``Call``
 offers to the built-in outputs; values kept as text come back as
 ``saferepr.Shown``, so the outputs' ``Render`` shows exactly the same text.
 
@@ -43,7 +44,8 @@ class Replayed:
         self.end_key = END_KEYS.get(name, name)
 
     def start_fields(self, call, render):
-        return self.name, call.recorded_meaning
+        meaning = call.recorded_meaning
+        return None if meaning is None else (self.name, meaning)  # None: the writer could not tell it
 
     def end_fields(self, call, result):
         try:
@@ -226,14 +228,15 @@ class Recording:
             found = (from_seq, name)
         return found
 
-    def thread_events(self, thread, on_chunk=None):
+    def thread_events(self, thread, on_chunk=None, kept=None):
         """A generator of (ts, tag, data, pos) for one thread's events, in order; ``data`` is the chunk's
         bytes and ``pos`` is just after dt.
 
-        The consumer parses the record and sends back the position after it.
+        The consumer parses the record and sends back the position after it. ``kept``: {offset: bytes}
+        of chunks to read as they were copied (a forked child's copy of its parent's chunk at the fork).
         """
         for _, offset in sorted(self._events[thread]):
-            data = self.chunk(offset)
+            data = kept[offset] if kept is not None and offset in kept else self.chunk(offset)
             if on_chunk is not None:
                 on_chunk()
             if len(data) < fmt.CHUNK_HEADER.size:
@@ -286,12 +289,18 @@ def read(paths, on_chunk=None):
 
     ``on_chunk()``, when given, is called as each chunk of events is taken up (a converter's progress).
     """
-    recordings = [Recording(path) for path in files_of(paths)]
+    return merge([Recording(path) for path in files_of(paths)], on_chunk)
+
+
+def merge(recordings, on_chunk=None, carried=()):
+    """``read`` for recordings already open. ``carried``: calls started before the first recording's
+    events (a forked child's calls open at the fork, read from its parent's file: see ``calls_open``),
+    whose END or ERROR may be in it; they are not yielded as started."""
     heap = []
     for number, recording in enumerate(recordings):
         for thread in recording._events:
             _push(heap, recording, number, thread, recording.thread_events(thread, on_chunk), None)
-    open_calls = {}  # (file number, call_id) -> RecordedCall
+    open_calls = {(0, call.call_id): call for call in carried}  # (file number, call_id) -> RecordedCall
     while heap:
         wall, number, order, ts, tag, thread, data, pos, stream = heapq.heappop(heap)
         recording = recordings[number]
@@ -303,28 +312,59 @@ def read(paths, on_chunk=None):
                 yield "start", call, None
         else:
             call = open_calls.pop((number, call_id), None)
-            if tag == fmt.END:
-                result, pos = fmt.get_value(data, pos, Shown, recording.strings)
-                outcome, pos = fmt.get_fields(data, pos, recording.strings)
-            else:
-                type_id, pos = fmt.get_u(data, pos)
-                shown, pos = fmt.get_text(data, pos)
-                text, pos = fmt.get_text(data, pos)
-                outcome, pos = fmt.get_fields(data, pos, recording.strings)
+            outcome, fields, pos = _outcome(recording, tag, data, pos)
             if call is not None:  # a ring recording may have lost the start
                 call.duration_ns = ts - call.perf_ns
+                call.recorded_outcome = fields
                 if tag == fmt.END:
-                    call.result = result
-                    call.recorded_outcome = outcome
-                    yield "end", call, result
+                    call.result = outcome
+                    yield "end", call, outcome
                 else:
-                    error = RecordedError(recording.strings[type_id], shown, text)
-                    call.exception = error
-                    call.recorded_outcome = outcome
-                    yield "error", call, error
+                    call.exception = outcome
+                    yield "error", call, outcome
         _push(heap, recording, number, thread, stream, pos)
     for call in open_calls.values():
         yield "unfinished", call, None
+
+
+def _outcome(recording, tag, data, pos):
+    """An END's (result, fields, pos) or an ERROR's (RecordedError, fields, pos), from just after its call id."""
+    if tag == fmt.END:
+        result, pos = fmt.get_value(data, pos, Shown, recording.strings)
+        fields, pos = fmt.get_fields(data, pos, recording.strings)
+        return result, fields, pos
+    type_id, pos = fmt.get_u(data, pos)
+    shown, pos = fmt.get_text(data, pos)
+    text, pos = fmt.get_text(data, pos)
+    fields, pos = fmt.get_fields(data, pos, recording.strings)
+    return RecordedError(recording.strings[type_id], shown, text), fields, pos
+
+
+def calls_open(recording, thread, kept=None, carried=()):
+    """The calls started on ``thread`` (``carried``, then its STARTs in ``recording``) that its events there
+    do not end, in the order they started: the calls a forked child's thread was in at the fork.
+
+    ``kept``: as for ``Recording.thread_events`` (the parent goes on writing its chunk after the fork).
+    """
+    open_calls = {call.call_id: call for call in carried}
+    if thread not in recording._events:
+        return list(open_calls.values())
+    stream = recording.thread_events(thread, kept=kept)
+    pos = None
+    while True:
+        try:
+            ts, tag, data, pos = stream.send(pos) if pos is not None else next(stream)
+        except StopIteration:
+            break
+        call_id, pos = fmt.get_u(data, pos)
+        if tag == fmt.START:
+            call, pos = _start(recording, data, pos, call_id, thread, ts)
+            if call is not None:
+                open_calls[call_id] = call
+        else:
+            pos = _outcome(recording, tag, data, pos)[2]
+            open_calls.pop(call_id, None)
+    return list(open_calls.values())
 
 
 _order = iter(range(1 << 62)).__next__
@@ -363,6 +403,7 @@ def _start(recording, data, pos, call_id, thread, ts):
     if site is None:
         return None, pos
     call = RecordedCall()
+    call.recorded_meaning = None
     if meaning_id:
         call.recorded_meaning = meaning
         if site.semantic is None:

@@ -11,6 +11,16 @@ once, to a meta chunk, under the lock, before the event that names it.
 set, and ``close`` says so); with ``ring``, the oldest event chunk that no
 thread holds is reused instead (meta chunks are never reused).
 
+``max_starts`` bounds the calls recorded instead (the html report's timeline
+draws its first calls): the first ``max_starts`` STARTs are recorded and the
+later ones skipped (counted in ``skipped``); a call's END or ERROR is recorded
+when its id is not above the last recorded START's. Call ids grow as calls
+start, so the calls started before the bound end in the recording and the
+later ones leave nothing (a call given its id just before the last recorded
+START but reported just after it leaves its END alone, which readers pass
+over). A forked child records its own first ``max_starts`` calls, and the
+ends of those open on the forking thread.
+
 Must never: write from a forked child into its parent's mappings (the child
 opens its own file), raise into the program, or keep the program's objects.
 """
@@ -72,13 +82,16 @@ class _Chunk:
 
 
 class RecordWriter:
-    def __init__(self, path, render=None, limit=None, ring=False, in_child=False, chunk_size=fmt.DEFAULT_CHUNK_SIZE):
+    def __init__(self, path, render=None, limit=None, ring=False, in_child=False, chunk_size=fmt.DEFAULT_CHUNK_SIZE,
+                 max_starts=None):
         self.requested_path = path
         self.render = render if render is not None else Render()
         self.ring = ring
         self.chunk_size = chunk_size_for(limit, chunk_size)
         self.limit = limit
         self.in_child = in_child
+        self.max_starts = max_starts
+        self._last_started = 0  # the largest call id whose START was taken in (with max_starts)
         self._open(path_for_child(path, _originals.os_getpid()) if in_child else path)
 
     def _open(self, path):
@@ -98,6 +111,8 @@ class RecordWriter:
         self.full = False
         self.dropped = 0
         self.closed = False
+        self._starts = 0  # STARTs taken in, against max_starts
+        self.skipped = 0  # STARTs past max_starts
 
     # -- chunks ---------------------------------------------------------------
     def _new_chunk(self, kind, thread):
@@ -278,7 +293,21 @@ class RecordWriter:
             self._value(out, item)
 
     # -- events ---------------------------------------------------------------
+    def _past_max_starts(self, call_id):
+        """Whether this START is past ``max_starts`` (skipped); else it is counted (under the lock: another
+        thread may be starting a call too)."""
+        with self._lock:
+            if self._starts >= self.max_starts:
+                self.skipped += 1
+                return True
+            self._starts += 1
+            if call_id > self._last_started:
+                self._last_started = call_id
+        return False
+
     def start(self, call):
+        if self.max_starts is not None and self._past_max_starts(call.call_id):
+            return
         if self.full:
             self.dropped += 1
             return
@@ -349,6 +378,8 @@ class RecordWriter:
         self._local.named = True
 
     def end(self, call, result):
+        if self.max_starts is not None and call.call_id > self._last_started:
+            return  # its START was skipped
         thread_id = _originals.get_ident()
         if not self._local.__dict__.get("named"):  # a generator finished on a thread that started nothing
             from .. import _state
@@ -361,6 +392,8 @@ class RecordWriter:
         self._event(thread_id, call.program_ns + call.duration_ns, record)
 
     def error(self, call, exc):
+        if self.max_starts is not None and call.call_id > self._last_started:
+            return
         thread_id = _originals.get_ident()
         if not self._local.__dict__.get("named"):
             from .. import _state
