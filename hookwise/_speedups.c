@@ -932,6 +932,9 @@ site_report_error(SiteObject *site, CallObject *call, PyObject *exc)
     long long end = call_finish(call);
     Py_INCREF(exc);
     Py_SETREF(call->exception, exc);
+    if (PyTuple_GET_SIZE(site->errors) == 0) {
+        return 0;  /* nobody to tell: no time of ours worth a clock read */
+    }
     int status = dispatch(site->errors, call, exc, NULL);
     tls_overhead_ticks += now_ticks() - end;
     return status;
@@ -943,6 +946,9 @@ site_report_end(SiteObject *site, CallObject *call, PyObject *result)
     long long end = call_finish(call);
     Py_INCREF(result);
     Py_SETREF(call->result, result);
+    if (PyTuple_GET_SIZE(site->ends) == 0) {
+        return 0;  /* nobody to tell: no time of ours worth a clock read */
+    }
     int status = dispatch(site->ends, call, result, NULL);
     tls_overhead_ticks += now_ticks() - end;
     return status;
@@ -965,8 +971,11 @@ site_start_impl(SiteObject *site, PyObject *const *values, Py_ssize_t n, PyObjec
         call->frame = frame;
     }
     PyObject *blocked = NULL;
-    int status = dispatch(site->starts, call, NULL, &blocked);
-    tls_overhead_ticks += now_ticks() - call->start_ticks;
+    int status = 0;
+    if (PyTuple_GET_SIZE(site->starts) > 0) {  /* else only the Call was made: no clock read for that */
+        status = dispatch(site->starts, call, NULL, &blocked);
+        tls_overhead_ticks += now_ticks() - call->start_ticks;
+    }
     if (status < 0) {
         Py_XDECREF(blocked);
         Py_DECREF(call);
