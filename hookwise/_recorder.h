@@ -499,6 +499,8 @@ meta_put(RecorderObject *self, const unsigned char *record, size_t size)
  * written. The names of asyncio tasks ("Task-81234") are new for every task of a server: the
  * file grows with them, the writer's memory does not. */
 #define REC_STRINGS_KEPT 65536
+/* the library frames app_caller looks through at most (hookwise.call.APP_CALLER_REACH, which says why) */
+#define REC_APP_CALLER_REACH 1000
 
 /* The id of `text` (a str), writing its STRING record the first time; -1 on failure. */
 static long long
@@ -1562,11 +1564,11 @@ put_callers(RecorderObject *self, rbuf *out, CallObject *call, site_plan *plan)
         put_u(out, 1);  /* the application made the call itself */
         return 0;
     }
-    /* the first frame outwards that is the application's */
+    /* the first frame outwards that is the application's, at most REC_APP_CALLER_REACH library frames out */
     PyFrameObject *back = PyFrame_GetBack(frame);
     Py_DECREF(frame);
     frame = back;
-    while (frame != NULL) {
+    for (int reach = 0; frame != NULL && reach < REC_APP_CALLER_REACH; reach++) {
         code = PyFrame_GetCode(frame);
         if (code_info(self, code, &file_id, &library, &function_id) < 0) {
             Py_DECREF(code);
@@ -1586,6 +1588,7 @@ put_callers(RecorderObject *self, rbuf *out, CallObject *call, site_plan *plan)
         Py_DECREF(frame);
         frame = back;
     }
+    Py_XDECREF(frame);
     put_u(out, 0);
     return 0;
 }

@@ -125,6 +125,13 @@ def changed_arguments_of(call):
     return arguments
 
 
+APP_CALLER_REACH = 1000
+"""The library frames ``app_caller`` looks through at most. A look at every frame out to the program's
+line would make a library's deep recursion (json's pure-Python decoder given 20,000 nested brackets, with
+the recursion limit raised for it) cost the square of its depth. The default recursion limit is 1,000: a
+program that keeps it always gets its line."""
+
+
 def callers_of(call):
     """(caller, app_caller) of ``call``, from one look at the frames; read during its callbacks.
 
@@ -135,7 +142,8 @@ def callers_of(call):
     program that led to the call (a query run by SQLAlchemy names the
     program's line that asked for it); the caller itself when the program made
     the call (the common case: one lookup); None when every frame is library
-    code (``python -m http.server``).
+    code (``python -m http.server``), or when the application's line is more
+    than ``APP_CALLER_REACH`` library frames out.
     """
     site = call.site
     code = site.code
@@ -164,7 +172,9 @@ def callers_of(call):
         return known[2]
     caller = known[1]
     frame = frame.f_back
-    while frame is not None:
+    for _ in range(APP_CALLER_REACH):
+        if frame is None:
+            break
         filename = frame.f_code.co_filename
         library = _library_files.get(filename)
         if library is None:

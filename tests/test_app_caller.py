@@ -28,6 +28,10 @@ def query(connection, statement):
 
 def through_two_frames(text):
     return run(text)
+
+
+def down(depth, text):
+    return json.loads(text) if depth == 0 else down(depth - 1, text)
 """
 
 PROGRAM = """\
@@ -114,6 +118,36 @@ def test_a_run_with_no_application_frame_has_none(tmp_path):
     starts = [event for event in read_jsonl(tmp_path / "events.jsonl") if event["event"] == "start"]
     assert starts and all(event["app_caller"] is None for event in starts), starts
     assert all(os.sep + "json" + os.sep in event["caller"]["file"] for event in starts), starts
+
+
+DEEP_PROGRAM = """\
+import sys
+import libby
+
+sys.setrecursionlimit(5000)
+libby.down(900, "[4]")
+libby.down(1200, "[5]")
+"""
+
+
+def test_it_looks_through_a_thousand_library_frames_at_most(tmp_path):
+    # json's pure-Python decoder given deeply nested brackets (CPython 3.13's test_json, with the limit
+    # raised to 20,000) made the look at every frame cost the square of the depth: at most 1,000 now,
+    # which the default recursion limit never passes
+    env = _setup(tmp_path)
+    (tmp_path / "deep.py").write_text(DEEP_PROGRAM)
+    result = run_driver(["--hook", "json:loads", "--listener", "jsonl=live.jsonl", "--listener", "record=rec.bin",
+                         "deep.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    converted = run_python(["-m", "hookwise.convert", "rec.bin", "--to", "jsonl=conv.jsonl"], cwd=tmp_path,
+                           env=clean_env(PYTHONPATH=ROOT))
+    assert converted.returncode == 0, converted.stderr
+    for log in ("live.jsonl", "conv.jsonl"):
+        starts = [event for event in read_jsonl(tmp_path / log) if event["event"] == "start"]
+        assert [(_where(event["caller"]), _where(event["app_caller"])) for event in starts] == [
+            (("__init__.py", 17, "down"), ("deep.py", 5, "<module>")),  # 900 library frames out
+            (("__init__.py", 17, "down"), None),  # 1,200: past the reach
+        ], log
 
 
 def test_it_is_read_while_the_call_is_reported_like_caller(tmp_path):
