@@ -15,6 +15,14 @@ messages) writes through here, with the GIL held:
   imports nothing else (``ctypes`` would import ``struct``, a module a user may
   hook); where it is missing, ``os.write`` is used and lets go of the GIL.
 
+The pure-Python recording writer and the live chrome trace work on files the
+same way: ``truncate`` (``ftruncate``), ``SharedMapping`` (``mmap`` and
+``munmap``; the mapped bytes are written through a memoryview of a ``_ctypes``
+array at their address) and ``read_at`` (``pread``, the C accelerator's
+``read_at`` with it) keep the GIL too. Where ``_ctypes`` is missing they are
+``os.ftruncate``, ``None`` (the writer then maps with the ``mmap`` module) and
+``os.pread``, which let go of it.
+
 A write to a regular file never waits. A pipe, FIFO, terminal or socket that
 is full would make a write wait for its reader, perhaps one of the program's
 own threads: there the write waits for room with the GIL released (a full
@@ -24,8 +32,8 @@ shares with others (its duplicate of stderr: the flag would change theirs too)
 is asked with ``poll`` first and written at most ``PIPE_BUF`` bytes at a time
 (``may_block``).
 
-Must never: raise anything but OSError, import a module a user may hook, or
-let go of the GIL except to wait for a full pipe.
+Must never: raise anything but OSError, import a module a user may hook, let
+go of the GIL except to wait for a full pipe, or unmap memory twice.
 """
 
 import os
@@ -40,6 +48,7 @@ PIPE_BUF = getattr(os, "PIPE_BUF", None) or 4096  # Linux: 4096; writes up to th
 if accel.ACTIVE:
     write_whole = accel.speedups.write_whole
     LineBuffer = accel.speedups.LineBuffer
+    read_at = accel.speedups.read_at
 
 WRITES_WHEN_QUIET = accel.ACTIVE
 """Whether a ``LineBuffer``'s lines are written when the program goes quiet (by the C one's own thread).
@@ -69,6 +78,7 @@ def may_block(fd, ours):
 # -- the pure-Python runtime: libc through _ctypes, keeping the GIL ------------------
 
 _c_write = _c_poll_now = _c_poll_wait = _pollfd = _addressof = _get_errno = None
+_c_ftruncate = _c_mmap = _c_munmap = _c_pread = _Byte = _Char = None  # None: os's functions, the mmap module
 _quote = None  # _json.encode_basestring_ascii, once a jsonl line is built here
 
 
@@ -86,6 +96,7 @@ def prepare():
 
 def _load_libc():
     global _libc_loaded, _c_write, _c_poll_now, _c_poll_wait, _pollfd, _addressof, _get_errno
+    global _c_ftruncate, _c_mmap, _c_munmap, _c_pread, _Byte, _Char
     if _libc_loaded is not None:
         return _libc_loaded
     try:
@@ -127,6 +138,22 @@ def _load_libc():
         poll_wait = _Releasing(("poll", _Libc))
         poll_now.argtypes = poll_wait.argtypes = (_Address, _Size, _Int)
         _pollfd = _PollFd()
+        if _ctypes.sizeof(_SignedSize) == 8:  # off_t is a long on 64-bit Linux, macOS and the BSDs
+            class _Byte(_ctypes._SimpleCData):  # arrays of them at a mapping's address: its view
+                _type_ = "B"
+
+            class _Char(_ctypes._SimpleCData):  # arrays of them read into: their .raw is bytes
+                _type_ = "c"
+
+            _c_ftruncate = _Holding(("ftruncate", _Libc))
+            _c_ftruncate.argtypes = (_Int, _SignedSize)
+            _c_mmap = _Holding(("mmap", _Libc))
+            _c_mmap.argtypes = (_Address, _Size, _Int, _Int, _Int, _SignedSize)
+            _c_munmap = _Holding(("munmap", _Libc))
+            _c_munmap.argtypes = (_Address, _Size)
+            _c_pread = _Holding(("pread", _Libc))
+            _c_pread.argtypes = (_Int, _Address, _Size, _SignedSize)
+            _c_ftruncate.restype = _c_munmap.restype = _Int  # an int: the upper half of a long is not set
         _c_write, _c_poll_now, _c_poll_wait = write, poll_now, poll_wait
         _addressof, _get_errno = _ctypes.addressof, _ctypes.get_errno
         _libc_loaded = True
@@ -173,6 +200,89 @@ def _pure_write_whole(fd, data, may_block=False):
                 _poll(fd, _c_poll_wait, -1)
             elif error != _EINTR:
                 raise OSError(error, os.strerror(error))
+
+
+def _raise_errno():
+    error = _get_errno()
+    raise OSError(error, os.strerror(error))
+
+
+def truncate(fd, length):
+    """Make the file ``fd`` ``length`` bytes long (``os.ftruncate``), with the GIL held where ``_ctypes`` is."""
+    if not (_libc_loaded or _load_libc()) or _c_ftruncate is None:
+        return _originals.os_ftruncate(fd, length)
+    while _c_ftruncate(fd, length) < 0:
+        if _get_errno() != _EINTR:
+            _raise_errno()
+
+
+def _pure_read_at(fd, size, offset):
+    """Up to ``size`` bytes of the regular file ``fd`` from ``offset`` (``os.pread``), read with the GIL held
+    where ``_ctypes`` is (as the C accelerator's ``read_at``); fewer where the file ends."""
+    if not (_libc_loaded or _load_libc()) or _c_pread is None:
+        return _originals.os_pread(fd, size, offset)
+    if not size:
+        return b""
+    # a buffer of this size from an earlier read (a fresh one, its pages new to the process each time, made a
+    # chunk's read 13 times slower); taken while in use, so that another thread's read makes its own
+    buffer = _read_buffers.pop(size, None)
+    if buffer is None:
+        buffer = (_Char * size)()  # one array type per size, kept by _ctypes
+    try:
+        done = 0
+        while done < size:
+            got = _c_pread(fd, _addressof(buffer) + done, size - done, offset + done)
+            if got > 0:
+                done += got
+            elif got == 0:
+                break
+            elif _get_errno() != _EINTR:
+                _raise_errno()
+        return buffer.raw if done == size else buffer.raw[:done]
+    finally:
+        if len(_read_buffers) < 4:  # a reader's few sizes: a chunk, its header, one byte
+            _read_buffers[size] = buffer
+
+
+_read_buffers = {}  # size -> a buffer that _pure_read_at reads into
+
+
+_PROT_READ_WRITE = 3  # PROT_READ | PROT_WRITE, and MAP_SHARED: the same on Linux, macOS and the BSDs
+_MAP_SHARED = 1
+
+
+class SharedMapping:
+    """``size`` bytes of the file ``fd`` from ``offset`` (a multiple of the page size), mapped shared with the
+    GIL held: what is stored in ``view``, a writable memoryview of them, is in the file (the kernel's page
+    cache) at once, and stays there if the process is killed. Made by ``map_shared``."""
+
+    __slots__ = ("view", "_address", "_size")
+
+    def __init__(self, fd, size, offset):
+        address = _c_mmap(None, size, _PROT_READ_WRITE, _MAP_SHARED, fd, offset)
+        if address == -1:  # MAP_FAILED (a mapping's address is below 2**63: it shows as itself)
+            _raise_errno()
+        self._address, self._size = address, size
+        self.view = memoryview((_Byte * size).from_address(address)).cast("B")
+
+    def close(self):
+        """Unmap the bytes (in a forked child, this process's copy of the mapping only); ``view`` is released
+        first, so a later use of it raises ValueError. Once only: the address may be someone else's after."""
+        address, self._address = self._address, 0
+        if address:
+            try:
+                self.view.release()
+            except BufferError:  # a view of it is still held: left mapped rather than pulled from under it
+                return
+            _c_munmap(address, self._size)
+
+
+def map_shared(fd, size, offset):
+    """A ``SharedMapping`` of the file, or None where ``_ctypes`` is missing (the ``mmap`` module lets go of
+    the GIL: the caller uses it instead)."""
+    if not (_libc_loaded or _load_libc()) or _c_mmap is None:
+        return None
+    return SharedMapping(fd, size, offset)
 
 
 class PurePythonLineBuffer:
@@ -277,3 +387,4 @@ _PLAIN = frozenset((int, float, bool, type(None)))  # reprs that are short, plai
 if not accel.ACTIVE:
     write_whole = _pure_write_whole
     LineBuffer = PurePythonLineBuffer
+    read_at = _pure_read_at

@@ -16,10 +16,11 @@ sleeps now and then outside the call, so the watcher does get to look.
 
 Each case runs in a fresh process, with the implementation under test (C
 accelerator, or pure Python under HOOKWISE_PURE_PYTHON=1), and the program
-says which one ran. Known exceptions, marked below: the pure-Python runtime's
-recording writer (``record``), and the live ``chrome`` trace, which records as
-the run goes and maps and reads its chunks with system calls that let go of
-the GIL, once per chunk.
+says which one ran. The recording (``record``, and the live ``chrome`` and
+``html``, which record as the run goes) grows its file, maps and unmaps its
+chunks and reads them back with system calls: the C accelerator makes them
+itself, the pure-Python runtime through ``_ctypes`` (``hookwise.writes``), both
+with the GIL held.
 """
 
 import fcntl
@@ -110,20 +111,7 @@ OUTPUTS = {
 }
 
 
-PURE = bool(os.environ.get("HOOKWISE_PURE_PYTHON"))
-PYTHON_RECORDING_WRITER = ("the pure-Python runtime's recording writer maps each chunk of its file with mmap.mmap "
-                           "and grows the file with os.ftruncate: each lets go of the GIL, once per chunk "
-                           "(hookwise/recording/writer.py)")
-LIVE_RECORDING = ("the live chrome trace and html report record as the run goes, with the pure-Python runtime's "
-                  "recording writer: " + PYTHON_RECORDING_WRITER)
-
-
-@pytest.mark.parametrize("output", [
-    # not strict: whether the watcher wins its race at one of a few chunks is chance
-    pytest.param(name, marks=pytest.mark.xfail(PURE and name in ("chrome", "html"), reason=LIVE_RECORDING,
-                                               strict=False))
-    for name in sorted(OUTPUTS)
-])
+@pytest.mark.parametrize("output", sorted(OUTPUTS))
 def test_no_built_in_output_lets_another_thread_run_in_the_middle_of_a_call(tmp_path, output):
     seen, looks, errors = run_program(tmp_path, OUTPUTS[output])
     assert seen == 0, f"the watcher ran {seen} times (of {looks}) in the middle of a hooked call under {output}"
@@ -134,7 +122,6 @@ def test_no_built_in_output_lets_another_thread_run_in_the_middle_of_a_call(tmp_
         assert errors.count("hookwise end ") == CALLS
 
 
-@pytest.mark.xfail(PURE, reason=PYTHON_RECORDING_WRITER, strict=True)  # a small ring maps chunks all the time
 def test_the_recording_lets_no_other_thread_run_in_the_middle_of_a_call(tmp_path):
     # a small ring makes the writer map a chunk every few hundred events
     seen, looks, _ = run_program(tmp_path, ["--listener", "record=run.rec"], calls=100_000,

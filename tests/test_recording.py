@@ -201,6 +201,41 @@ def test_record_limit_stops_or_keeps_the_most_recent(tmp_path, ring):
     assert (starts[-1] == 29999) is ring and (starts[0] == 0) is not ring
 
 
+NO_CTYPES = textwrap.dedent("""
+    import sys
+    sys.modules["_ctypes"] = None  # a Python built without ctypes: import _ctypes fails
+    sys.path.insert(0, {root!r})
+    from hookwise.cli import main
+    sys.exit(main(prog="driver.py"))
+""")
+SAYS_HOW = "import hookwise.writes\nprint('libc', hookwise.writes._libc_loaded)\n"
+
+
+def test_the_pure_writer_without_ctypes_maps_with_the_mmap_module_and_writes_the_same(tmp_path):
+    # the pure-Python writer maps, unmaps and grows the file through _ctypes (keeping the GIL); a Python
+    # without it falls back to the mmap module: the same recording either way, and the same ring
+    (tmp_path / "long.py").write_text(LONG + SAYS_HOW)
+    (tmp_path / "no_ctypes.py").write_text(NO_CTYPES.format(root=ROOT))
+    env = clean_env(HOOKWISE_PURE_PYTHON="1")  # the pure-Python writer, whichever implementation is under test
+    results = {}
+    for launcher, said in ((DRIVER, "libc True"), ("no_ctypes.py", "libc False")):
+        for ring in ([], ["--record-limit", "64K", "--record-ring"]):  # the ring reuses its chunks
+            done = run_python([launcher, "--hook", "__main__:work", "--listener", "record=rec.bin", *ring, "long.py"],
+                              cwd=tmp_path, env=env)
+            assert done.returncode == 0 and done.stdout.split("\n")[0] == said, (done.stdout, done.stderr)
+            converted = convert("rec.bin", "--to", "jsonl=out.jsonl", cwd=tmp_path)
+            assert converted.returncode == 0, converted.stderr
+            results[said, bool(ring)] = [(event["event"], event["call_id"], event.get("args"), event.get("result"))
+                                         for event in read_jsonl(tmp_path / "out.jsonl")]
+            assert os.path.getsize(tmp_path / "rec.bin") <= 64 * 1024 or not ring
+    whole = [(kind, i + 1, [str(i)] if kind == "start" else None, None if kind == "start" else str(i))
+             for i in range(30000) for kind in ("start", "end")]
+    assert results["libc True", False] == results["libc False", False] == whole
+    for said in ("libc True", "libc False"):
+        kept = results[said, True]  # the most recent calls (an end whose start was overwritten is left out)
+        assert 1000 < len(kept) < len(whole) and kept == whole[-len(kept):]
+
+
 def test_a_bad_record_limit_is_refused_before_the_program_runs(tmp_path):
     (tmp_path / "long.py").write_text("print('ran')")
     done = run_driver(["--listener", "record=rec.bin", "--record-limit", "lots", "long.py"], cwd=tmp_path)

@@ -101,3 +101,46 @@ def test_write_whole_waits_for_room_in_a_full_pipe(tmp_path, kind):
     reader.join(timeout=60)
     os.close(read_end)
     assert b"".join(received) == data * 2
+
+
+@pytest.mark.parametrize("kind", ["c", "pure"])
+def test_read_at_reads_what_pread_reads_and_less_where_the_file_ends(tmp_path, kind):
+    if kind == "c" and speedups is None:
+        pytest.skip("the accelerator is not built")
+    read_at = speedups.read_at if kind == "c" else writes._pure_read_at
+    data = os.urandom(300_000)
+    (tmp_path / "data").write_bytes(data)
+    fd = os.open(tmp_path / "data", os.O_RDONLY)
+    try:
+        for size, offset in ((1, 0), (40, 7), (262_144, 4096), (262_144, 200_000), (10, 300_000), (0, 5), (5, 10**9)):
+            got = read_at(fd, size, offset)
+            assert type(got) is bytes and got == os.pread(fd, size, offset) == data[offset : offset + size]
+        with pytest.raises(OSError):
+            read_at(-1, 10, 0)
+    finally:
+        os.close(fd)
+
+
+def test_a_shared_mapping_stores_into_the_file_at_once_and_unmaps_once(tmp_path):
+    # the pure-Python recording writer's chunks: mapped, stored into and unmapped with the GIL held
+    fd = os.open(tmp_path / "mapped", os.O_RDWR | os.O_CREAT)
+    try:
+        writes.truncate(fd, 3 * 4096)
+        assert os.fstat(fd).st_size == 3 * 4096
+        mapping = writes.map_shared(fd, 4096, 4096)
+        assert mapping is not None, "_ctypes is there: the mapping keeps the GIL"
+        view = mapping.view
+        view[10:15] = b"hello"
+        view[9] = 7
+        assert os.pread(fd, 8, 4096 + 8) == b"\0\7hello\0"  # in the file (the page cache) at once
+        assert bytes(view[9:15]) == b"\7hello"
+        mapping.close()
+        mapping.close()  # once only: the address may be another mapping's by now
+        with pytest.raises(ValueError):
+            view[0] = 1  # released before the unmap: an error, never a store into memory that is gone
+        with pytest.raises(OSError):
+            writes.map_shared(fd, 4096, 1)  # not a multiple of the page size
+        with pytest.raises(OSError):
+            writes.truncate(-1, 10)
+    finally:
+        os.close(fd)

@@ -17,15 +17,15 @@ import glob
 import heapq
 import os
 
-from .. import accel
+from .. import writes
 from ..call import Caller, args_of, arguments_of, changed_arguments_of, kwargs_of
 from ..saferepr import Shown
 from ..semantics import END_KEYS
 from . import format as fmt
 
-# bound before any hook is installed; with the accelerator, a read that keeps the GIL (the live chrome
-# trace reads its recording inside the program's calls: see hookwise.writes)
-_pread = accel.speedups.read_at if accel.ACTIVE else os.pread
+# a read that keeps the GIL (the live chrome trace reads its recording inside the program's calls: see
+# hookwise.writes); os.pread, which lets go of it, where the pure-Python runtime has no _ctypes
+_pread = writes.read_at
 
 
 class RecordedSite:

@@ -3,7 +3,12 @@
 Each thread writes its events into a chunk of its own, a shared mapping
 (MAP_SHARED) of one region of the file: no per-call allocation outlives the
 call, memory is a chunk per thread whatever the run's length, and a process
-killed by SIGKILL leaves every record it finished in the page cache. Strings
+killed by SIGKILL leaves every record it finished in the page cache. The file
+is grown, and each chunk mapped and unmapped, with the GIL held
+(``hookwise.writes``: libc's ``ftruncate``, ``mmap`` and ``munmap`` through
+``_ctypes``), so recording never lets another thread run in the middle of a
+call; a Python without ``_ctypes`` maps with the ``mmap`` module and
+``os.ftruncate``, which let go of it once per chunk. Strings
 (targets, files, functions, parameter names) are interned: each is written
 once, to a meta chunk, under the lock, before the event that names it.
 
@@ -22,14 +27,15 @@ over). A forked child records its own first ``max_starts`` calls, and the
 ends of those open on the forking thread.
 
 Must never: write from a forked child into its parent's mappings (the child
-opens its own file), raise into the program, or keep the program's objects.
+opens its own file), raise into the program, keep the program's objects, or
+touch a chunk's view once it is unmapped.
 """
 
 import mmap
 import os
 from _thread import _local, allocate_lock
 
-from .. import _originals, report, semantics
+from .. import _originals, report, semantics, writes
 from ..call import clock_ns, parameter_names, wall_offset_ns
 from ..listeners._output import path_for_child
 from ..render import REDACTED, Render, exception_type_name
@@ -37,7 +43,7 @@ from ..saferepr import object_repr
 from . import format as fmt
 
 _FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-_ftruncate = os.ftruncate
+_ftruncate = os.ftruncate  # at open, before the program runs (a chunk's: writes.truncate, keeping the GIL)
 _pwrite = os.pwrite
 _TEXT = (str, bytes, tuple)  # what redaction by content may change (a tuple of them)
 
@@ -69,13 +75,24 @@ def open_recording(path, render, chunk_size):
     return fd
 
 
-class _Chunk:
-    __slots__ = ("index", "map", "pos", "last_ts", "thread", "seq")
+def _map_chunk(fd, size, offset):
+    """(a writable view of ``size`` bytes of the file from ``offset``, mapped shared; the function that
+    unmaps them): kept with the GIL held where ``_ctypes`` is, else the ``mmap`` module's."""
+    shared = writes.map_shared(fd, size, offset)
+    if shared is not None:
+        return shared.view, shared.close
+    mapping = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
+    return mapping, mapping.close
 
-    def __init__(self, index, mapping, thread, base_ts, seq=0):
+
+class _Chunk:
+    __slots__ = ("index", "map", "unmap", "pos", "last_ts", "thread", "seq")
+
+    def __init__(self, index, mapping, unmap, thread, base_ts, seq=0):
         self.seq = seq
         self.index = index
-        self.map = mapping
+        self.map = mapping  # its bytes: a memoryview, or an mmap (slices of either are stored the same way)
+        self.unmap = unmap
         self.pos = fmt.CHUNK_HEADER.size
         self.last_ts = base_ts
         self.thread = thread
@@ -126,19 +143,19 @@ class RecordWriter:
             if index is None:
                 return None
             self._event_chunks.remove(index)
+            mapping, unmap = _map_chunk(self._fd, size, fmt.HEADER_SIZE + index * size)
+            mapping[:] = bytes(size)  # a reused chunk starts empty
         else:
             index = self._chunks
+            writes.truncate(self._fd, fmt.HEADER_SIZE + (index + 1) * size)  # the new chunk: zero bytes
             self._chunks += 1
-            _ftruncate(self._fd, fmt.HEADER_SIZE + self._chunks * size)
-        mapping = mmap.mmap(self._fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
-                            offset=fmt.HEADER_SIZE + index * size)
-        mapping[:] = bytes(size)  # a reused chunk starts empty
+            mapping, unmap = _map_chunk(self._fd, size, fmt.HEADER_SIZE + index * size)
         self._seq += 1
         base_ts = clock_ns()
         mapping[: fmt.CHUNK_HEADER.size] = fmt.CHUNK_HEADER.pack(fmt.CHUNK_MAGIC, kind, self._seq, thread, base_ts)
         if kind == fmt.CHUNK_EVENTS:
             self._event_chunks.append(index)
-        return _Chunk(index, mapping, thread, base_ts, self._seq)
+        return _Chunk(index, mapping, unmap, thread, base_ts, self._seq)
 
     def _put(self, chunk, record):
         """Store ``record`` (tag first in ``record``) with its tag last; False if it does not fit."""
@@ -155,7 +172,7 @@ class RecordWriter:
         # under the lock
         if self._meta is None or not self._put(self._meta, record):
             if self._meta is not None:
-                self._meta.map.close()
+                self._meta.unmap()
             self._meta = self._new_chunk(fmt.CHUNK_META, 0)
             if self._meta is None or not self._put(self._meta, record):
                 self._stop()
@@ -246,8 +263,8 @@ class RecordWriter:
         data = None
         if full is not None:
             if self.on_retire is not None:
-                data = full.map[: full.pos]
-            full.map.close()
+                data = bytes(full.map[: full.pos])
+            full.unmap()
         with self._lock:
             chunk = self._new_chunk(fmt.CHUNK_EVENTS, thread_id)
             if chunk is None:
@@ -413,7 +430,7 @@ class RecordWriter:
         """The parent's mappings are not ours: forget them (unmapping here leaves the parent's alone), open our file."""
         for chunk in list(self._threads.values()) + ([self._meta] if self._meta else []):
             try:
-                chunk.map.close()
+                chunk.unmap()
             except Exception:
                 pass
         try:
