@@ -56,6 +56,27 @@ def test_values_inside_a_literal_do_not(value):
                                tokens.sql_tokens) is None
 
 
+def test_a_statement_is_tokenized_once_and_answers_every_input_the_same():
+    # a request's path segment ("items") occurs in each of its statements: the spans are remembered
+    statement = "select name from items where id = ? -- items"
+    counted = []
+
+    def counting(text):
+        counted.append(text)
+        return tokens.sql_tokens(text)
+
+    answers = [tokens.spans_tokens(statement, value, counting) for value in ("items", "items", "id = ?", "name")]
+    assert answers == [tokens.spans_tokens(statement, value, tokens.sql_tokens)
+                       for value in ("items", "items", "id = ?", "name")]
+    assert answers[2] is not None and answers[0] is None
+    assert counted == [statement]
+    # a text left open is remembered as such, and still judged by the text without the input
+    opened = "select 'x"
+    assert [tokens.spans_tokens(opened, value, counting) for value in ("select", "'x", "select")] == [
+        None, "'x", None]  # open with or without "select"; "'x" leaves it open
+    assert counted.count(opened) == 1
+
+
 def test_mysql_backslash_escapes_keep_a_string_whole():
     statement = "select * from users where name = 'a\\' or 1=1 -- '"
     assert tokens.spans_tokens(statement, "a\\' or 1=1 -- ", tokens.mysql_tokens) is None

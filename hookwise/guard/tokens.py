@@ -18,6 +18,28 @@ class Unbalanced(ValueError):
 
 
 NEUTRAL = "hookwise0"
+SPANS_KEPT = 512  # texts whose spans are remembered: a program runs the same few statements over and over
+SPANS_TEXT_LIMIT = 4096  # longer texts (a module's source given to exec) are tokenized each time, never kept
+_spans = {}  # (tokenize, text) -> its spans, or None for a text that raised Unbalanced
+
+
+def spans_of(text, tokenize):
+    """``tokenize(text)``, remembered: the tokenizers are pure, and each sink call of a request whose input
+    occurs in the text (a path segment "items" in "select ... from items") would tokenize it again."""
+    key = (tokenize, text)
+    spans = _spans.get(key, _spans)
+    if spans is _spans:
+        try:
+            spans = tuple(tokenize(text))
+        except Unbalanced:
+            spans = None
+        if len(text) <= SPANS_TEXT_LIMIT:
+            if len(_spans) >= SPANS_KEPT:
+                _spans.clear()
+            _spans[key] = spans
+    if spans is None:
+        raise Unbalanced(text)
+    return spans
 
 
 def spans_tokens(text, value, tokenize):
@@ -26,7 +48,7 @@ def spans_tokens(text, value, tokenize):
     if not value or value not in text:
         return None
     try:
-        spans = tokenize(text)
+        spans = spans_of(text, tokenize)
     except Unbalanced:
         try:
             tokenize(text.replace(value, NEUTRAL))
