@@ -137,6 +137,7 @@ def _load_libc():
         poll_now = _Holding(("poll", _Libc))
         poll_wait = _Releasing(("poll", _Libc))
         poll_now.argtypes = poll_wait.argtypes = (_Address, _Size, _Int)
+        poll_now.restype = poll_wait.restype = _Int  # an int: -1 read as a long would be 4294967295, "ready"
         _pollfd = _PollFd()
         if _ctypes.sizeof(_SignedSize) == 8:  # off_t is a long on 64-bit Linux, macOS and the BSDs
             class _Byte(_ctypes._SimpleCData):  # arrays of them at a mapping's address: its view
