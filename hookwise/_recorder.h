@@ -1655,7 +1655,7 @@ put_task(RecorderObject *self, rbuf *out, CallObject *call)
 static long long
 program_ts(CallObject *call, int ended)
 {
-    long long start = ticks_to_ns(call->start_ticks - call->overhead_at_start);
+    long long start = call_program_ns(call);
     return ended ? start + ticks_span_ns(call->duration_ticks) : start;
 }
 
@@ -1822,9 +1822,9 @@ store_event(RecorderObject *self, rbuf *body, long long ts)
         self->dropped++;
         return;
     }
-    if (ts < thread->last_ts) {
-        ts = thread->last_ts;  /* one thread's events are in order: so are their stamps */
-    }
+    /* No clamp to the thread's latest stamp: a stamp may be a few ns before it (the tick rate is
+     * calibrated again every second), and moving it would change a duration that the live outputs
+     * show; dt is signed, and readers keep a call inside its parent. */
     retired_chunk retired = {-1, NULL};  /* the chunk this event filled, for on_retire */
     for (int attempt = 0; attempt < 2; attempt++) {
         rec_chunk *chunk = &thread->chunk;

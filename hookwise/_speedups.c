@@ -307,6 +307,8 @@ typedef struct {
     long pid;
     long long wall_offset;  /* see call_wall_offset */
     int wall_offset_known;
+    int program_ns_known;
+    long long program_ns;   /* see call_program_ns */
     Py_ssize_t n_inline;
     PyObject *inline_values[CALL_INLINE_VALUES];
 } CallObject;
@@ -377,6 +379,7 @@ call_new(PyObject *site, PyObject *const *items, Py_ssize_t n)
     call->duration_ticks = -1;
     call->overhead_ticks = 0;
     call->wall_offset_known = 0;
+    call->program_ns_known = 0;
     call->overhead_at_start = tls_overhead_ticks;
     call->start_ticks = now_ticks();
     PyObject_GC_Track(call);
@@ -497,10 +500,22 @@ call_get_perf_ns(CallObject *self, void *c)
 
 /* The start on the thread's program clock: clock_ns() less all of hookwise's
  * own time on the thread before the call. Timelines place calls by it. */
+static long long
+call_program_ns(CallObject *self)
+{
+    /* converted once, then kept: ticks_to_ns recalibrates every second, and a start converted again
+     * after that would move by a few ns (a recording's end, start + duration, with it) */
+    if (!self->program_ns_known) {
+        self->program_ns = ticks_to_ns(self->start_ticks - self->overhead_at_start);
+        self->program_ns_known = 1;
+    }
+    return self->program_ns;
+}
+
 static PyObject *
 call_get_program_ns(CallObject *self, void *c)
 {
-    return PyLong_FromLongLong(ticks_to_ns(self->start_ticks - self->overhead_at_start));
+    return PyLong_FromLongLong(call_program_ns(self));
 }
 
 static PyObject *
