@@ -64,16 +64,22 @@ def _where(caller):
     return None if caller is None else (os.path.basename(caller["file"]), caller["line"], caller["function"])
 
 
-def test_jsonl_and_the_recording_name_the_programs_line_past_the_library(tmp_path):
-    env = _setup(tmp_path)
-    result = run_driver([*HOOKS, "--listener", "jsonl=live.jsonl", "--listener", "record=rec.bin", "prog.py"],
+def _starts_live_and_converted(tmp_path, env, hooks, program):
+    """The START events of ``program`` run with ``hooks``: as jsonl wrote them live, and as a recording
+    of the same run converts to jsonl (log name -> events)."""
+    result = run_driver([*hooks, "--listener", "jsonl=live.jsonl", "--listener", "record=rec.bin", program],
                         cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     converted = run_python(["-m", "hookwise.convert", "rec.bin", "--to", "jsonl=conv.jsonl"], cwd=tmp_path,
                            env=clean_env(PYTHONPATH=ROOT))
     assert converted.returncode == 0, converted.stderr
-    for log in ("live.jsonl", "conv.jsonl"):
-        starts = [event for event in read_jsonl(tmp_path / log) if event["event"] == "start"]
+    return {log: [event for event in read_jsonl(tmp_path / log) if event["event"] == "start"]
+            for log in ("live.jsonl", "conv.jsonl")}
+
+
+def test_jsonl_and_the_recording_name_the_programs_line_past_the_library(tmp_path):
+    env = _setup(tmp_path)
+    for log, starts in _starts_live_and_converted(tmp_path, env, HOOKS, "prog.py").items():
         seen = [(event["target"], _where(event["caller"]), _where(event["app_caller"])) for event in starts]
         assert seen == [
             ("json:loads", ("__init__.py", 5, "run"), ("prog.py", 6, "main")),  # two library frames away
@@ -136,14 +142,7 @@ def test_it_looks_through_a_thousand_library_frames_at_most(tmp_path):
     # which the default recursion limit never passes
     env = _setup(tmp_path)
     (tmp_path / "deep.py").write_text(DEEP_PROGRAM)
-    result = run_driver(["--hook", "json:loads", "--listener", "jsonl=live.jsonl", "--listener", "record=rec.bin",
-                         "deep.py"], cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr
-    converted = run_python(["-m", "hookwise.convert", "rec.bin", "--to", "jsonl=conv.jsonl"], cwd=tmp_path,
-                           env=clean_env(PYTHONPATH=ROOT))
-    assert converted.returncode == 0, converted.stderr
-    for log in ("live.jsonl", "conv.jsonl"):
-        starts = [event for event in read_jsonl(tmp_path / log) if event["event"] == "start"]
+    for log, starts in _starts_live_and_converted(tmp_path, env, ["--hook", "json:loads"], "deep.py").items():
         assert [(_where(event["caller"]), _where(event["app_caller"])) for event in starts] == [
             (("__init__.py", 17, "down"), ("deep.py", 5, "<module>")),  # 900 library frames out
             (("__init__.py", 17, "down"), None),  # 1,200: past the reach
