@@ -1416,6 +1416,7 @@ static PyTypeObject WrapperType = {
 /* ------------------------------------------------------------ the recorder */
 
 #include "_recorder.h"
+#include "_saferepr.h"
 
 /* ------------------------------------------------------- module functions */
 
@@ -2501,6 +2502,14 @@ static PyMethodDef module_methods[] = {
      "read_at(fd, size, offset): pread of a regular file, with the GIL held"},
     {"write_whole", (PyCFunction)(void (*)(void))py_write_whole, METH_FASTCALL,
      "write_whole(fd, data, may_block=False): write all of data without letting other threads run meanwhile"},
+    {"saferepr", (PyCFunction)(void (*)(void))py_saferepr, METH_FASTCALL | METH_KEYWORDS,
+     "saferepr(value, limit=DEFAULT_LIMIT, secret=None, user_reprs=False): hookwise.saferepr.saferepr, in C"},
+    {"saferepr_inner", (PyCFunction)(void (*)(void))py_saferepr_inner, METH_FASTCALL,
+     "saferepr_inner(value, limit, depth, secret, user_reprs): hookwise.saferepr._repr, in C"},
+    {"configure_saferepr", py_configure_saferepr, METH_VARARGS,
+     "configure_saferepr(py_repr, py_saferepr, ways, record_fields, shown_type, default_limit): what the C saferepr hands over"},
+    {"read_secret_verdicts", py_read_secret_verdicts, METH_O,
+     "read_secret_verdicts(Render.is_secret): saferepr reads the verdicts that rule keeps instead of calling it"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
     {NULL}
 };

@@ -120,3 +120,15 @@ def exception_type_name(exc):
     kind = type(exc)
     module = getattr(kind, "__module__", "builtins")
     return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def _let_the_accelerator_read_verdicts():
+    # The C saferepr (hookwise/_saferepr.h) asks is_secret for every dict key and field name it shows;
+    # it reads the verdicts this rule already keeps instead of calling it.
+    from . import accel
+
+    if accel.speedups is not None and hasattr(accel.speedups, "read_secret_verdicts"):
+        accel.speedups.read_secret_verdicts(Render.is_secret)
+
+
+_let_the_accelerator_read_verdicts()

@@ -428,18 +428,33 @@ def _fields_of(value, kind):
     try:
         if issubclass(kind, tuple) and isinstance(getattr(kind, "_fields", None), tuple):
             return list(zip(kind._fields, tuple.__iter__(value)))
-        declared = _inherited(kind, "__dataclass_fields__")
-        if isinstance(declared, dict):  # only real fields: not ClassVar or InitVar pseudo-fields
-            names = [name for name, field in declared.items() if getattr(field, "repr", True)
-                     and getattr(getattr(field, "_field_type", None), "name", "_FIELD") == "_FIELD"]
+        names = _record_fields.get(kind, _UNREAD)
+        if names is _UNREAD:
+            names = _declared_fields(kind)
+        if names is not None:
             return [(name, _plain_attribute(value, name)) for name in names]
-        declared = _inherited(kind, "__attrs_attrs__")
-        if declared is not None:
-            return [(attribute.name, _plain_attribute(value, attribute.name)) for attribute in declared
-                    if getattr(attribute, "repr", True)]
     except Exception:
         return None
     return None
+
+
+_record_fields = {}  # type -> the names a dataclass or attrs class shows, or None: decided once per type
+
+
+def _declared_fields(kind):
+    """The names of the fields ``kind`` shows in its repr, as a tuple, if it is a dataclass or an attrs class."""
+    names = None
+    declared = _inherited(kind, "__dataclass_fields__")
+    if isinstance(declared, dict):  # only real fields: not ClassVar or InitVar pseudo-fields
+        names = tuple(name for name, field in declared.items() if getattr(field, "repr", True)
+                      and getattr(getattr(field, "_field_type", None), "name", "_FIELD") == "_FIELD")
+    else:
+        declared = _inherited(kind, "__attrs_attrs__")
+        if declared is not None:
+            names = tuple(attribute.name for attribute in declared if getattr(attribute, "repr", True))
+    if len(_record_fields) < 10_000:
+        _record_fields[kind] = names
+    return names
 
 
 def _inherited(kind, name):
@@ -484,3 +499,26 @@ def _join(parts, limit):
         out.append(part)
         size += len(part) + 2
     return ", ".join(out)
+
+
+# -- the C accelerator's saferepr -------------------------------------------------
+
+# The reference above stays what the pure-Python runtime runs. With the accelerator, the
+# values programs pass most (text, numbers, containers of them, named tuples and the types
+# already decided on here) are written in C, with the same text (hookwise/_saferepr.h); it
+# hands every other value to _py_repr, whose containers and records come back to it for
+# what they hold.
+_py_repr, _py_saferepr = _repr, saferepr
+
+
+def _use_the_accelerator():
+    global _repr, saferepr
+    from . import accel
+
+    speedups = accel.speedups
+    if speedups is not None and hasattr(speedups, "saferepr"):
+        speedups.configure_saferepr(_py_repr, _py_saferepr, _ways, _record_fields, Shown, DEFAULT_LIMIT)
+        _repr, saferepr = speedups.saferepr_inner, speedups.saferepr
+
+
+_use_the_accelerator()
