@@ -615,24 +615,10 @@ sr_type_name(PyObject *value)
     return text;
 }
 
-/* saferepr(value, limit=DEFAULT_LIMIT, secret=None, user_reprs=False) */
+/* saferepr.saferepr with a limit the C code takes (see sr_limit_of) */
 static PyObject *
-py_saferepr(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+sr_saferepr(PyObject *value, Py_ssize_t limit, PyObject *secret, PyObject *user_reprs)
 {
-    if (sr_fallback == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "saferepr: configure_saferepr was not called");
-        return NULL;
-    }
-    Py_ssize_t limit = nargs >= 2 ? sr_limit_of(args[1]) : 0;
-    if (kwnames != NULL || nargs < 1 || nargs > 4 || limit < 0) {
-        return PyObject_Vectorcall(sr_py_saferepr, args, (size_t)nargs, kwnames);
-    }
-    if (nargs < 2) {
-        limit = sr_limit_of(sr_default_limit);
-    }
-    PyObject *value = args[0];
-    PyObject *secret = nargs >= 3 ? args[2] : Py_None;
-    PyObject *user_reprs = nargs >= 4 ? args[3] : Py_False;
     PyTypeObject *kind = Py_TYPE(value);
     PyObject *text;
     if (kind == &PyLong_Type || kind == &PyFloat_Type || kind == &PyBool_Type || value == Py_None
@@ -670,6 +656,21 @@ py_saferepr(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject 
     PyObject *cut = PyUnicode_Concat(part, sr_ellipsis);
     Py_DECREF(part);
     return cut;
+}
+
+/* saferepr(value, limit=DEFAULT_LIMIT, secret=None, user_reprs=False) */
+static PyObject *
+py_saferepr(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (sr_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "saferepr: configure_saferepr was not called");
+        return NULL;
+    }
+    Py_ssize_t limit = nargs >= 2 ? sr_limit_of(args[1]) : sr_limit_of(sr_default_limit);
+    if (kwnames != NULL || nargs < 1 || nargs > 4 || limit < 0) {
+        return PyObject_Vectorcall(sr_py_saferepr, args, (size_t)nargs, kwnames);
+    }
+    return sr_saferepr(args[0], limit, nargs >= 3 ? args[2] : Py_None, nargs >= 4 ? args[3] : Py_False);
 }
 
 /* saferepr._repr(value, limit, depth, secret, user_reprs): what the reference calls for what a value holds */

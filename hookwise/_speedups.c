@@ -2091,6 +2091,53 @@ json_quote_into(char *out, PyObject *text)
     return out;
 }
 
+/* json_reprs(values, limit, secret, user_reprs): the safe reprs of the values (saferepr, in C) as JSON
+ * strings joined by commas, as a jsonl line's "args" holds them: one call for a whole argument list. */
+static PyObject *
+py_json_reprs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyTuple_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "json_reprs(values: tuple, limit: int, secret, user_reprs)");
+        return NULL;
+    }
+    Py_ssize_t limit = sr_limit_of(args[1]);
+    if (sr_fallback == NULL || limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "json_reprs: saferepr is not configured, or the limit is not a small int");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(args[0]);
+    PyObject *texts = PyTuple_New(n);
+    if (texts == NULL) {
+        return NULL;
+    }
+    Py_ssize_t length = n > 0 ? n - 1 : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *text = sr_saferepr(PyTuple_GET_ITEM(args[0], i), limit, args[2], args[3]);
+        if (text == NULL || !PyUnicode_Check(text)) {
+            if (text != NULL) {
+                PyErr_SetString(PyExc_TypeError, "json_reprs: a repr is not a str");
+                Py_DECREF(text);
+            }
+            Py_DECREF(texts);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(texts, i, text);
+        length += json_quoted_length(text);
+    }
+    PyObject *joined = PyUnicode_New(length, 127);
+    if (joined != NULL) {
+        char *out = (char *)PyUnicode_1BYTE_DATA(joined);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (i > 0) {
+                *out++ = ',';
+            }
+            out = json_quote_into(out, PyTuple_GET_ITEM(texts, i));
+        }
+    }
+    Py_DECREF(texts);
+    return joined;
+}
+
 /* Digits of `value` into `out` (at least 24 bytes); their count. Two at a time: a line has a few 19-digit numbers. */
 static int
 unsigned_digits(unsigned long long value, char *out)
@@ -2490,6 +2537,56 @@ py_uses_tsc(PyObject *module, PyObject *unused)
     return PyBool_FromLong(use_tsc);
 }
 
+/* first_app_frame(frame, library_files, is_library_file, reach): the first frame from `frame` outwards
+ * whose file is the application's, looking through at most `reach` frames; None if there is none so near.
+ * hookwise.call.callers_of's walk for app_caller: library_files is its cache (filename -> bool) and
+ * is_library_file(filename) decides a file it does not hold yet. In C because a call made deep inside a
+ * library (a recursive decoder, a web framework's middleware) walks every library frame to the program's. */
+static PyObject *
+py_first_app_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || (args[0] != Py_None && !PyFrame_Check(args[0])) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "first_app_frame(frame, library_files: dict, is_library_file, reach: int)");
+        return NULL;
+    }
+    Py_ssize_t reach = PyLong_AsSsize_t(args[3]);
+    if (reach == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyFrameObject *frame = args[0] == Py_None ? NULL : (PyFrameObject *)Py_NewRef(args[0]);
+    for (Py_ssize_t i = 0; i < reach && frame != NULL; i++) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        PyObject *filename = Py_NewRef(code->co_filename);
+        Py_DECREF(code);
+        PyObject *known = PyDict_GetItemWithError(args[1], filename);  /* borrowed */
+        int library;
+        if (known != NULL) {
+            library = PyObject_IsTrue(known);
+        }
+        else if (PyErr_Occurred()) {
+            library = -1;
+        }
+        else {
+            PyObject *answer = PyObject_CallOneArg(args[2], filename);
+            library = answer == NULL ? -1 : PyObject_IsTrue(answer);
+            Py_XDECREF(answer);
+        }
+        Py_DECREF(filename);
+        if (library <= 0) {
+            if (library < 0) {
+                Py_DECREF(frame);
+                return NULL;
+            }
+            return (PyObject *)frame;
+        }
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_XDECREF(frame);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "configure(**helpers): wire the C runtime to hookwise's Python helpers"},
@@ -2510,6 +2607,10 @@ static PyMethodDef module_methods[] = {
      "configure_saferepr(py_repr, py_saferepr, ways, record_fields, shown_type, default_limit): what the C saferepr hands over"},
     {"read_secret_verdicts", py_read_secret_verdicts, METH_O,
      "read_secret_verdicts(Render.is_secret): saferepr reads the verdicts that rule keeps instead of calling it"},
+    {"first_app_frame", (PyCFunction)(void (*)(void))py_first_app_frame, METH_FASTCALL,
+     "first_app_frame(frame, library_files, is_library_file, reach): app_caller's walk (hookwise.call.callers_of)"},
+    {"json_reprs", (PyCFunction)(void (*)(void))py_json_reprs, METH_FASTCALL,
+     "json_reprs(values, limit, secret, user_reprs): the values' safe reprs as JSON strings joined by commas"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
     {NULL}
 };

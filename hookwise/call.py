@@ -158,8 +158,19 @@ def callers_of(call):
         frame = _caller_frame(call)
     if frame is None:
         return _NO_CALLERS
-    # A program makes its calls from few places: each place's Caller is made once, and the
-    # (caller, caller) answer of an application line is shared by every call made there.
+    known = _place(frame)
+    if known[2] is not None:
+        return known[2]
+    app = _first_app_frame(frame.f_back, _library_files, is_library_file, APP_CALLER_REACH)
+    return known[1], None if app is None else _place(app)[1]
+
+
+def _place(frame):
+    """(code, Caller, (caller, caller) or None for library code) of the line ``frame`` runs.
+
+    A program makes its calls from few places: each place's Caller is made once, and the
+    (caller, caller) answer of an application line is shared by every call made there.
+    """
     code = frame.f_code
     place = (id(code), frame.f_lasti)
     known = _places.get(place)
@@ -168,21 +179,25 @@ def callers_of(call):
         known = (code, caller, None if is_library_file(caller[0]) else (caller, caller))
         if len(_places) < 10_000:
             _places[place] = known
-    if known[2] is not None:
-        return known[2]
-    caller = known[1]
-    frame = frame.f_back
-    for _ in range(APP_CALLER_REACH):
+    return known
+
+
+def _first_app_frame_in_python(frame, library_files, is_library, reach):
+    """The first frame from ``frame`` outwards in the application's code, at most ``reach`` frames out."""
+    for _ in range(reach):
         if frame is None:
             break
         filename = frame.f_code.co_filename
-        library = _library_files.get(filename)
+        library = library_files.get(filename)
         if library is None:
-            library = is_library_file(filename)
+            library = is_library(filename)
         if not library:
-            return caller, _caller_at(frame)
+            return frame
         frame = frame.f_back
-    return caller, None
+    return None
+
+
+_first_app_frame = accel.speedups.first_app_frame if accel.ACTIVE else _first_app_frame_in_python
 
 
 def frame_running(site, frame):

@@ -35,6 +35,7 @@ class Render:
         self.redact = tuple(word.lower() for word in redact)
         self.user_reprs = user_reprs  # call __repr__ methods from outside the standard library too
         self._verdicts = {}  # name -> is it a secret: names repeat on every call
+        self.secret_rule = self.is_secret if self.redact else None  # what saferepr is given: keys it hides
 
     def is_secret(self, name):
         """Whether a parameter name or dict key names a secret (case-insensitive substring)."""
@@ -65,7 +66,7 @@ class Render:
         return False
 
     def value(self, value):
-        return saferepr(value, self.repr_limit, self.is_secret if self.redact else None, self.user_reprs)
+        return saferepr(value, self.repr_limit, self.secret_rule, self.user_reprs)
 
     def named(self, name, value):
         return REDACTED if self.is_secret(name) else self.value(value)
