@@ -13,7 +13,8 @@
  *     the reference's depth bound, its lazy cut (_join) and its secret keys;
  *     a WSGI environ goes to the reference;
  *   - values whose type saferepr already decided on (its _ways cache): its
- *     own repr ("repr"), <module.Class object at 0x...> ("object"), and
+ *     own repr ("repr"), <module.Class object at 0x...> ("object"),
+ *     subclasses of list, tuple and dict ("contents"), and
  *     records ("fields": named tuples, and dataclass and attrs instances whose
  *     fields, as saferepr._record_fields lists them, are in their __dict__);
  *   - saferepr.Shown (a recording's rendered text).
@@ -541,6 +542,57 @@ sr_record(PyObject *value, Py_ssize_t limit, Py_ssize_t depth, PyObject *secret,
     return text;
 }
 
+/* A subclass of list, tuple or dict, as the reference's "contents" way shows it: Class([...]), what it holds
+ * read through the built-in type's own storage (no method of the subclass runs) and shown as that built-in
+ * container, at the same depth. NULL without an error set for any other holder (sets, deques, views ...:
+ * the reference shows them). */
+static PyObject *
+sr_contents(PyObject *value, Py_ssize_t limit, Py_ssize_t depth, PyObject *secret, PyObject *user_reprs)
+{
+    PyObject *contents;
+    if (PyList_Check(value)) {
+        contents = PyList_GetSlice(value, 0, PyList_GET_SIZE(value));
+    }
+    else if (PyTuple_Check(value)) {
+        contents = PyTuple_GetSlice(value, 0, PyTuple_GET_SIZE(value));
+    }
+    else if (PyDict_Check(value)) {
+        contents = PyDict_New();
+        PyObject *key, *item;
+        Py_ssize_t position = 0;
+        while (contents != NULL && PyDict_Next(value, &position, &key, &item)) {
+            Py_INCREF(key);
+            Py_INCREF(item);
+            int failed = PyDict_SetItem(contents, key, item);
+            Py_DECREF(key);
+            Py_DECREF(item);
+            if (failed < 0) {
+                Py_CLEAR(contents);
+            }
+        }
+    }
+    else {
+        return NULL;
+    }
+    if (contents == NULL) {
+        return NULL;
+    }
+    PyObject *qualname = sr_type_attribute(Py_TYPE(value), sr_qualname_name);
+    PyObject *shown = qualname == NULL ? NULL : sr_repr(contents, limit, depth, secret, user_reprs);
+    PyObject *text = NULL;
+    if (shown != NULL && PyUnicode_Check(shown)) {
+        PyObject *parts[4] = {qualname, sr_open_tuple, shown, sr_close_tuple};
+        text = sr_cat(parts, 4);
+    }
+    else if (shown != NULL) {
+        PyErr_SetString(PyExc_TypeError, "saferepr: a part is not a str");
+    }
+    Py_DECREF(contents);
+    Py_XDECREF(qualname);
+    Py_XDECREF(shown);
+    return text;
+}
+
 /* saferepr._repr */
 static PyObject *
 sr_repr(PyObject *value, Py_ssize_t limit, Py_ssize_t depth, PyObject *secret, PyObject *user_reprs)
@@ -574,6 +626,12 @@ sr_repr(PyObject *value, Py_ssize_t limit, Py_ssize_t depth, PyObject *secret, P
     }
     if (PyUnicode_CompareWithASCIIString(way, "object") == 0) {
         return sr_object(value);
+    }
+    if (depth < SR_MAX_DEPTH && PyUnicode_CompareWithASCIIString(way, "contents") == 0) {
+        PyObject *text = sr_contents(value, limit, depth, secret, user_reprs);
+        if (text != NULL || PyErr_Occurred()) {
+            return text;
+        }
     }
     if (depth < SR_MAX_DEPTH && PyUnicode_CompareWithASCIIString(way, "fields") == 0) {
         PyObject *text = sr_record(value, limit, depth, secret, user_reprs);

@@ -34,6 +34,20 @@ class Text(str):
     pass
 
 
+class Items(list):
+    def __iter__(self):  # never run by a repr: what the list holds is read through list's own storage
+        raise AssertionError("a subclass's __iter__ ran")
+
+
+class Pair(tuple):
+    pass
+
+
+class Table(dict):
+    def items(self):
+        raise AssertionError("a subclass's items() ran")
+
+
 class Loud:
     def __repr__(self):
         return "Loud()"
@@ -124,6 +138,9 @@ def containers(children):
         st.builds(Point, children, children),
         st.builds(Record, children, children),
         st.builds(Slotted, children, children),
+        st.lists(children, max_size=4).map(Items),
+        st.lists(children, max_size=3).map(Pair),
+        st.dictionaries(st.one_of(SECRET_WORDS, HASHABLE), children, max_size=4).map(Table),
         st.builds(half_made, children),
         st.builds(lambda items: collections.OrderedDict(items), st.dictionaries(SECRET_WORDS, children, max_size=3)),
         st.builds(lambda args: functools.partial(print, *args), st.lists(children, max_size=2)),
