@@ -124,9 +124,10 @@ sr_ends_a_name(Py_UCS4 c)
 
 /* 1 when redaction by content may change the first `n` characters of `text` (a str or bytes, exact), 0 when
  * it cannot, -1 on error. It can when they hold "://" (a URL's credentials), or a "=" right after a name that
- * `secret` accepts (a secret-named field). The name asked is the run of name characters before the "=": the
- * name redaction.redact_text's pattern takes, or a longer one holding it (this side also counts the
- * characters before the run); a run with a non-ASCII character goes to the reference unasked. */
+ * `secret` accepts (a secret-named field). The name asked is the run of name characters before the "=",
+ * the only name redaction.redact_text's pattern can take there (it takes it when the run follows the start,
+ * ? & ; or whitespace, and none otherwise: asking is then only cautious); a run with a non-ASCII character
+ * (Python's whitespace has some) goes to the reference unasked. */
 static int
 sr_may_hold_secret(PyObject *text, Py_ssize_t n, PyObject *secret)
 {
