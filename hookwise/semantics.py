@@ -50,6 +50,10 @@ class Sql:
         return (args[1] if len(args) > 1 else kwargs.get(self.statement),
                 args[2] if len(args) > 2 else kwargs.get(self.parameters))
 
+    def raw_statement(self, call):
+        """(system, statement text) of the call, neither cut nor redacted: what the guard tokenizes."""
+        return self.system, statement_text(self.statement_of(call)[0])
+
     def start_fields(self, call, render):
         args = call.args
         statement, given = self.statement_of(call)
@@ -106,10 +110,17 @@ class DialectSql(Sql):
         given = dict(zip(self._names, _arguments(call, *self._names)))
         return given["statement"], given.get("parameters")
 
+    def raw_statement(self, call):
+        return self._system(call), statement_text(self._dialect_statement(call)[0])
+
+    @staticmethod
+    def _system(call):
+        dialect = call.args[0] if call.args else None
+        return _DIALECT_SYSTEMS.get(getattr(dialect, "name", None), getattr(dialect, "name", None))
+
     def start_fields(self, call, render):
         name, fields = super().start_fields(call, render)
-        dialect = call.args[0] if call.args else None
-        fields["system"] = _DIALECT_SYSTEMS.get(getattr(dialect, "name", None), getattr(dialect, "name", None))
+        fields["system"] = self._system(call)
         database = self._database(call)
         fields["database"] = database if database is None or not render.redact else redact_credentials(database)
         return name, fields
@@ -146,13 +157,21 @@ class Http:
         self.status_attribute = status_attribute
         self.headers_of = headers_of
 
-    def start_fields(self, call, render):
+    def _method_and_url(self, call):
         try:
             method, url = self.request_of(call)
         except Exception:
-            method, url = None, None
+            return None, None
         if type(url) is not str:
             url = None if url is None else safestr(url, STATEMENT_LIMIT)
+        return method, url
+
+    def raw_url(self, call):
+        """The request's URL, not redacted: what the guard looks for a host in."""
+        return self._method_and_url(call)[1]
+
+    def start_fields(self, call, render):
+        method, url = self._method_and_url(call)
         if url is not None and render.redact:
             url = redact_text(url, render.is_secret)
         return self.name, {"method": method if type(method) is str else None, "url": url}

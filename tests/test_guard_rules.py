@@ -104,9 +104,6 @@ def fake_call(target, args=(), kwargs=None, arguments=None, semantic=None):
 
 class FakeContext:
     def __init__(self, roots=("/srv/app",), request=None):
-        from hookwise.render import Render
-
-        self.raw_render = Render(redact=())
         self.request = request
         self.roots = [os.path.realpath(root) for root in roots]
 

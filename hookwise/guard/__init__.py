@@ -80,7 +80,6 @@ class Context:
     """What a rule may ask about the moment of the sink call."""
 
     def __init__(self, guard, request):
-        self.raw_render = guard.raw_render
         self.request = request
         self._roots = guard.roots
 
@@ -104,7 +103,6 @@ class Guard:
         self.mode = settings.mode
         self.enabled = frozenset(settings.rules)
         self.render = render if render is not None else Render()
-        self.raw_render = Render(self.render.repr_limit, redact=(), user_reprs=False)  # for matching: real text
         roots = settings.roots if settings.roots is not None else [os.getcwd(), _program_directory()]
         self.roots = [os.path.realpath(root) for root in roots if root]
         _inputs.keep_stdin()  # outside a request, the lines the program reads are inputs too

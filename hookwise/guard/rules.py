@@ -67,11 +67,14 @@ def check_command(call, inputs, context):
 
 # -- SQL injection ---------------------------------------------------------------------
 def check_sql(call, inputs, context):
-    meaning = semantics.start_fields(call, context.raw_render)
-    if meaning is None or meaning[0] != "sql" or not meaning[1]["statement"]:
+    semantic = call.site.semantic
+    if semantic is None or semantic.name != "sql":
         return None
-    tokenize = tokens.mysql_tokens if meaning[1]["system"] == "mysql" else tokens.sql_tokens
-    return _structure(meaning[1]["statement"], inputs, tokenize)
+    system, statement = semantic.raw_statement(call)  # not the rendered fields: their parameters are not looked at
+    if not statement:
+        return None
+    tokenize = tokens.mysql_tokens if system == "mysql" else tokens.sql_tokens
+    return _structure(statement, inputs, tokenize)
 
 
 # -- code injection ------------------------------------------------------------------
@@ -127,10 +130,12 @@ def _at_a_component(path, value):
 
 # -- server-side request forgery -----------------------------------------------------
 def check_ssrf(call, inputs, context):
-    meaning = semantics.start_fields(call, context.raw_render)
-    if meaning is None or meaning[0] != "http" or not meaning[1]["url"]:
+    semantic = call.site.semantic
+    if semantic is None or semantic.name != "http":
         return None
-    url = meaning[1]["url"]
+    url = semantic.raw_url(call)
+    if not url:
+        return None
     host, start, end = host_of(url)
     if not host:
         return None
