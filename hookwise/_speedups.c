@@ -2091,13 +2091,67 @@ json_quote_into(char *out, PyObject *text)
     return out;
 }
 
-/* json_reprs(values, limit, secret, user_reprs): the safe reprs of the values (saferepr, in C) as JSON
- * strings joined by commas, as a jsonl line's "args" holds them: one call for a whole argument list. */
+/* The JSON text of `texts` (str objects) as strings joined by commas, or as "name":"text" members of an
+ * object when `names` (str objects, as many) is given. */
+static PyObject *
+json_join(PyObject *texts, PyObject *names)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(texts);
+    Py_ssize_t length = n > 0 ? n - 1 : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        length += json_quoted_length(PyTuple_GET_ITEM(texts, i));
+        if (names != NULL) {
+            length += json_quoted_length(PyTuple_GET_ITEM(names, i)) + 1;
+        }
+    }
+    PyObject *joined = PyUnicode_New(length, 127);
+    if (joined == NULL) {
+        return NULL;
+    }
+    char *out = (char *)PyUnicode_1BYTE_DATA(joined);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i > 0) {
+            *out++ = ',';
+        }
+        if (names != NULL) {
+            out = json_quote_into(out, PyTuple_GET_ITEM(names, i));
+            *out++ = ':';
+        }
+        out = json_quote_into(out, PyTuple_GET_ITEM(texts, i));
+    }
+    return joined;
+}
+
+/* The safe repr (saferepr, in C) of `value`, or "***" when `name` is given and `secret` accepts it
+ * (hookwise.render.Render.named). */
+static PyObject *
+json_shown(PyObject *value, PyObject *name, Py_ssize_t limit, PyObject *secret, PyObject *user_reprs)
+{
+    if (name != NULL && secret != Py_None) {
+        int hidden = sr_is_secret(secret, name);
+        if (hidden != 0) {
+            return hidden < 0 ? NULL : PyUnicode_FromString("***");
+        }
+    }
+    PyObject *text = sr_saferepr(value, limit, secret, user_reprs);
+    if (text != NULL && !PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "json_reprs: a repr is not a str");
+        Py_CLEAR(text);
+    }
+    return text;
+}
+
+/* json_reprs(values, limit, secret, user_reprs, names=None): the safe reprs of the values (saferepr, in C)
+ * as JSON strings joined by commas, as a jsonl line's "args" holds them: one call for a whole argument
+ * list. With `names` (a tuple or list of the parameters' names), the values are paired with them as zip()
+ * pairs, and a value whose name `secret` accepts is shown as *** (hookwise.render.Render.args). */
 static PyObject *
 py_json_reprs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 || !PyTuple_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "json_reprs(values: tuple, limit: int, secret, user_reprs)");
+    PyObject *names = nargs == 5 && args[4] != Py_None ? args[4] : NULL;
+    if (nargs < 4 || nargs > 5 || !PyTuple_Check(args[0])
+        || (names != NULL && !PyTuple_Check(names) && !PyList_Check(names))) {
+        PyErr_SetString(PyExc_TypeError, "json_reprs(values: tuple, limit: int, secret, user_reprs, names=None)");
         return NULL;
     }
     Py_ssize_t limit = sr_limit_of(args[1]);
@@ -2106,35 +2160,72 @@ py_json_reprs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(args[0]);
+    if (names != NULL) {
+        n = Py_MIN(n, PySequence_Fast_GET_SIZE(names));
+    }
     PyObject *texts = PyTuple_New(n);
     if (texts == NULL) {
         return NULL;
     }
-    Py_ssize_t length = n > 0 ? n - 1 : 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *text = sr_saferepr(PyTuple_GET_ITEM(args[0], i), limit, args[2], args[3]);
-        if (text == NULL || !PyUnicode_Check(text)) {
-            if (text != NULL) {
-                PyErr_SetString(PyExc_TypeError, "json_reprs: a repr is not a str");
-                Py_DECREF(text);
-            }
+        PyObject *name = names == NULL ? NULL : PySequence_Fast_GET_ITEM(names, i);
+        PyObject *text = json_shown(PyTuple_GET_ITEM(args[0], i), name, limit, args[2], args[3]);
+        if (text == NULL) {
             Py_DECREF(texts);
             return NULL;
         }
         PyTuple_SET_ITEM(texts, i, text);
-        length += json_quoted_length(text);
     }
-    PyObject *joined = PyUnicode_New(length, 127);
-    if (joined != NULL) {
-        char *out = (char *)PyUnicode_1BYTE_DATA(joined);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (i > 0) {
-                *out++ = ',';
-            }
-            out = json_quote_into(out, PyTuple_GET_ITEM(texts, i));
-        }
-    }
+    PyObject *joined = json_join(texts, NULL);
     Py_DECREF(texts);
+    return joined;
+}
+
+/* json_kwargs(mapping, limit, secret, user_reprs): the members of the JSON object a jsonl line's "kwargs"
+ * holds, "name":"repr" joined by commas (hookwise.render.Render.kwargs: a secret-named one shown as ***);
+ * None when a name is not a str (the caller shows them itself). */
+static PyObject *
+py_json_kwargs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "json_kwargs(mapping: dict, limit: int, secret, user_reprs)");
+        return NULL;
+    }
+    Py_ssize_t limit = sr_limit_of(args[1]);
+    if (sr_fallback == NULL || limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "json_kwargs: saferepr is not configured, or the limit is not a small int");
+        return NULL;
+    }
+    /* a snapshot of the entries: showing a value must not see the mapping change under it */
+    PyObject *items = PyDict_Items(args[0]);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *names = PyTuple_New(n), *texts = PyTuple_New(n);
+    PyObject *joined = NULL;
+    if (names == NULL || texts == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(items, i);
+        PyObject *name = PyTuple_GET_ITEM(pair, 0);
+        if (!PyUnicode_CheckExact(name)) {
+            joined = Py_NewRef(Py_None);
+            goto done;
+        }
+        PyTuple_SET_ITEM(names, i, Py_NewRef(name));
+        PyObject *text = json_shown(PyTuple_GET_ITEM(pair, 1), name, limit, args[2], args[3]);
+        if (text == NULL) {
+            goto done;
+        }
+        PyTuple_SET_ITEM(texts, i, text);
+    }
+    joined = json_join(texts, names);
+done:
+    Py_DECREF(items);
+    Py_XDECREF(names);
+    Py_XDECREF(texts);
     return joined;
 }
 
@@ -2610,7 +2701,9 @@ static PyMethodDef module_methods[] = {
     {"first_app_frame", (PyCFunction)(void (*)(void))py_first_app_frame, METH_FASTCALL,
      "first_app_frame(frame, library_files, is_library_file, reach): app_caller's walk (hookwise.call.callers_of)"},
     {"json_reprs", (PyCFunction)(void (*)(void))py_json_reprs, METH_FASTCALL,
-     "json_reprs(values, limit, secret, user_reprs): the values' safe reprs as JSON strings joined by commas"},
+     "json_reprs(values, limit, secret, user_reprs, names=None): the values' safe reprs as JSON strings, joined"},
+    {"json_kwargs", (PyCFunction)(void (*)(void))py_json_kwargs, METH_FASTCALL,
+     "json_kwargs(mapping, limit, secret, user_reprs): its entries' safe reprs as JSON object members, joined"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
     {NULL}
 };

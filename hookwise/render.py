@@ -82,7 +82,7 @@ class Render:
         positional, vararg = layout[0], layout[2]
         shown = [REDACTED if secret(name) else saferepr(value, limit, keys, user_reprs)
                  for name, value in zip(positional, values)]
-        if shown and _builds_its_first_argument(call) and not secret(positional[0]):
+        if shown and builds_its_first_argument(call) and not secret(positional[0]):
             shown[0] = object_repr(values[0])
         if vararg is not None:
             hidden = secret(vararg)
@@ -102,7 +102,7 @@ class Render:
         shown = {str(name): self.named(name, value) for name, value in arguments.items()}
         layout = call.site.params
         first = layout[0][0] if layout is not None and layout[0] else None
-        if first in arguments and _builds_its_first_argument(call) and not self.is_secret(first):
+        if first in arguments and builds_its_first_argument(call) and not self.is_secret(first):
             shown[str(first)] = object_repr(arguments[first])
         return shown
 
@@ -111,7 +111,7 @@ class Render:
         return safestr(exc, self.repr_limit, self.user_reprs, self.is_secret if self.redact else None)
 
 
-def _builds_its_first_argument(call):
+def builds_its_first_argument(call):
     # The self of an __init__ is half built when the call starts: its class's own
     # repr would read attributes that do not exist yet (subprocess.Popen's does).
     return call.site.qualname.rpartition(".")[2] == "__init__"

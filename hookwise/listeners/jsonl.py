@@ -66,7 +66,7 @@ failed write is said once on stderr).
 import os
 
 from .. import _originals, accel, report, writes
-from ..render import Render, exception_type_name
+from ..render import Render, builds_its_first_argument, exception_type_name
 from . import require_arg
 from ._jsontext import dumps
 
@@ -94,6 +94,7 @@ except ImportError:  # pragma: no cover - every CPython build has _json
 
 # The accelerator's json_reprs writes a list of values' safe reprs as JSON strings in one call (saferepr in C)
 _json_reprs = getattr(accel.speedups, "json_reprs", None)
+_json_kwargs = getattr(accel.speedups, "json_kwargs", None)
 _FAST_LIMIT = 1 << 40  # the limits it takes: any a user gives, as an int
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -119,7 +120,9 @@ class JsonlListener:
         self._sites = {}  # site -> what its lines share (see _plan): a program has few sites
         limit = self.render.repr_limit
         # values shown by saferepr alone (no name of theirs to redact by) take the accelerator's path
-        self._json_reprs = _json_reprs if type(limit) is int and 0 <= limit <= _FAST_LIMIT else None
+        fast = type(limit) is int and 0 <= limit <= _FAST_LIMIT
+        self._json_reprs = _json_reprs if fast else None
+        self._json_kwargs = _json_kwargs if fast else None
 
     def may_buffer(self):
         """Gather lines from now on: every way the process ends will call ``flush`` or ``close``.
@@ -142,10 +145,7 @@ class JsonlListener:
             plan = self._plan(site)
         target, head, simple, no_kwargs, at_once = plan
         render = self.render
-        if no_kwargs:
-            kwargs = ""
-        else:
-            kwargs = ",".join([f"{_quote(name)}:{_quote(text)}" for name, text in render.kwargs(call).items()])
+        kwargs = "" if no_kwargs else self._kwargs_json(call)
         caller = call.caller
         where = _wheres.get(caller) or _where(caller)
         app_caller = call.app_caller
@@ -160,15 +160,50 @@ class JsonlListener:
         try:
             # numbers and None are shown by the buffer itself; any other value by saferepr, here
             if not (simple and self._out.add_call("start", call, target, head, call.values, tail, render.repr_limit)):
-                if simple and self._json_reprs is not None:
-                    args = self._json_reprs(call.values, render.repr_limit, render.secret_rule, render.user_reprs)
-                else:
-                    args = ",".join([_quote(text) for text in render.args(call)])
-                self._out.add_call("start", call, target, head + args, None, tail, 0)
+                self._out.add_call("start", call, target, head + self._args_json(call, simple), None, tail, 0)
         except OSError as exc:
             self._failed(exc)
         if at_once:  # the process is replaced next: nothing may wait
             self.flush()
+
+    def _args_json(self, call, simple):
+        """The members of "args": render.args(call) as JSON strings, in one call to the accelerator where it can."""
+        render, fast = self.render, self._json_reprs
+        if fast is None:
+            return ",".join([_quote(text) for text in render.args(call)])
+        limit, rule, user_reprs = render.repr_limit, render.secret_rule, render.user_reprs
+        values = call.values
+        if simple:  # no name of theirs to redact by
+            return fast(values, limit, rule, user_reprs)
+        layout = call.site.params
+        if layout is None:  # a replaced builtin: (args, kwargs), no names
+            positional = values[0]
+            return fast(positional, limit, rule, user_reprs) if type(positional) is tuple else \
+                ",".join([_quote(text) for text in render.args(call)])
+        names, vararg = layout[0], layout[2]
+        if builds_its_first_argument(call):
+            return ",".join([_quote(text) for text in render.args(call)])
+        shown = fast(values, limit, rule, user_reprs, names)
+        if vararg is not None:
+            extra = values[len(names)]
+            if render.is_secret(vararg):
+                more = ",".join(['"***"'] * len(extra))
+            else:
+                more = fast(tuple(extra), limit, rule, user_reprs)
+            shown = f"{shown},{more}" if shown and more else shown or more
+        return shown
+
+    def _kwargs_json(self, call):
+        """The members of "kwargs": render.kwargs(call) as JSON, in one call to the accelerator where it can."""
+        render = self.render
+        if self._json_kwargs is not None:
+            layout = call.site.params
+            mapping = {} if layout is not None and not layout[3] and layout[4] is None else call.kwargs
+            if type(mapping) is dict:
+                shown = self._json_kwargs(mapping, render.repr_limit, render.secret_rule, render.user_reprs)
+                if shown is not None:
+                    return shown
+        return ",".join([f"{_quote(name)}:{_quote(text)}" for name, text in render.kwargs(call).items()])
 
     def end(self, call, result):
         site = call.site

@@ -365,7 +365,7 @@ class RecordWriter:
                 if self.render.is_secret(name):
                     record.append(fmt.V_REDACTED)
                 elif index == 0 and init and positional:
-                    fmt.put_shown(record, object_repr(value))  # half built: see render._builds_its_first_argument
+                    fmt.put_shown(record, object_repr(value))  # half built: see render.builds_its_first_argument
                 elif name == vararg and index == len(positional):
                     self._tuple(record, value)
                 elif name == kwarg and index == len(names) - 1:
