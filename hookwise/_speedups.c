@@ -28,6 +28,7 @@
 #include <time.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -2091,6 +2092,138 @@ json_quote_into(char *out, PyObject *text)
     return out;
 }
 
+/* A growing ASCII buffer for json_dumps. */
+typedef struct {
+    char *data;
+    Py_ssize_t size, room;
+} JsonText;
+
+static char *
+json_text_grow(JsonText *text, Py_ssize_t more)
+{
+    if (text->size + more > text->room) {
+        Py_ssize_t room = Py_MAX(text->room * 2, text->size + more + 256);
+        char *data = PyMem_Realloc(text->data, (size_t)room);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        text->data = data;
+        text->room = room;
+    }
+    return text->data + text->size;
+}
+
+static int
+json_text_add(JsonText *text, const char *part, Py_ssize_t size)
+{
+    char *out = json_text_grow(text, size);
+    if (out == NULL) {
+        return -1;
+    }
+    memcpy(out, part, (size_t)size);
+    text->size += size;
+    return 0;
+}
+
+static int
+json_text_quote(JsonText *text, PyObject *string)
+{
+    char *out = json_text_grow(text, json_quoted_length(string));
+    if (out == NULL) {
+        return -1;
+    }
+    text->size = json_quote_into(out, string) - text->data;
+    return 0;
+}
+
+/* hookwise.listeners._jsontext._encode, in C: the same text for the same data. */
+static int
+json_encode(JsonText *text, PyObject *value)
+{
+    if (PyUnicode_Check(value)) {
+        return json_text_quote(text, value);
+    }
+    if (value == Py_None) {
+        return json_text_add(text, "null", 4);
+    }
+    if (value == Py_True) {
+        return json_text_add(text, "true", 4);
+    }
+    if (value == Py_False) {
+        return json_text_add(text, "false", 5);
+    }
+    if (PyLong_Check(value)) {
+        PyObject *digits = PyLong_Type.tp_repr(value);  /* int.__repr__: an IntEnum writes its number */
+        if (digits == NULL) {
+            return -1;
+        }
+        int failed = json_text_add(text, PyUnicode_AsUTF8(digits), PyUnicode_GET_LENGTH(digits));
+        Py_DECREF(digits);
+        return failed;
+    }
+    if (PyFloat_Check(value)) {
+        double number = PyFloat_AS_DOUBLE(value);
+        if (!isfinite(number)) {
+            return json_text_add(text, "null", 4);  /* NaN and infinities are not JSON */
+        }
+        char *digits = PyOS_double_to_string(number, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (digits == NULL) {
+            return -1;
+        }
+        int failed = json_text_add(text, digits, (Py_ssize_t)strlen(digits));
+        PyMem_Free(digits);
+        return failed;
+    }
+    if (Py_EnterRecursiveCall(" in hookwise's JSON text")) {
+        return -1;
+    }
+    int failed = 0;
+    if (PyDict_Check(value)) {
+        /* the items as dict.items() gives them: a snapshot, so that str(key) cannot change the dict under us */
+        PyObject *items = PyDict_Items(value);
+        failed = items == NULL || json_text_add(text, "{", 1) < 0;
+        for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(items); i++) {
+            PyObject *pair = PyList_GET_ITEM(items, i);
+            PyObject *key = PyObject_Str(PyTuple_GET_ITEM(pair, 0));
+            failed = key == NULL || (i > 0 && json_text_add(text, ",", 1) < 0) || json_text_quote(text, key) < 0
+                     || json_text_add(text, ":", 1) < 0 || json_encode(text, PyTuple_GET_ITEM(pair, 1)) < 0;
+            Py_XDECREF(key);
+        }
+        failed = failed || json_text_add(text, "}", 1) < 0;
+        Py_XDECREF(items);
+    }
+    else if (PyList_Check(value) || PyTuple_Check(value)) {
+        PyObject *items = PySequence_Fast(value, "");  /* read by index, its size asked again at each item */
+        failed = items == NULL || json_text_add(text, "[", 1) < 0;
+        for (Py_ssize_t i = 0; !failed && i < PySequence_Fast_GET_SIZE(items); i++) {
+            failed = (i > 0 && json_text_add(text, ",", 1) < 0) || json_encode(text, PySequence_Fast_GET_ITEM(items, i)) < 0;
+        }
+        failed = failed || json_text_add(text, "]", 1) < 0;
+        Py_XDECREF(items);
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "not JSON data: %s", Py_TYPE(value)->tp_name);
+        failed = 1;
+    }
+    Py_LeaveRecursiveCall();
+    return failed ? -1 : 0;
+}
+
+/* json_dumps(value): hookwise.listeners._jsontext.dumps, in C (the rendered fields of SQL statements,
+ * requests and outgoing calls go through it on every event) */
+static PyObject *
+py_json_dumps(PyObject *module, PyObject *value)
+{
+    JsonText text = {NULL, 0, 0};
+    PyObject *result = NULL;
+    if (json_encode(&text, value) == 0) {
+        result = PyUnicode_FromStringAndSize(text.size ? text.data : "", text.size);
+    }
+    PyMem_Free(text.data);
+    return result;
+}
+
 /* The JSON text of `texts` (str objects) as strings joined by commas, or as "name":"text" members of an
  * object when `names` (str objects, as many) is given. */
 static PyObject *
@@ -2702,6 +2835,7 @@ static PyMethodDef module_methods[] = {
      "first_app_frame(frame, library_files, is_library_file, reach): app_caller's walk (hookwise.call.callers_of)"},
     {"json_reprs", (PyCFunction)(void (*)(void))py_json_reprs, METH_FASTCALL,
      "json_reprs(values, limit, secret, user_reprs, names=None): the values' safe reprs as JSON strings, joined"},
+    {"json_dumps", py_json_dumps, METH_O, "json_dumps(value): hookwise.listeners._jsontext.dumps, in C"},
     {"json_kwargs", (PyCFunction)(void (*)(void))py_json_kwargs, METH_FASTCALL,
      "json_kwargs(mapping, limit, secret, user_reprs): its entries' safe reprs as JSON object members, joined"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
