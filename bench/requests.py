@@ -41,7 +41,10 @@ and the requests per second are taken from the first sent to the last answered; 
 server gets SIGTERM. Rounds interleave every configuration (in a rotated order each round), a
 fresh database for every start, and the table shows the best round of each (on a shared
 machine noise only slows a run down) with the median beside it. It prints configuration, req/s,
-ratio to plain and the time each adds per request, checks the budgets of issues 13 and 14 (hookwise
+ratio to plain and the time each adds per request, and the server's own CPU time per request (the
+server process and its children, from /proc, over the measured requests; the least of the rounds
+and the median): on a machine shared with others, throughput moves with the neighbours' load and
+this much less, so it is the column to compare two runs by. It checks the budgets of issues 13 and 14 (hookwise
 keeps at least 90% of plain throughput and is faster than ddtrace and otel where they ran; with
 the guard, 85% and faster than ddtrace with AppSec), and
 writes everything as JSON (bench/results/requests-latest.json unless --json says otherwise).
@@ -338,6 +341,24 @@ def count_events(path):
     return events, requests
 
 
+def cpu_seconds(pid):
+    """User and system CPU time of process ``pid`` and its descendants (gunicorn's worker), from /proc;
+    None where there is no /proc. Children that ended are not counted: the servers keep theirs."""
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        total, pending = 0, [pid]
+        while pending:
+            current = pending.pop()
+            with open(f"/proc/{current}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                pending.extend(int(child) for child in handle.read().split())
+        return total / tick
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def measure_once(app, configuration, context, count, warmup, concurrency):
     """One server start: {"rps", "errors", ...} for `count` requests after `warmup` of them."""
     fresh_database(context["database"])
@@ -354,10 +375,14 @@ def measure_once(app, configuration, context, count, warmup, concurrency):
         wait_until_serving(process, port, log_path)
         client = Client(port, concurrency)
         client.run(warmup)  # imports done lazily, caches, the upstream connection, the tracers' first flush
+        cpu_before = cpu_seconds(process.pid)
         seconds, statuses = client.run(count)
+        cpu_after = cpu_seconds(process.pid)
     finally:
         stop(process)
     sample = {"rps": count / seconds, "seconds": seconds, "errors": sum(status != 200 for status in statuses)}
+    if cpu_before is not None and cpu_after is not None:  # the server's own CPU time per request
+        sample["cpu_us"] = (cpu_after - cpu_before) / count * 1e6
     if any("{events}" in part for part in configuration.prefix):  # the rows that write the event file
         sample["events"], sample["requests_seen"] = count_events(events_path)
         sample["requests_sent"] = warmup + count + 1  # and at least one readiness check
@@ -381,6 +406,9 @@ def summarise(samples):
     rates = [sample["rps"] for sample in samples]
     summary = {"best_rps": max(rates), "median_rps": statistics.median(rates), "rounds_rps": rates,
                "errors": sum(sample["errors"] for sample in samples)}
+    cpu = [sample["cpu_us"] for sample in samples if "cpu_us" in sample]
+    if cpu:
+        summary["cpu_us"], summary["median_cpu_us"], summary["rounds_cpu_us"] = min(cpu), statistics.median(cpu), cpu
     if "events" in samples[0]:
         summary["events_per_request"] = samples[0]["events"] / max(samples[0]["requests_seen"], 1)
         summary["requests_seen"] = samples[0]["requests_seen"]
@@ -432,7 +460,8 @@ def print_report(results, checks, header):
             print(f"  {rows}")
             continue
         plain = rows.get("plain")
-        print(f"  {'configuration':38s} {'req/s':>8s} {'median':>8s} {'ratio':>6s} {'added/req':>10s}  notes")
+        print(f"  {'configuration':38s} {'req/s':>8s} {'median':>8s} {'ratio':>6s} {'added/req':>10s} "
+              f"{'cpu/req':>9s} {'median':>8s}  notes")
         for configuration in CONFIGURATIONS:
             row = rows.get(configuration.name)
             if not isinstance(row, dict):
@@ -454,8 +483,10 @@ def print_report(results, checks, header):
                     notes.append(f"saw only {row['requests_seen']} of {row['requests_sent']} requests as web:request")
             if "log" in row:
                 notes.append(f"log: {row['log'][0][:60]}")
-            print(f"  {configuration.label:38s} {best:8.0f} {row['median_rps']:8.0f} {ratio:>6s} {added:>10s}  "
-                  + "; ".join(notes))
+            cpu = f"{row['cpu_us']:.0f} us" if "cpu_us" in row else ""
+            cpu_median = f"{row['median_cpu_us']:.0f} us" if "cpu_us" in row else ""
+            print(f"  {configuration.label:38s} {best:8.0f} {row['median_rps']:8.0f} {ratio:>6s} {added:>10s} "
+                  f"{cpu:>9s} {cpu_median:>8s}  " + "; ".join(notes))
     print("\nbudgets (issue 13; the best round of each):")
     for app, text, value, limit, ok in checks:
         print(f"  [{'ok' if ok else 'OVER'}] {app}: {text}: {value:.2f} (limit {limit})")
