@@ -76,7 +76,7 @@ class Render:
         layout = call.site.params
         values = call.values
         limit, secret, user_reprs = self.repr_limit, self.is_secret, self.user_reprs
-        keys = secret if self.redact else None
+        keys = self.secret_rule
         if layout is None:  # a replaced builtin: values are (args, kwargs), no names
             return [saferepr(value, limit, keys, user_reprs) for value in values[0]]
         positional, vararg = layout[0], layout[2]
@@ -108,7 +108,7 @@ class Render:
 
     def exception_text(self, exc):
         """``str(exc)``, bounded; its safe repr if that would run the program's code or fails."""
-        return safestr(exc, self.repr_limit, self.user_reprs, self.is_secret if self.redact else None)
+        return safestr(exc, self.repr_limit, self.user_reprs, self.secret_rule)
 
 
 def builds_its_first_argument(call):

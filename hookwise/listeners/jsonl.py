@@ -169,20 +169,16 @@ class JsonlListener:
     def _args_json(self, call, simple):
         """The members of "args": render.args(call) as JSON strings, in one call to the accelerator where it can."""
         render, fast = self.render, self._json_reprs
-        if fast is None:
-            return ",".join([_quote(text) for text in render.args(call)])
-        limit, rule, user_reprs = render.repr_limit, render.secret_rule, render.user_reprs
+        layout = call.site.params
         values = call.values
+        if fast is None or (layout is None and type(values[0]) is not tuple) or builds_its_first_argument(call):
+            return ",".join([_quote(text) for text in render.args(call)])  # __init__'s self: half built
+        limit, rule, user_reprs = render.repr_limit, render.secret_rule, render.user_reprs
         if simple:  # no name of theirs to redact by
             return fast(values, limit, rule, user_reprs)
-        layout = call.site.params
         if layout is None:  # a replaced builtin: (args, kwargs), no names
-            positional = values[0]
-            return fast(positional, limit, rule, user_reprs) if type(positional) is tuple else \
-                ",".join([_quote(text) for text in render.args(call)])
+            return fast(values[0], limit, rule, user_reprs)
         names, vararg = layout[0], layout[2]
-        if builds_its_first_argument(call):
-            return ",".join([_quote(text) for text in render.args(call)])
         shown = fast(values, limit, rule, user_reprs, names)
         if vararg is not None:
             extra = values[len(names)]
