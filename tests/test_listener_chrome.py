@@ -363,6 +363,43 @@ def test_the_output_file_holds_exactly_one_report_even_if_someone_else_wrote_the
     assert output.write("again") is False  # one report per run
 
 
+# every record under 4 KiB once written: any text of up to 300 characters (at most 12 bytes each in JSON)
+RECORD_TEXTS = st.text(max_size=300) | st.text(alphabet="ab \n", max_size=4000)
+
+
+@given(st.lists(RECORD_TEXTS, max_size=40), st.integers(0, 5000), st.integers(0, 2))
+def test_a_write_cut_where_the_kernel_cuts_it_leaves_whole_records(tmp_path_factory, texts, head, writes):
+    # Linux cuts a write to a regular file, when the process is killed, only at a 4 KiB boundary of the
+    # file: whatever boundary the cut falls on, what is left is whole events, and loads
+    path = tmp_path_factory.mktemp("cut") / "trace.json"
+    output = _output.create(str(path))
+    output.append("[\n" + " " * head)
+    events = [{"name": text, "ph": "i", "n": n} for n, text in enumerate(texts)]
+    per_write = [events[part::writes + 1] for part in range(writes + 1)]
+    for part in per_write:  # several writes, each at the offset the last left
+        output.append_records([dumps(event) + ",\n" for event in part])
+    in_order = [event for part in per_write for event in part]
+    written = path.read_bytes()
+
+    def load(text):
+        return json.loads(text.strip().rstrip(",") + "]")
+
+    assert load(written.decode()) == in_order
+    for cut in range(0, len(written) + 1, _output.PAGE):
+        if cut > 1:  # past the "[": a viewer loads it, and sees the first events, whole
+            loaded = load(written[:cut].decode())
+            assert loaded == in_order[:len(loaded)]
+
+
+def test_records_go_through_a_pipe_unpadded(tmp_path):
+    read, write = os.pipe()
+    output = _output.OutputFile(write, "pipe")
+    output.append_records(["x" * 4000 + ",\n", "y" * 200 + ",\n"])
+    output.finish()
+    assert os.read(read, 10_000) == b"x" * 4000 + b",\n" + b"y" * 200 + b",\n"
+    os.close(read)
+
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),
@@ -410,7 +447,7 @@ def test_a_process_killed_by_sigkill_leaves_a_trace_that_loads_with_the_calls_be
         process.send_signal(signal.SIGKILL)
         process.wait(30)
     text = (tmp_path / "trace.json").read_text()
-    assert text.startswith("[\n") and text.endswith(",\n")  # unclosed, each event whole
+    assert text.startswith("[\n") and text.rstrip().endswith(",")  # unclosed, each event whole
     events = read_trace(tmp_path / "trace.json")  # closed as the viewers close it
     names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     assert events[0]["name"] == "process_name" and events[0]["args"]["name"] == "loop.py (hookwise)"

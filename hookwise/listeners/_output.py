@@ -16,6 +16,16 @@ truncated after the write), so it always holds one complete report. A report
 written as the run goes (``append``, then ``finish``) is written the same way,
 piece after piece at this process's own offset, and cut where it ends.
 
+A report written as the run goes must stay readable when the process is killed
+(SIGKILL, the OOM killer) in the middle of a write. Linux cuts a write to a
+regular file only where a page of the file ends (it checks for a fatal signal
+before each page it copies; measured here: every cut on 4 KiB boundaries), so
+``append_records`` lays records out so that no record crosses a 4 KiB boundary
+of the file: one that would is moved to the next boundary and the gap filled
+with whitespace, which the report's format allows between records. A killed
+process then leaves whole records, and perhaps some of that whitespace. Only
+a record longer than 4 KiB can be cut inside.
+
 Must never: reopen the path at exit, write from a process other than the one
 that created the file (a forked child inherits the descriptor: it gets its own
 file through ``for_forked_child``), or raise at exit.
@@ -29,7 +39,11 @@ from .. import _originals, report, writes
 # bound when the listener module is imported, which happens before any hook is
 # installed (``_originals`` has neither)
 _ftruncate = os.ftruncate
+_fstat = os.fstat
 _lstat = os.lstat
+
+# the unit in which the kernel may cut a write (see above); larger pages have their edges on these too
+PAGE = 4096
 
 CREATE_FLAGS = (
     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -68,6 +82,10 @@ class OutputFile:
         # appends come inside the program's calls (chrome converts its recording as the run goes):
         # written with the GIL held (hookwise.writes), and a pipe of ours made non-blocking for that
         self._may_block = writes.may_block(fd, ours=True)[0]
+        try:
+            self._regular = stat.S_ISREG(_fstat(fd).st_mode)
+        except OSError:
+            self._regular = False
 
     @property
     def ours(self):
@@ -116,7 +134,28 @@ class OutputFile:
         the write failed (said once: later pieces are dropped, and ``finish`` cuts the file where it stood)."""
         if not self.ours:
             return False
-        data = text.encode("utf-8", "backslashreplace")
+        return self._append(text.encode("utf-8", "backslashreplace"))
+
+    def append_records(self, records):
+        """``append`` each of ``records`` (texts, each ending with its separator), in one write, laid out so
+        that a write cut by the death of the process leaves whole records (see the module's doc)."""
+        if not self.ours:
+            return False
+        if not self._regular:  # a pipe or a device: nothing is left behind to read
+            return self._append("".join(records).encode("utf-8", "backslashreplace"))
+        pieces = []
+        at = self._length
+        for record in records:
+            data = record.encode("utf-8", "backslashreplace")
+            room = PAGE - at % PAGE
+            if len(data) > room and room != PAGE:  # it would cross a boundary: start it at the next one
+                pieces.append(b" " * (room - 1) + b"\n")
+                at += room
+            pieces.append(data)
+            at += len(data)
+        return self._append(b"".join(pieces))
+
+    def _append(self, data):
         try:
             writes.write_whole(self._fd, data, self._may_block)
             self._length += len(data)

@@ -15,8 +15,9 @@ converter of ``hookwise.recording.chrome``, which says what the file holds:
 
 PATH is the JSON array form, which may be left unclosed: a process killed by
 SIGKILL or the OOM killer leaves a trace that loads, with every call that
-ended in the chunks converted so far, and the recording beside it, with every
-event it finished: ``python -m hookwise.convert PATH.rec --to chrome=PATH``
+ended in the chunks converted so far (each event whole, even when the kill
+comes in the middle of a write: ``_output.append_records``), and the recording
+beside it, with every event it finished: ``python -m hookwise.convert PATH.rec --to chrome=PATH``
 makes the whole trace from it.
 
 PATH is created when the listener is, before the program starts; a child
@@ -82,8 +83,8 @@ class ChromeTraceListener:
     def _flush(self):
         out = self._trace.out
         if out:
-            out.append("")  # every event is followed by a comma: the array may stay unclosed
-            self._output.append(",\n".join(out))
+            # every event is followed by a comma: the array may stay unclosed; and none is cut by a kill
+            self._output.append_records([event + ",\n" for event in out])
             out.clear()
 
     def _convert(self, offset, data=None):
