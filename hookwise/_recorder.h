@@ -1431,34 +1431,6 @@ put_known_caller(RecorderObject *self, rbuf *out, PyObject *caller, int file_off
     return 0;
 }
 
-/* 1 when the frame runs in the globals of one of hookwise's stand-ins (_state.stand_ins: their ids) */
-static int
-is_stand_in(PyFrameObject *frame)
-{
-#if PY_VERSION_HEX >= 0x030B0000
-    PyObject *globals = PyFrame_GetGlobals(frame);
-#else
-    PyObject *globals = Py_XNewRef(frame->f_globals);
-#endif
-    if (globals == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    PyObject *id = PyLong_FromVoidPtr(globals);
-    Py_DECREF(globals);
-    if (id == NULL) {
-        PyErr_Clear();
-        return -1;
-    }
-    int found = PySet_Contains(stand_ins, id);
-    Py_DECREF(id);
-    if (found < 0) {
-        PyErr_Clear();
-        return -1;
-    }
-    return found;
-}
-
 /* caller and app_caller as the START record has them, read through the Call's own (Python) helper */
 static int
 put_callers_slowly(RecorderObject *self, rbuf *out, CallObject *call)
@@ -1502,43 +1474,12 @@ put_callers(RecorderObject *self, rbuf *out, CallObject *call, site_plan *plan)
     if (call->caller != NULL) {  /* a listener read it already: the same answer */
         return put_callers_slowly(self, out, call);
     }
-    PyFrameObject *frame;
-    if (plan->code != NULL) {  /* a rewritten function: its own frame is the one running its code */
-        frame = PyEval_GetFrame();
-        Py_XINCREF(frame);
-        while (frame != NULL) {
-            PyCodeObject *code = PyFrame_GetCode(frame);
-            Py_DECREF(code);
-            if ((PyObject *)code == plan->code) {
-                break;
-            }
-            PyFrameObject *back = PyFrame_GetBack(frame);
-            Py_DECREF(frame);
-            frame = back;
-        }
-        if (frame != NULL) {
-            PyFrameObject *back = PyFrame_GetBack(frame);
-            Py_DECREF(frame);
-            frame = back;
-        }
-    }
-    else {  /* a C wrapper has no frame: it kept its caller's */
-        frame = (PyFrameObject *)call->frame;
-        Py_XINCREF(frame);
-    }
-    while (frame != NULL && stand_ins != NULL && PySet_GET_SIZE(stand_ins) > 0) {
-        /* hookwise's Python version of a C method (sqlite3's shortcuts): the program called that */
-        int standing_in = is_stand_in(frame);
-        if (standing_in < 0) {
-            Py_DECREF(frame);
-            return -1;
-        }
-        if (!standing_in) {
-            break;
-        }
-        PyFrameObject *back = PyFrame_GetBack(frame);
-        Py_DECREF(frame);
-        frame = back;
+    /* a rewritten function's own frame is the one running its code; a C wrapper has none: it kept its caller's */
+    int failed = 0;
+    PyFrameObject *frame = plan->code != NULL ? frame_calling(plan->code, &failed)
+                                              : past_stand_ins((PyFrameObject *)Py_XNewRef(call->frame), &failed);
+    if (failed) {
+        return -1;
     }
     if (frame == NULL) {
         put_u(out, 0);

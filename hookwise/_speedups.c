@@ -568,6 +568,8 @@ call_helper(PyObject *helper, CallObject *self)
     return PyObject_CallOneArg(helper, (PyObject *)self);
 }
 
+#include "_callers.h"
+
 static PyObject *call_get_args(CallObject *self, void *c) { return call_helper(helper_args, self); }
 static PyObject *call_get_kwargs(CallObject *self, void *c) { return call_helper(helper_kwargs, self); }
 static PyObject *call_get_arguments(CallObject *self, void *c) { return call_helper(helper_arguments, self); }
@@ -613,7 +615,7 @@ call_cached_callers(CallObject *self, PyObject **slot, const char *name)
         if (moment_passed(self, name) < 0) {
             return NULL;
         }
-        PyObject *both = call_helper(helper_callers, self);
+        PyObject *both = callers_now(self, helper_callers);
         if (both == NULL) {
             return NULL;
         }
@@ -1452,6 +1454,10 @@ configure(PyObject *module, PyObject *args, PyObject *kwds)
     keep(&helper_thread_name, kwds, "thread_name");
     keep(&quiet_globals, kwds, "quiet_globals");
     keep(&stand_ins, kwds, "stand_ins");
+    PyObject *callers_c = PyDict_GetItemString(kwds, "callers_c"); /* borrowed */
+    if (callers_c != NULL && configure_callers(callers_c) < 0) {
+        return NULL;
+    }
     PyObject *pid = PyDict_GetItemString(kwds, "pid");
     if (pid != NULL) {
         current_pid = PyLong_AsLong(pid);
@@ -2777,38 +2783,7 @@ py_first_app_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (reach == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    PyFrameObject *frame = args[0] == Py_None ? NULL : (PyFrameObject *)Py_NewRef(args[0]);
-    for (Py_ssize_t i = 0; i < reach && frame != NULL; i++) {
-        PyCodeObject *code = PyFrame_GetCode(frame);
-        PyObject *filename = Py_NewRef(code->co_filename);
-        Py_DECREF(code);
-        PyObject *known = PyDict_GetItemWithError(args[1], filename);  /* borrowed */
-        int library;
-        if (known != NULL) {
-            library = PyObject_IsTrue(known);
-        }
-        else if (PyErr_Occurred()) {
-            library = -1;
-        }
-        else {
-            PyObject *answer = PyObject_CallOneArg(args[2], filename);
-            library = answer == NULL ? -1 : PyObject_IsTrue(answer);
-            Py_XDECREF(answer);
-        }
-        Py_DECREF(filename);
-        if (library <= 0) {
-            if (library < 0) {
-                Py_DECREF(frame);
-                return NULL;
-            }
-            return (PyObject *)frame;
-        }
-        PyFrameObject *back = PyFrame_GetBack(frame);
-        Py_DECREF(frame);
-        frame = back;
-    }
-    Py_XDECREF(frame);
-    Py_RETURN_NONE;
+    return first_app_frame(args[0] == Py_None ? NULL : (PyFrameObject *)args[0], args[1], args[2], reach);
 }
 
 static PyMethodDef module_methods[] = {

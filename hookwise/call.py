@@ -165,6 +165,12 @@ def callers_of(call):
     return known[1], None if app is None else _place(app)[1]
 
 
+def callers_in_c():
+    """What the C accelerator's twin of ``callers_of`` reads (hookwise/_callers.h): the caches it shares
+    with this module, the functions that fill them, the walk it stands for and the reach."""
+    return (_places, _place, _library_files, is_library_file, frame_running, APP_CALLER_REACH)
+
+
 def _place(frame):
     """(code, Caller, (caller, caller) or None for library code) of the line ``frame`` runs.
 

@@ -24,7 +24,7 @@ import itertools
 import types
 
 from . import _originals, _state, accel, report, semantics
-from .call import (args_of, arguments_of, callers_of, changed_arguments_of, frame_running, kwargs_of,
+from .call import (args_of, arguments_of, callers_in_c, callers_of, changed_arguments_of, frame_running, kwargs_of,
                    new_pure_call, request_id_of, task_of)
 from .listener import Blocked, Listener
 
@@ -390,6 +390,7 @@ if accel.ACTIVE:
         arguments=arguments_of,
         changed_arguments=changed_arguments_of,
         callers=callers_of,
+        callers_c=callers_in_c(),  # its common case, in C, from the same caches
         task=task_of,
         request_id=request_id_of,
         current_request=_state.current_request,

@@ -163,3 +163,84 @@ def test_it_is_read_while_the_call_is_reported_like_caller(tmp_path):
     assert result.stdout.splitlines()[0] == "first 2"
     assert result.stdout.splitlines()[1].startswith("second Call.app_caller is only known while a listener handles")
 
+
+
+SHAPES = """\
+import json, sqlite3, threading
+import libby
+
+
+class Box:
+    def get(self, n):
+        return n
+
+    @staticmethod
+    def make(n):
+        return Box()
+
+
+def leaf(n):
+    return n
+
+
+def gen(n):
+    yield leaf(n)
+
+
+def rec(n):
+    return leaf(n) if n == 0 else rec(n - 1)
+
+
+def main():
+    for n in range(3):  # the same places again: answered from the places already seen
+        leaf(n)
+        rec(3)
+        list(map(leaf, [n]))  # through a C function: the caller is the line that called map
+        sorted([2, 1], key=leaf)
+        list(gen(n))
+        Box.make(n).get(n)
+        (lambda: leaf(n))()
+        libby.through_two_frames("[1]")  # a library's call of json.loads, then a hooked one of ours
+        json.loads("[2]")
+        sqlite3.connect(":memory:").execute("select 1")  # a C method: hookwise's wrapper kept the frame
+    thread = threading.Thread(target=rec, args=(2,))
+    thread.start()
+    thread.join()
+
+
+main()
+"""
+
+SAME_ANSWER = """\
+import hookwise.accel
+import hookwise.call
+
+seen = {"checked": 0, "different": []}
+
+
+class SameAnswer:
+    # caller and app_caller as every listener reads them (in C with the accelerator), against hookwise.call's
+    # Python answer read from the same frames
+    def start(self, call):
+        got = (call.caller, call.app_caller)
+        expected = hookwise.call.callers_of(call)
+        seen["checked"] += 1
+        if got != expected:
+            seen["different"].append((call.target, got, expected))
+
+    def close(self):
+        print(seen["checked"], hookwise.accel.ACTIVE, seen["different"][:3])
+"""
+
+
+def test_the_accelerator_answers_as_the_python_reference_for_every_shape_of_call(tmp_path):
+    env = _setup(tmp_path)
+    env["PYTHONPATH"] += os.pathsep + str(tmp_path)
+    (tmp_path / "shapes.py").write_text(SHAPES)
+    (tmp_path / "same_answer.py").write_text(SAME_ANSWER)
+    result = run_driver(["--hook", "__main__:*", "--hook", "json:loads", "--hook", "sqlite3:Connection.execute",
+                         "--listener", "same_answer:SameAnswer", "shapes.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    checked, accelerated, different = result.stdout.split(" ", 2)
+    assert accelerated == str(not os.environ.get("HOOKWISE_PURE_PYTHON")), "the implementation under test ran"
+    assert int(checked) > 50 and different.strip() == "[]", result.stdout

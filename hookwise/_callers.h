@@ -1,0 +1,259 @@
+/* caller and app_caller in C: hookwise.call.callers_of, for its common case.
+ *
+ * Part of _speedups.c (included after the Call's struct). A listener that shows
+ * where a call came from (console, jsonl, every rich event) reads both on every
+ * call, and the Python walk was a seventh of a jsonl run (the email workload:
+ * sys._getframe, a frame object per frame walked, a tuple per lookup).
+ *
+ * hookwise/call.py stays the reference and keeps every case but one: a
+ * rewritten function (its Site finds its frame by its code, `frame_running`)
+ * whose caller's place is known. This file reads the same caches as the
+ * Python code (call._places, call._library_files) and asks the Python
+ * functions to fill them (call._place, call.is_library_file), so both give one
+ * answer from one set of Caller objects. Anything else (a C wrapper's kept
+ * frame, an audit site, an error) goes to the Python function.
+ */
+
+#include <frameobject.h>  /* 3.10: the frame struct (f_lasti, f_globals), PyFrame_GetBack */
+
+static PyObject *callers_places = NULL;         /* hookwise.call._places: (id(code), f_lasti) -> place */
+static PyObject *callers_place = NULL;          /* hookwise.call._place(frame) -> place, filling the cache */
+static PyObject *callers_library_files = NULL;  /* hookwise.call._library_files: filename -> bool */
+static PyObject *callers_is_library_file = NULL;
+static PyObject *callers_frame_running = NULL;  /* hookwise.call.frame_running: Site.hooked_frame's walk */
+static Py_ssize_t callers_reach = 1000;         /* hookwise.call.APP_CALLER_REACH */
+static PyObject *str_code_attr = NULL, *str_hooked_frame = NULL;
+
+/* 1 when the frame runs in the globals of one of hookwise's stand-ins (_state.stand_ins: their ids) */
+static int
+is_stand_in(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *globals = PyFrame_GetGlobals(frame);
+#else
+    PyObject *globals = Py_XNewRef(frame->f_globals);
+#endif
+    if (globals == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *id = PyLong_FromVoidPtr(globals);
+    Py_DECREF(globals);
+    if (id == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    int found = PySet_Contains(stand_ins, id);
+    Py_DECREF(id);
+    if (found < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    return found;
+}
+
+/* `frame` (a reference, stolen) or the first frame outwards from it that is not one of hookwise's Python
+ * versions of C methods (sqlite3's shortcuts: the program called the method); *failed is set, with no
+ * exception, when the stand-ins could not be asked. */
+static PyFrameObject *
+past_stand_ins(PyFrameObject *frame, int *failed)
+{
+    while (frame != NULL && stand_ins != NULL && PySet_GET_SIZE(stand_ins) > 0) {
+        int standing_in = is_stand_in(frame);
+        if (standing_in < 0) {
+            Py_DECREF(frame);
+            *failed = 1;
+            return NULL;
+        }
+        if (!standing_in) {
+            break;
+        }
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    return frame;
+}
+
+/* The frame that called the innermost frame running `code`, past the stand-ins: a new reference, or NULL
+ * if there is none (*failed set as past_stand_ins sets it) */
+static PyFrameObject *
+frame_calling(PyObject *code, int *failed)
+{
+    PyFrameObject *frame = PyEval_GetFrame();
+    Py_XINCREF(frame);
+    while (frame != NULL) {
+        PyCodeObject *running = PyFrame_GetCode(frame);
+        Py_DECREF(running);  /* only compared */
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+        if ((PyObject *)running == code) {
+            break;
+        }
+    }
+    return past_stand_ins(frame, failed);
+}
+
+/* The first frame from `frame` (borrowed, may be NULL) outwards whose file is the application's, looking
+ * through at most `reach` frames: a new reference, Py_None if there is none so near, NULL on error.
+ * `library_files` caches the verdicts (filename -> bool); is_library(filename) decides a new file. */
+static PyObject *
+first_app_frame(PyFrameObject *frame, PyObject *library_files, PyObject *is_library, Py_ssize_t reach)
+{
+    Py_XINCREF(frame);
+    for (Py_ssize_t i = 0; i < reach && frame != NULL; i++) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        PyObject *filename = Py_NewRef(code->co_filename);
+        Py_DECREF(code);
+        PyObject *known = PyDict_GetItemWithError(library_files, filename); /* borrowed */
+        int library;
+        if (known != NULL) {
+            library = PyObject_IsTrue(known);
+        }
+        else if (PyErr_Occurred()) {
+            library = -1;
+        }
+        else {
+            PyObject *answer = PyObject_CallOneArg(is_library, filename);
+            library = answer == NULL ? -1 : PyObject_IsTrue(answer);
+            Py_XDECREF(answer);
+        }
+        Py_DECREF(filename);
+        if (library <= 0) {
+            if (library < 0) {
+                Py_DECREF(frame);
+                return NULL;
+            }
+            return (PyObject *)frame;
+        }
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_XDECREF(frame);
+    Py_RETURN_NONE;
+}
+
+/* call._place(frame): (code, Caller, (caller, caller) or None) from the cache, or from the Python function
+ * on a miss. The key is the Python one: (id(code), frame.f_lasti), f_lasti in bytes. */
+static PyObject *
+place_of(PyFrameObject *frame)
+{
+    PyCodeObject *code = PyFrame_GetCode(frame);
+#if PY_VERSION_HEX >= 0x030B0000
+    long lasti = PyFrame_GetLasti(frame);
+#else
+    long lasti = frame->f_lasti < 0 ? -1 : frame->f_lasti * (long)sizeof(_Py_CODEUNIT);
+#endif
+    PyObject *id = PyLong_FromVoidPtr(code);
+    PyObject *offset = PyLong_FromLong(lasti);
+    PyObject *key = id != NULL && offset != NULL ? PyTuple_Pack(2, id, offset) : NULL;
+    Py_XDECREF(id);
+    Py_XDECREF(offset);
+    if (key == NULL) {
+        Py_DECREF(code);
+        return NULL;
+    }
+    PyObject *known = PyDict_GetItemWithError(callers_places, key); /* borrowed */
+    Py_DECREF(key);
+    int hit = known != NULL && PyTuple_Check(known) && PyTuple_GET_SIZE(known) == 3
+              && PyTuple_GET_ITEM(known, 0) == (PyObject *)code;  /* an id is reused only once its code is gone */
+    Py_DECREF(code);
+    if (hit) {
+        return Py_NewRef(known);
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    known = PyObject_CallOneArg(callers_place, (PyObject *)frame);
+    if (known != NULL && (!PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 3)) {
+        Py_DECREF(known);
+        PyErr_SetString(PyExc_TypeError, "hookwise.call._place must return (code, caller, callers)");
+        return NULL;
+    }
+    return known;
+}
+
+/* (caller, app_caller) of a call made now: callers_of's answer, in C for a rewritten function's call,
+ * from the Python function otherwise */
+static PyObject *
+callers_now(CallObject *self, PyObject *python_callers_of)
+{
+    if (callers_places == NULL || self->site == NULL) {
+        return call_helper(python_callers_of, self);
+    }
+    PyObject *code = PyObject_GetAttr(self->site, str_code_attr);
+    PyObject *how = code == NULL ? NULL : PyObject_GetAttr((PyObject *)Py_TYPE(self->site), str_hooked_frame);
+    int ours = how != NULL && how == callers_frame_running && code != Py_None;
+    Py_XDECREF(how);
+    if (!ours) {
+        PyErr_Clear();
+        Py_XDECREF(code);
+        return call_helper(python_callers_of, self);
+    }
+    int failed = 0;
+    PyFrameObject *frame = frame_calling(code, &failed);
+    Py_DECREF(code);
+    if (failed) {
+        return call_helper(python_callers_of, self);
+    }
+    if (frame == NULL) {
+        return PyTuple_Pack(2, Py_None, Py_None);
+    }
+    PyObject *known = place_of(frame);
+    if (known == NULL) {
+        Py_DECREF(frame);
+        return NULL;
+    }
+    PyObject *both = PyTuple_GET_ITEM(known, 2);
+    if (both != Py_None) {  /* the application made the call: caller and app_caller are its line */
+        Py_INCREF(both);
+        Py_DECREF(known);
+        Py_DECREF(frame);
+        return both;
+    }
+    PyFrameObject *back = PyFrame_GetBack(frame);
+    Py_DECREF(frame);
+    PyObject *app = first_app_frame(back, callers_library_files, callers_is_library_file, callers_reach);
+    Py_XDECREF(back);
+    if (app == NULL) {
+        Py_DECREF(known);
+        return NULL;
+    }
+    PyObject *result;
+    if (app == Py_None) {
+        result = PyTuple_Pack(2, PyTuple_GET_ITEM(known, 1), Py_None);
+    }
+    else {
+        PyObject *app_known = place_of((PyFrameObject *)app);
+        result = app_known == NULL ? NULL : PyTuple_Pack(2, PyTuple_GET_ITEM(known, 1), PyTuple_GET_ITEM(app_known, 1));
+        Py_XDECREF(app_known);
+    }
+    Py_DECREF(app);
+    Py_DECREF(known);
+    return result;
+}
+
+/* configure(callers_c=(places, place, library_files, is_library_file, frame_running, reach)) */
+static int
+configure_callers(PyObject *parts)
+{
+    PyObject *places, *place, *library_files, *is_library_file, *frame_running;
+    Py_ssize_t reach;
+    if (!PyArg_ParseTuple(parts, "O!OO!OOn", &PyDict_Type, &places, &place, &PyDict_Type, &library_files,
+                          &is_library_file, &frame_running, &reach)) {
+        return -1;
+    }
+    if ((str_code_attr == NULL && (str_code_attr = PyUnicode_InternFromString("code")) == NULL)
+        || (str_hooked_frame == NULL && (str_hooked_frame = PyUnicode_InternFromString("hooked_frame")) == NULL)) {
+        return -1;
+    }
+    Py_XSETREF(callers_place, Py_NewRef(place));
+    Py_XSETREF(callers_library_files, Py_NewRef(library_files));
+    Py_XSETREF(callers_is_library_file, Py_NewRef(is_library_file));
+    Py_XSETREF(callers_frame_running, Py_NewRef(frame_running));
+    callers_reach = reach;
+    Py_XSETREF(callers_places, Py_NewRef(places)); /* last: its presence turns the C path on */
+    return 0;
+}
