@@ -125,6 +125,44 @@ def test_every_call_is_one_slice_on_a_named_track_with_its_arguments_and_result(
     assert not (tmp_path / "trace.json.rec").exists()  # the recording it was made from is gone
 
 
+VALUES = textwrap.dedent("""
+    import collections
+
+    class Plain:
+        pass
+
+    class Shown:
+        def __repr__(self):
+            return "Shown()"
+
+    def take(a, b, c, d, e, f):
+        return (a, Plain())
+
+    for n in range(3):
+        take(Plain(), {"k": Plain(), "password": "x"}, [Plain(), 1.5, None] * 2, ("t", Plain()), "s" * 300,
+             collections.OrderedDict(a=Plain()))
+        take(1.25, float("inf"), b"b" * 300, {1, 2}, Shown(), -0.0)
+""")
+
+
+def test_every_argument_and_result_reads_as_jsonl_shows_it(tmp_path):
+    # objects are recorded as their type and address: the trace names the type as the live outputs do
+    (tmp_path / "values.py").write_text(VALUES)
+    result = run_driver(["--hook", "__main__:take", "--listener", "chrome=trace.json", "--listener",
+                         "jsonl=events.jsonl", "values.py"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _, _, _, slices = load_trace(tmp_path / "trace.json")
+    events = read_jsonl(tmp_path / "events.jsonl")
+    starts = {e["call_id"]: e for e in events if e["event"] == "start"}
+    ends = {e["call_id"]: e for e in events if e["event"] == "end"}
+    assert len(slices) == len(starts) == 6
+    for event in slices:
+        call_id = event["args"]["call_id"]
+        assert list(event["args"]["arguments"].values()) == starts[call_id]["args"]
+        assert event["args"]["result"] == ends[call_id]["result"]
+    assert any(e["args"]["arguments"]["a"].startswith("<__main__.Plain object at 0x") for e in slices)
+
+
 def test_errors_are_marked_red_with_the_exception(tmp_path):
     result = run_workload(tmp_path, "chrome=trace.json")
     assert result.returncode == 0, result.stderr

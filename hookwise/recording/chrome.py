@@ -222,7 +222,7 @@ class ProcessTrace:
             return '"True"', pos
         if tag == _V_FALSE:
             return '"False"', pos
-        value, pos = fmt.get_value(data, pos - 1, Shown)
+        value, pos = fmt.get_value(data, pos - 1, Shown, self.recording.strings)  # an object names its type
         return quote(self.render.value(value)), pos
 
     def _where(self, file_id, line, function_id):
@@ -322,7 +322,7 @@ class ProcessTrace:
                 if site is None or site.builtin:
                     values = []
                     for _ in range(count):
-                        item, pos = fmt.get_value(data, pos, Shown)
+                        item, pos = fmt.get_value(data, pos, Shown, self.recording.strings)
                         values.append(item)
                     arguments = self._builtin_arguments(values)
                 else:
