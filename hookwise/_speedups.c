@@ -2761,6 +2761,8 @@ py_read_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return data;
 }
 
+#include "_chrome.h"
+
 static PyObject *
 py_uses_tsc(PyObject *module, PyObject *unused)
 {
@@ -2813,6 +2815,8 @@ static PyMethodDef module_methods[] = {
     {"json_dumps", py_json_dumps, METH_O, "json_dumps(value): hookwise.listeners._jsontext.dumps, in C"},
     {"json_kwargs", (PyCFunction)(void (*)(void))py_json_kwargs, METH_FASTCALL,
      "json_kwargs(mapping, limit, secret, user_reprs): its entries' safe reprs as JSON object members, joined"},
+    {"chrome_events", (PyCFunction)(void (*)(void))py_chrome_events, METH_FASTCALL,
+     "chrome_events(trace, data, pos, ts, track) -> (pos, ts): ProcessTrace.events' common events (see _chrome.h)"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
     {NULL}
 };

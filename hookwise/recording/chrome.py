@@ -48,7 +48,7 @@ hands over retired chunks only, and the rest at exit), keep the program's
 objects, or use the ``json`` module (see ``listeners._jsontext``).
 """
 
-from .. import __version__
+from .. import __version__, accel
 from ..listeners._jsontext import dumps, quote
 from ..saferepr import Shown
 from . import format as fmt
@@ -65,8 +65,11 @@ TASK_TRACKS = 10_000
 """Tracks of asyncio tasks per process: the calls of later tasks are async slices on their thread's track
 (a server runs millions of tasks; a track each would grow without bound, and no viewer shows that many)."""
 
-# an open call: a list, written in place
+# an open call: a list, written in place (hookwise/_chrome.h makes and reads them too)
 _TS, _TRACK, _SITE, _ARGS, _CHILD_END, _MEANING, _ALONE, _THREAD, _CALL_ID, _RECORDED_TS = range(10)
+
+# the common events in C, up to the first that is not (hookwise/_chrome.h); this loop converts that one
+_common_events = accel.speedups.chrome_events if accel.ACTIVE else None
 
 
 class _Site:
@@ -248,7 +251,12 @@ class ProcessTrace:
         lane = (thread, self.recording.thread_at(thread, seq)[0])  # which thread of that id
         origin, pid, append, limit = self.origin_ns, self.pid, self.out.append, self.limit
         pos, end = _HEADER, len(data)
+        common, thread_track = _common_events, (lane, None)
         while pos < end:
+            if common is not None:
+                pos, ts = common(self, data, pos, ts, thread_track)
+                if pos >= end:
+                    break
             tag = data[pos]
             if not tag:
                 break
