@@ -17,8 +17,9 @@ from setuptools import Extension, setup
 extensions = []
 if os.name == "posix" and platform.python_implementation() == "CPython" and not os.environ.get("HOOKWISE_NO_EXTENSION"):
     # _recorder.h (the C writer of recordings), _saferepr.h (saferepr's common values) and _callers.h
-    # (caller and app_caller) and _chrome.h (the chrome converter's common events) are part of _speedups.c
-    extensions.append(Extension("hookwise._speedups", ["hookwise/_speedups.c"], depends=["hookwise/_recorder.h", "hookwise/_saferepr.h", "hookwise/_callers.h", "hookwise/_chrome.h"],
+    # (caller and app_caller), _chrome.h (the chrome converter's common events) and _recvalues.h (a
+    # recording's values, read) are part of _speedups.c
+    extensions.append(Extension("hookwise._speedups", ["hookwise/_speedups.c"], depends=["hookwise/_recorder.h", "hookwise/_saferepr.h", "hookwise/_callers.h", "hookwise/_chrome.h", "hookwise/_recvalues.h"],
                                 optional=True))
     # the watchdog that lets listeners finish on SIGTERM safely (loader/install.py)
     extensions.append(Extension("hookwise._sigterm_guard", ["hookwise/_sigterm_guard.c"], optional=True))

@@ -2762,6 +2762,7 @@ py_read_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 #include "_chrome.h"
+#include "_recvalues.h"
 
 static PyObject *
 py_uses_tsc(PyObject *module, PyObject *unused)
@@ -2817,6 +2818,8 @@ static PyMethodDef module_methods[] = {
      "json_kwargs(mapping, limit, secret, user_reprs): its entries' safe reprs as JSON object members, joined"},
     {"chrome_events", (PyCFunction)(void (*)(void))py_chrome_events, METH_FASTCALL,
      "chrome_events(trace, data, pos, ts, track) -> (pos, ts): ProcessTrace.events' common events (see _chrome.h)"},
+    {"read_value", (PyCFunction)(void (*)(void))py_read_value, METH_FASTCALL,
+     "read_value(data, pos, shown, strings=None) -> (value, pos) or NotImplemented: recording.format.get_value"},
     {"uses_tsc", py_uses_tsc, METH_NOARGS, "whether calls are stamped with the TSC (see the timestamps section)"},
     {NULL}
 };

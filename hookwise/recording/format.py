@@ -102,6 +102,8 @@ wall clock by hookwise's time on it.
 
 import struct
 
+from .. import accel
+
 MAGIC = b"HOOKWISE-REC\0\0\0\0"
 VERSION = 4  # 2: START records carry the app_caller; 3: and the request_id; 4: object values, program-clock
 READABLE = (3, 4)  # stamps, THREAD's from_seq (a version 3 file reads as one whose records have from_seq 0)
@@ -242,7 +244,18 @@ def put_shown(out, text):
 
 
 def get_value(data, pos, shown, strings=None):
-    """(value, pos); ``shown(text)`` makes the stand-in of a stored repr; ``strings`` names objects."""
+    """(value, pos); ``shown(text)`` makes the stand-in of a stored repr; ``strings`` names objects.
+
+    With the C accelerator, read by hookwise/_recvalues.h where it can; ``_get_value`` is the reference.
+    """
+    if _read_value is not None:
+        answer = _read_value(data, pos, shown, strings)
+        if answer is not NotImplemented:
+            return answer
+    return _get_value(data, pos, shown, strings)
+
+
+def _get_value(data, pos, shown, strings=None):
     tag = data[pos]
     pos += 1
     if tag == V_NONE:
@@ -264,7 +277,7 @@ def get_value(data, pos, shown, strings=None):
         count, pos = get_u(data, pos)
         items = []
         for _ in range(count):
-            item, pos = get_value(data, pos, shown, strings)
+            item, pos = _get_value(data, pos, shown, strings)
             items.append(item)
         return tuple(items), pos
     if tag == V_SHOWN:
@@ -277,7 +290,7 @@ def get_value(data, pos, shown, strings=None):
         items = {}
         for _ in range(count):
             key, pos = get_text(data, pos)
-            items[key], pos = get_value(data, pos, shown, strings)
+            items[key], pos = _get_value(data, pos, shown, strings)
         return items, pos
     if tag == V_OBJECT:
         name, pos = get_u(data, pos)
@@ -294,7 +307,7 @@ def get_value(data, pos, shown, strings=None):
         items = []
         pos += 1
         while data[pos] != V_STOP:
-            item, pos = get_value(data, pos, shown, strings)
+            item, pos = _get_value(data, pos, shown, strings)
             items.append(item)
         return (tuple(items) if kind == 1 else items), pos + 1
     if tag == V_MAP:
@@ -303,10 +316,13 @@ def get_value(data, pos, shown, strings=None):
             if data[pos] == V_STOP_KEY:
                 key, pos = shown(_ELLIPSIS), pos + 1  # stands for the rest: equal to no other key
             else:
-                key, pos = get_value(data, pos, shown, strings)
+                key, pos = _get_value(data, pos, shown, strings)
             if data[pos] == V_REDACTED:  # a secret-named key's value: the safe repr writes '***'
                 items[key], pos = shown("'***'"), pos + 1
             else:
-                items[key], pos = get_value(data, pos, shown, strings)
+                items[key], pos = _get_value(data, pos, shown, strings)
         return items, pos + 1
     raise RecordingError(f"unknown value tag {tag}")
+
+
+_read_value = accel.speedups.read_value if accel.ACTIVE else None
