@@ -12,8 +12,8 @@
  * - an END with no outcome fields of a call open on top of its track's stack, whose slice has a tid.
  * Anything else, and any event this code cannot read, is left to Python before anything is changed, so
  * the Python loop stays the one reference for every case and reads the state this code leaves: the same
- * open calls (lists laid out as _TS ... _RECORDED_TS), stacks and output list. A value other than None,
- * a bool, an int, a str, a float, a shown text or a redacted one is rendered by ProcessTrace._value.
+ * open calls (lists laid out as _TS ... _RECORDED_TS), stacks and output list. Bytes, tuples and
+ * containers are rendered by ProcessTrace._value; the other values here, as Render.value shows them.
  */
 
 /* the slots of an open call (chrome.py's _TS ... _RECORDED_TS) */
@@ -21,11 +21,11 @@ enum { OPEN_TS, OPEN_TRACK, OPEN_SITE, OPEN_ARGS, OPEN_CHILD_END, OPEN_MEANING, 
        OPEN_RECORDED_TS, OPEN_SLOTS };
 enum { REC_START = 5, REC_END = 6 };
 enum { VAL_NONE = 0, VAL_FALSE = 1, VAL_TRUE = 2, VAL_INT = 3, VAL_FLOAT = 4, VAL_STR = 5, VAL_SHOWN = 8,
-       VAL_REDACTED = 9 };
+       VAL_REDACTED = 9, VAL_OBJECT = 11, VAL_CUT = 12, VAL_BYTES_CUT = 13 };
 
 static PyObject *str_t_sites, *str_t_callers, *str_t_open, *str_t_stacks, *str_t_tids, *str_t_early, *str_t_out,
     *str_t_origin_ns, *str_t_pid, *str_t_limit, *str_t_value, *str_s_names, *str_s_secret, *str_s_head,
-    *str_s_builtin, *str_s_suspending, *str_t_ellipsis;
+    *str_s_builtin, *str_s_suspending, *str_t_ellipsis, *str_t_recording, *str_t_strings;
 
 typedef struct {
     const unsigned char *data;
@@ -124,10 +124,55 @@ add_str(JsonText *out, PyObject *text)
     return data == NULL ? -1 : json_text_add(out, data, size);
 }
 
+/* The common str argument, written without making it: printable ASCII with no quote or backslash, whose
+ * repr is the text between single quotes (cut as _cut cuts). 1 when written; 0 for any other text (and
+ * when out of memory: the general path then says so). */
+static int
+add_plain_str_repr(JsonText *out, const unsigned char *text, Py_ssize_t length, Py_ssize_t limit)
+{
+    for (Py_ssize_t i = 0; i < length; i++) {
+        unsigned char c = text[i];
+        if (c < 0x20 || c > 0x7e || c == '\'' || c == '\\') {
+            return 0;
+        }
+    }
+    /* repr: ' text ', cut to limit - 3 characters and "..." when longer than limit */
+    int cut = length + 2 > limit;
+    Py_ssize_t kept = cut ? (limit - 3 > 0 ? limit - 3 : 0) : length + 2;  /* characters of the repr kept */
+    char *at = json_text_grow(out, 2 + 2 * (kept > 0 ? kept : 0) + 3);
+    if (at == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    *at++ = '"';
+    for (Py_ssize_t i = 0; i < kept; i++) {
+        char c = i == 0 ? '\'' : (i == length + 1 ? '\'' : (char)text[i - 1]);
+        if (c == '"') {
+            *at++ = '\\';
+        }
+        *at++ = c;
+    }
+    if (cut) {
+        memcpy(at, "...", 3);
+        at += 3;
+    }
+    *at++ = '"';
+    out->size = at - out->data;
+    return 1;
+}
+
+typedef struct {
+    PyObject *sites, *callers, *open, *stacks, *tids, *early, *out, *value;
+    PyObject *strings;  /* the recording's: an object's type name */
+    long long origin, pid;
+    Py_ssize_t limit;
+} TraceState;
+
 /* One value (ProcessTrace._value): its JSON text added to `out`; -1 on error. */
 static int
-add_value(EventReader *r, JsonText *out, PyObject *buffer, PyObject *python_value, Py_ssize_t limit)
+add_value(EventReader *r, JsonText *out, PyObject *buffer, TraceState *s)
 {
+    Py_ssize_t limit = s->limit;
     if (r->pos >= r->end) {
         r->bad = 1;
         return 0;
@@ -159,6 +204,10 @@ add_value(EventReader *r, JsonText *out, PyObject *buffer, PyObject *python_valu
             r->bad = 1;
             return 0;
         }
+        if (tag == VAL_STR && add_plain_str_repr(out, r->data + r->pos, (Py_ssize_t)length, limit)) {
+            r->pos += (Py_ssize_t)length;
+            return 0;
+        }
         PyObject *text = PyUnicode_DecodeUTF8((const char *)r->data + r->pos, (Py_ssize_t)length, "surrogatepass");
         r->pos += (Py_ssize_t)length;
         if (text == NULL) {
@@ -174,8 +223,62 @@ add_value(EventReader *r, JsonText *out, PyObject *buffer, PyObject *python_valu
         Py_DECREF(text);
         return status;
     }
-    default: {  /* the rest (floats, bytes, tuples, containers, objects) by the Python reference */
-        PyObject *answer = PyObject_CallFunction(python_value, "On", buffer, at);
+    case VAL_FLOAT: {  /* saferepr shows a float by its repr */
+        if (r->end - r->pos < 8) {
+            r->bad = 1;
+            return 0;
+        }
+#if PY_VERSION_HEX >= 0x030B0000
+        double x = PyFloat_Unpack8((const char *)r->data + r->pos, 1);
+#else
+        double x = _PyFloat_Unpack8(r->data + r->pos, 1);
+#endif
+        r->pos += 8;
+        char *digits = x == -1.0 && PyErr_Occurred() ? NULL : PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        PyObject *text = digits == NULL ? NULL : PyUnicode_FromString(digits);
+        PyMem_Free(digits);
+        int status = text == NULL ? -1 : add_cut_quoted(out, text, limit);
+        Py_XDECREF(text);
+        return status;
+    }
+    case VAL_OBJECT: {  /* <module.Class object at 0x...>, by its type's name */
+        unsigned long long name = ev_u(r), address = ev_u(r);
+        PyObject *key = r->bad ? NULL : PyLong_FromUnsignedLongLong(name);
+        PyObject *type_name = key == NULL || !PyDict_Check(s->strings) ? NULL : PyDict_GetItemWithError(s->strings, key);
+        Py_XDECREF(key);
+        if (type_name == NULL || !PyUnicode_Check(type_name)) {  /* not read yet: the Python side refreshes */
+            PyErr_Clear();
+            r->bad = 1;
+            return 0;
+        }
+        char hex[24];
+        snprintf(hex, sizeof hex, "0x%llx", address);
+        PyObject *text = PyUnicode_FromFormat("<%U object at %s>", type_name, hex);
+        int status = text == NULL ? -1 : add_cut_quoted(out, text, limit);
+        Py_XDECREF(text);
+        return status;
+    }
+    case VAL_CUT:
+    case VAL_BYTES_CUT: {  /* the first characters (bytes) of a longer str (bytes): their repr, then "..." */
+        unsigned long long length = ev_u(r);
+        if (r->bad || length > (unsigned long long)(r->end - r->pos)) {
+            r->bad = 1;
+            return 0;
+        }
+        const char *start = (const char *)r->data + r->pos;
+        r->pos += (Py_ssize_t)length;
+        PyObject *part = tag == VAL_CUT ? PyUnicode_DecodeUTF8(start, (Py_ssize_t)length, "surrogatepass")
+                                        : PyBytes_FromStringAndSize(start, (Py_ssize_t)length);
+        PyObject *shown = part == NULL ? NULL : PyObject_Repr(part);
+        Py_XDECREF(part);
+        PyObject *text = shown == NULL ? NULL : PyUnicode_Concat(shown, str_t_ellipsis);
+        Py_XDECREF(shown);
+        int status = text == NULL ? -1 : add_cut_quoted(out, text, limit);
+        Py_XDECREF(text);
+        return status;
+    }
+    default: {  /* the rest (bytes, tuples, containers) by the Python reference */
+        PyObject *answer = PyObject_CallFunction(s->value, "On", buffer, at);
         if (answer == NULL) {
             return -1;
         }
@@ -193,11 +296,6 @@ add_value(EventReader *r, JsonText *out, PyObject *buffer, PyObject *python_valu
     }
 }
 
-typedef struct {
-    PyObject *sites, *callers, *open, *stacks, *tids, *early, *out, *value;
-    long long origin, pid;
-    Py_ssize_t limit;
-} TraceState;
 
 static void
 trace_state_clear(TraceState *s)
@@ -210,6 +308,7 @@ trace_state_clear(TraceState *s)
     Py_CLEAR(s->early);
     Py_CLEAR(s->out);
     Py_CLEAR(s->value);
+    Py_CLEAR(s->strings);
 }
 
 static int
@@ -232,7 +331,9 @@ trace_state_read(TraceState *s, PyObject *trace)
             || (str_s_head = PyUnicode_InternFromString("head")) == NULL
             || (str_s_builtin = PyUnicode_InternFromString("builtin")) == NULL
             || (str_s_suspending = PyUnicode_InternFromString("suspending")) == NULL
-            || (str_t_ellipsis = PyUnicode_InternFromString("...")) == NULL) {
+            || (str_t_ellipsis = PyUnicode_InternFromString("...")) == NULL
+            || (str_t_recording = PyUnicode_InternFromString("recording")) == NULL
+            || (str_t_strings = PyUnicode_InternFromString("strings")) == NULL) {
             return -1;
         }
     }
@@ -245,6 +346,13 @@ trace_state_read(TraceState *s, PyObject *trace)
         || (s->early = PyObject_GetAttr(trace, str_t_early)) == NULL
         || (s->out = PyObject_GetAttr(trace, str_t_out)) == NULL
         || (s->value = PyObject_GetAttr(trace, str_t_value)) == NULL) {
+        trace_state_clear(s);
+        return -1;
+    }
+    PyObject *recording = PyObject_GetAttr(trace, str_t_recording);
+    s->strings = recording == NULL ? NULL : PyObject_GetAttr(recording, str_t_strings);
+    Py_XDECREF(recording);
+    if (s->strings == NULL) {
         trace_state_clear(s);
         return -1;
     }
@@ -338,7 +446,7 @@ start_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts, PyObj
         }
         if ((Py_ssize_t)index >= named) {  /* read, not shown (as the Python loop does) */
             JsonText skipped = {NULL, 0, 0};
-            int skip = add_value(r, &skipped, buffer, s->value, s->limit);
+            int skip = add_value(r, &skipped, buffer, s);
             PyMem_Free(skipped.data);
             if (skip < 0) {
                 goto done;
@@ -349,7 +457,7 @@ start_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts, PyObj
             goto done;
         }
         Py_ssize_t before = args.size;
-        if (add_value(r, &args, buffer, s->value, s->limit) < 0) {
+        if (add_value(r, &args, buffer, s) < 0) {
             goto done;
         }
         if (PyObject_IsTrue(PyList_GET_ITEM(secret, index))) {  /* a secret-named parameter */
@@ -476,7 +584,7 @@ end_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts)
     JsonText tail = {NULL, 0, 0};
     int status = -1;
     PyObject *id = NULL;
-    if (json_text_add(&tail, ",\"result\":", 10) < 0 || add_value(r, &tail, buffer, s->value, s->limit) < 0) {
+    if (json_text_add(&tail, ",\"result\":", 10) < 0 || add_value(r, &tail, buffer, s) < 0) {
         goto done;
     }
     status = 0;

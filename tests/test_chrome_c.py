@@ -66,6 +66,7 @@ PROGRAM = textwrap.dedent('''
             leaf(n, "x" * (n % 300), password="p")
             deep(n % 12)
             leaf(-2 ** 62 + n, "\\u65e5\\u672c\\ud800 \\n\\"q\\"", 1.0 / (n + 1))
+            leaf(n, 'say "hi"' + "y" * (n % 20), "it's" * (n % 5) + "\\\\ \\t")  # quotes, escapes
         values(None, True, False, 10 ** 30, b"bytes", (1, "two", None), Point(1, 2), Thing("t"))
         values(1.5, float("nan"), -0.0, "z" * 5000, bytearray(b"ab"), {"k": "v", "password": "x"}, {1, 2}, ...)
         Thing("u").method(3, 4, 5, scale=2, more="yes")
