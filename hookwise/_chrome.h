@@ -73,11 +73,31 @@ add_cut_quoted(JsonText *out, PyObject *text, Py_ssize_t limit)
     return status;
 }
 
+/* the decimal digits of `number` at `out` (room for 21 characters); their count */
+static int
+format_integer(char *out, long long number)
+{
+    char reversed[24];
+    unsigned long long magnitude = number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
+    int count = 0, size = 0;
+    do {
+        reversed[count++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (number < 0) {
+        out[size++] = '-';
+    }
+    while (count) {
+        out[size++] = reversed[--count];
+    }
+    return size;
+}
+
 static int
 add_number(JsonText *out, long long number)
 {
     char digits[32];
-    int size = snprintf(digits, sizeof digits, "%lld", number);
+    int size = format_integer(digits, number);
     return json_text_add(out, digits, size);
 }
 
@@ -100,7 +120,12 @@ add_us(JsonText *out, long long ns)
     unsigned long long magnitude = ns < 0 ? (unsigned long long)(-ns) : (unsigned long long)ns;
     unsigned long long whole = magnitude / 1000, part = magnitude % 1000;
     char text[40];
-    int size = snprintf(text, sizeof text, "%s%llu.", ns < 0 ? "-" : "", whole);
+    int size = 0;
+    if (ns < 0) {
+        text[size++] = '-';
+    }
+    size += format_integer(text + size, (long long)whole);
+    text[size++] = '.';
     if (part == 0) {
         text[size++] = '0';
     }
@@ -164,6 +189,7 @@ add_plain_str_repr(JsonText *out, const unsigned char *text, Py_ssize_t length, 
 typedef struct {
     PyObject *sites, *callers, *open, *stacks, *tids, *early, *out, *value;
     PyObject *strings;  /* the recording's: an object's type name */
+    JsonText args, tail, slice, skipped;  /* reused by every event of a call of chrome_events */
     long long origin, pid;
     Py_ssize_t limit;
 } TraceState;
@@ -187,7 +213,7 @@ add_value(EventReader *r, JsonText *out, PyObject *buffer, TraceState *s)
     case VAL_INT: {
         long long number = ev_z(r);
         char digits[32];
-        int size = snprintf(digits, sizeof digits, "%lld", number);
+        int size = format_integer(digits, number);
         if (size <= limit) {
             return json_text_add(out, "\"", 1) < 0 || json_text_add(out, digits, size) < 0
                    || json_text_add(out, "\"", 1) < 0 ? -1 : 0;
@@ -309,6 +335,11 @@ trace_state_clear(TraceState *s)
     Py_CLEAR(s->out);
     Py_CLEAR(s->value);
     Py_CLEAR(s->strings);
+    PyMem_Free(s->args.data);
+    PyMem_Free(s->tail.data);
+    PyMem_Free(s->slice.data);
+    PyMem_Free(s->skipped.data);
+    s->args.data = s->tail.data = s->slice.data = s->skipped.data = NULL;
 }
 
 static int
@@ -424,7 +455,8 @@ start_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts, PyObj
     PyObject *names = suspending == NULL ? NULL : PyObject_GetAttr(site, str_s_names);
     PyObject *secret = names == NULL ? NULL : PyObject_GetAttr(site, str_s_secret);
     int status = -1;
-    JsonText args = {NULL, 0, 0};
+    JsonText args = s->args;  /* its buffer, written back at the end */
+    args.size = 0;
     PyObject *call = NULL;
     if (secret == NULL) {
         goto done;
@@ -445,9 +477,8 @@ start_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts, PyObj
             break;
         }
         if ((Py_ssize_t)index >= named) {  /* read, not shown (as the Python loop does) */
-            JsonText skipped = {NULL, 0, 0};
-            int skip = add_value(r, &skipped, buffer, s);
-            PyMem_Free(skipped.data);
+            s->skipped.size = 0;
+            int skip = add_value(r, &s->skipped, buffer, s);
             if (skip < 0) {
                 goto done;
             }
@@ -570,7 +601,7 @@ done:
     Py_XDECREF(names);
     Py_XDECREF(secret);
     Py_XDECREF(call);
-    PyMem_Free(args.data);
+    s->args = args;
     return status;
 }
 
@@ -581,7 +612,8 @@ end_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts)
     if (r->bad) {
         return 0;
     }
-    JsonText tail = {NULL, 0, 0};
+    JsonText tail = s->tail;  /* its buffer, written back at the end */
+    tail.size = 0;
     int status = -1;
     PyObject *id = NULL;
     if (json_text_add(&tail, ",\"result\":", 10) < 0 || add_value(r, &tail, buffer, s) < 0) {
@@ -631,9 +663,17 @@ end_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts)
     if (head == NULL) {
         goto done;
     }
-    JsonText slice = {NULL, 0, 0};
+    JsonText slice = s->slice;
+    slice.size = 0;
     char prefix[96];
-    int size = snprintf(prefix, sizeof prefix, "{\"ph\":\"X\",\"pid\":%lld,\"tid\":%lld,", s->pid, tid_number);
+    int size = 0;
+    memcpy(prefix, "{\"ph\":\"X\",\"pid\":", 16);
+    size = 16;
+    size += format_integer(prefix + size, s->pid);
+    memcpy(prefix + size, ",\"tid\":", 7);
+    size += 7;
+    size += format_integer(prefix + size, tid_number);
+    prefix[size++] = ',';
     int written = json_text_add(&slice, prefix, size) == 0 && add_str(&slice, head) == 0
                   && json_text_add(&slice, ",\"ts\":", 6) == 0 && add_us(&slice, start - s->origin) == 0
                   && json_text_add(&slice, ",\"dur\":", 7) == 0 && add_us(&slice, ts - start) == 0
@@ -642,7 +682,7 @@ end_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts)
                   && json_text_add(&slice, tail.data, tail.size) == 0 && json_text_add(&slice, "}}", 2) == 0;
     Py_DECREF(head);
     PyObject *text = written ? PyUnicode_FromStringAndSize(slice.data, slice.size) : NULL;
-    PyMem_Free(slice.data);
+    s->slice = slice;
     if (text == NULL) {
         goto done;
     }
@@ -664,7 +704,7 @@ end_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts)
     status = ok ? 1 : -1;
 done:
     Py_XDECREF(id);
-    PyMem_Free(tail.data);
+    s->tail = tail;
     return status;
 }
 

@@ -1588,6 +1588,56 @@ write_held(int fd, const char *data, Py_ssize_t size, int may_block)
     return 0;
 }
 
+/* page_layout(records, at, page) -> str, or None: hookwise.listeners._output's layout of records written
+ * from file offset `at`: each record that would cross a multiple of `page` starts at the next one instead,
+ * after spaces and a newline. None when a record is not ASCII (the Python layout then measures it). */
+static PyObject *
+py_page_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long at, page;
+    if (nargs != 3 || !PyList_Check(args[0]) || (at = PyLong_AsLongLong(args[1])) < 0
+        || (page = PyLong_AsLongLong(args[2])) <= 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "page_layout(records: list, at: int >= 0, page: int > 0)");
+        }
+        return NULL;
+    }
+    PyObject *records = args[0];
+    Py_ssize_t count = PyList_GET_SIZE(records);
+    long long position = at;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *record = PyList_GET_ITEM(records, i);
+        if (!PyUnicode_Check(record) || !PyUnicode_IS_ASCII(record)) {
+            Py_RETURN_NONE;
+        }
+        long long size = PyUnicode_GET_LENGTH(record), room = page - position % page;
+        if (size > room && room != page) {
+            position += room;
+        }
+        position += size;
+    }
+    PyObject *text = PyUnicode_New((Py_ssize_t)(position - at), 127);
+    if (text == NULL) {
+        return NULL;
+    }
+    char *out = (char *)PyUnicode_DATA(text);
+    position = at;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *record = PyList_GET_ITEM(records, i);
+        long long size = PyUnicode_GET_LENGTH(record), room = page - position % page;
+        if (size > room && room != page) {
+            memset(out, ' ', (size_t)(room - 1));
+            out[room - 1] = '\n';
+            out += room;
+            position += room;
+        }
+        memcpy(out, PyUnicode_DATA(record), (size_t)size);
+        out += size;
+        position += size;
+    }
+    return text;
+}
+
 /* write_whole(fd, data, may_block=False): see write_held. */
 static PyObject *
 py_write_whole(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -2799,6 +2849,8 @@ static PyMethodDef module_methods[] = {
     {"install_methods", install_methods, METH_O, "give a SiteBase subclass its own start/end/error descriptors"},
     {"read_at", (PyCFunction)(void (*)(void))py_read_at, METH_FASTCALL,
      "read_at(fd, size, offset): pread of a regular file, with the GIL held"},
+    {"page_layout", (PyCFunction)(void (*)(void))py_page_layout, METH_FASTCALL,
+     "page_layout(records, at, page): the records laid out so that none crosses a page (listeners._output)"},
     {"write_whole", (PyCFunction)(void (*)(void))py_write_whole, METH_FASTCALL,
      "write_whole(fd, data, may_block=False): write all of data without letting other threads run meanwhile"},
     {"saferepr", (PyCFunction)(void (*)(void))py_saferepr, METH_FASTCALL | METH_KEYWORDS,

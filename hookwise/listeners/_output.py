@@ -34,7 +34,7 @@ file through ``for_forked_child``), or raise at exit.
 import os
 import stat
 
-from .. import _originals, report, writes
+from .. import _originals, accel, report, writes
 
 # bound when the listener module is imported, which happens before any hook is
 # installed (``_originals`` has neither)
@@ -44,6 +44,7 @@ _lstat = os.lstat
 
 # the unit in which the kernel may cut a write (see above); larger pages have their edges on these too
 PAGE = 4096
+_page_layout = accel.speedups.page_layout if accel.ACTIVE else None
 
 CREATE_FLAGS = (
     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -143,8 +144,12 @@ class OutputFile:
             return False
         if not self._regular:  # a pipe or a device: nothing is left behind to read
             return self._append("".join(records).encode("utf-8", "backslashreplace"))
+        if _page_layout is not None:  # the same layout, in C, when every record is ASCII (the outputs' JSON is)
+            text = _page_layout(records, self._length, PAGE)
+            if text is not None:
+                return self._append(text.encode("ascii"))
         # laid out as text and encoded once: bytes.join lets go of the GIL past 1 MB, str.join never does;
-        # the outputs' JSON is ASCII, so a record's length is its size in the file
+        # an ASCII record's length is its size in the file
         pieces = []
         at = self._length
         for record in records:
