@@ -1588,21 +1588,26 @@ write_held(int fd, const char *data, Py_ssize_t size, int may_block)
     return 0;
 }
 
-/* page_layout(records, at, page) -> str, or None: hookwise.listeners._output's layout of records written
- * from file offset `at`: each record that would cross a multiple of `page` starts at the next one instead,
- * after spaces and a newline. None when a record is not ASCII (the Python layout then measures it). */
+/* page_layout(records, separator, at, page) -> str, or None: hookwise.listeners._output's layout of
+ * records (each followed by the separator) written from file offset `at`: each that would cross a
+ * multiple of `page` starts at the next one instead, after spaces and a newline. None when a record is
+ * not ASCII (the Python layout then measures it). */
 static PyObject *
 py_page_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     long long at, page;
-    if (nargs != 3 || !PyList_Check(args[0]) || (at = PyLong_AsLongLong(args[1])) < 0
-        || (page = PyLong_AsLongLong(args[2])) <= 0) {
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1]) || (at = PyLong_AsLongLong(args[2])) < 0
+        || (page = PyLong_AsLongLong(args[3])) <= 0) {
         if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "page_layout(records: list, at: int >= 0, page: int > 0)");
+            PyErr_SetString(PyExc_TypeError, "page_layout(records: list, separator: str, at: int >= 0, page: int > 0)");
         }
         return NULL;
     }
-    PyObject *records = args[0];
+    PyObject *records = args[0], *separator = args[1];
+    if (!PyUnicode_IS_ASCII(separator)) {
+        Py_RETURN_NONE;
+    }
+    long long separated = PyUnicode_GET_LENGTH(separator);
     Py_ssize_t count = PyList_GET_SIZE(records);
     long long position = at;
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -1610,7 +1615,7 @@ py_page_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (!PyUnicode_Check(record) || !PyUnicode_IS_ASCII(record)) {
             Py_RETURN_NONE;
         }
-        long long size = PyUnicode_GET_LENGTH(record), room = page - position % page;
+        long long size = PyUnicode_GET_LENGTH(record) + separated, room = page - position % page;
         if (size > room && room != page) {
             position += room;
         }
@@ -1624,16 +1629,17 @@ py_page_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     position = at;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *record = PyList_GET_ITEM(records, i);
-        long long size = PyUnicode_GET_LENGTH(record), room = page - position % page;
-        if (size > room && room != page) {
+        long long length = PyUnicode_GET_LENGTH(record), room = page - position % page;
+        if (length + separated > room && room != page) {
             memset(out, ' ', (size_t)(room - 1));
             out[room - 1] = '\n';
             out += room;
             position += room;
         }
-        memcpy(out, PyUnicode_DATA(record), (size_t)size);
-        out += size;
-        position += size;
+        memcpy(out, PyUnicode_DATA(record), (size_t)length);
+        memcpy(out + length, PyUnicode_DATA(separator), (size_t)separated);
+        out += length + separated;
+        position += length + separated;
     }
     return text;
 }
@@ -2850,7 +2856,7 @@ static PyMethodDef module_methods[] = {
     {"read_at", (PyCFunction)(void (*)(void))py_read_at, METH_FASTCALL,
      "read_at(fd, size, offset): pread of a regular file, with the GIL held"},
     {"page_layout", (PyCFunction)(void (*)(void))py_page_layout, METH_FASTCALL,
-     "page_layout(records, at, page): the records laid out so that none crosses a page (listeners._output)"},
+     "page_layout(records, separator, at, page): the records laid out so that none crosses a page (listeners._output)"},
     {"write_whole", (PyCFunction)(void (*)(void))py_write_whole, METH_FASTCALL,
      "write_whole(fd, data, may_block=False): write all of data without letting other threads run meanwhile"},
     {"saferepr", (PyCFunction)(void (*)(void))py_saferepr, METH_FASTCALL | METH_KEYWORDS,

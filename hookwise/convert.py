@@ -189,8 +189,7 @@ class _Chrome:
         if progress is not None:
             progress.events += len(trace.out)
         if trace.out:
-            trace.out.append("")  # each event followed by a comma, as the live trace is
-            self.output.append(",\n".join(trace.out))
+            self.output.append_records(trace.out, ",\n")  # each event followed by a comma, as the live trace is
             trace.out.clear()
 
     def close(self):

@@ -418,7 +418,7 @@ def test_a_write_cut_where_the_kernel_cuts_it_leaves_whole_records(tmp_path_fact
     per_write = [events[part::writes + 1] for part in range(writes + 1)]
     with mock.patch.object(_output, "_page_layout", _output._page_layout if in_c else None):
         for part in per_write:  # several writes, each at the offset the last left
-            output.append_records([dumps(event) + ",\n" for event in part])
+            output.append_records([dumps(event) for event in part], ",\n")
     in_order = [event for part in per_write for event in part]
     written = path.read_bytes()
 
@@ -435,7 +435,7 @@ def test_a_write_cut_where_the_kernel_cuts_it_leaves_whole_records(tmp_path_fact
 def test_records_go_through_a_pipe_unpadded(tmp_path):
     read, write = os.pipe()
     output = _output.OutputFile(write, "pipe")
-    output.append_records(["x" * 4000 + ",\n", "y" * 200 + ",\n"])
+    output.append_records(["x" * 4000, "y" * 200], ",\n")
     output.finish()
     assert os.read(read, 10_000) == b"x" * 4000 + b",\n" + b"y" * 200 + b",\n"
     os.close(read)

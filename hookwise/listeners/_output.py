@@ -137,15 +137,16 @@ class OutputFile:
             return False
         return self._append(text.encode("utf-8", "backslashreplace"))
 
-    def append_records(self, records):
-        """``append`` each of ``records`` (texts, each ending with its separator), in one write, laid out so
-        that a write cut by the death of the process leaves whole records (see the module's doc)."""
+    def append_records(self, records, separator=""):
+        """``append`` each of ``records`` (texts) followed by ``separator``, in one write, laid out so that a
+        write cut by the death of the process leaves whole records (see the module's doc)."""
         if not self.ours:
             return False
         if not self._regular:  # a pipe or a device: nothing is left behind to read
-            return self._append("".join(records).encode("utf-8", "backslashreplace"))
+            return self._append(separator.join(records).encode("utf-8", "backslashreplace") +
+                                separator.encode("utf-8", "backslashreplace") if records else b"")
         if _page_layout is not None:  # the same layout, in C, when every record is ASCII (the outputs' JSON is)
-            text = _page_layout(records, self._length, PAGE)
+            text = _page_layout(records, separator, self._length, PAGE)
             if text is not None:
                 return self._append(text.encode("ascii"))
         # laid out as text and encoded once: bytes.join lets go of the GIL past 1 MB, str.join never does;
@@ -153,6 +154,7 @@ class OutputFile:
         pieces = []
         at = self._length
         for record in records:
+            record += separator
             size = len(record) if record.isascii() else len(record.encode("utf-8", "backslashreplace"))
             room = PAGE - at % PAGE
             if size > room and room != PAGE:  # it would cross a boundary: start it at the next one

@@ -84,7 +84,7 @@ class ChromeTraceListener:
         out = self._trace.out
         if out:
             # every event is followed by a comma: the array may stay unclosed; and none is cut by a kill
-            self._output.append_records([event + ",\n" for event in out])
+            self._output.append_records(out, ",\n")
             out.clear()
 
     def _convert(self, offset, data=None):
