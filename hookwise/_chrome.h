@@ -1,6 +1,6 @@
 /* The chrome converter's common events, in C: hookwise.recording.chrome.ProcessTrace.events.
  *
- * Part of _speedups.c (after the JSON helpers). The live chrome listener converts every chunk of its
+ * Part of _speedups.c (after the JSON helpers and _recvalues.h, whose reader it reads the events with). The live chrome listener converts every chunk of its
  * recording as the run goes, and the Python loop cost 8 to 40 us per call: most of what `chrome` adds.
  *
  * chrome_events(trace, data, pos, ts, track) converts events from `pos` on, as the Python loop would,
@@ -20,40 +20,10 @@
 enum { OPEN_TS, OPEN_TRACK, OPEN_SITE, OPEN_ARGS, OPEN_CHILD_END, OPEN_MEANING, OPEN_ALONE, OPEN_THREAD, OPEN_CALL_ID,
        OPEN_RECORDED_TS, OPEN_SLOTS };
 enum { REC_START = 5, REC_END = 6 };
-enum { VAL_NONE = 0, VAL_FALSE = 1, VAL_TRUE = 2, VAL_INT = 3, VAL_FLOAT = 4, VAL_STR = 5, VAL_SHOWN = 8,
-       VAL_REDACTED = 9, VAL_OBJECT = 11, VAL_CUT = 12, VAL_BYTES_CUT = 13 };
 
 static PyObject *str_t_sites, *str_t_callers, *str_t_open, *str_t_stacks, *str_t_tids, *str_t_early, *str_t_out,
     *str_t_origin_ns, *str_t_pid, *str_t_limit, *str_t_value, *str_s_names, *str_s_secret, *str_s_head,
     *str_s_builtin, *str_s_suspending, *str_t_ellipsis, *str_t_recording, *str_t_strings;
-
-typedef struct {
-    const unsigned char *data;
-    Py_ssize_t pos, end;
-    int bad;  /* read past the end, or a number too large: the event is left to Python */
-} EventReader;
-
-static unsigned long long
-ev_u(EventReader *r)
-{
-    unsigned long long result = 0;
-    for (int shift = 0; shift < 64 && r->pos < r->end; shift += 7) {
-        unsigned char byte = r->data[r->pos++];
-        result |= (unsigned long long)(byte & 0x7F) << shift;
-        if (byte < 0x80) {
-            return result;
-        }
-    }
-    r->bad = 1;
-    return 0;
-}
-
-static long long
-ev_z(EventReader *r)
-{
-    unsigned long long n = ev_u(r);
-    return (long long)(n >> 1) ^ -(long long)(n & 1);
-}
 
 /* text (a str), cut as ProcessTrace._cut cuts it, added as a JSON string */
 static int
@@ -196,22 +166,22 @@ typedef struct {
 
 /* One value (ProcessTrace._value): its JSON text added to `out`; -1 on error. */
 static int
-add_value(EventReader *r, JsonText *out, PyObject *buffer, TraceState *s)
+add_value(ValueReader *r, JsonText *out, PyObject *buffer, TraceState *s)
 {
     Py_ssize_t limit = s->limit;
     if (r->pos >= r->end) {
-        r->bad = 1;
+        r->unread = 1;
         return 0;
     }
     Py_ssize_t at = r->pos;
     unsigned char tag = r->data[r->pos++];
     switch (tag) {
-    case VAL_NONE: return json_text_add(out, "\"None\"", 6);
-    case VAL_TRUE: return json_text_add(out, "\"True\"", 6);
-    case VAL_FALSE: return json_text_add(out, "\"False\"", 7);
-    case VAL_REDACTED: return json_text_add(out, "\"***\"", 5);
-    case VAL_INT: {
-        long long number = ev_z(r);
+    case RV_NONE: return json_text_add(out, "\"None\"", 6);
+    case RV_TRUE: return json_text_add(out, "\"True\"", 6);
+    case RV_FALSE: return json_text_add(out, "\"False\"", 7);
+    case RV_REDACTED: return json_text_add(out, "\"***\"", 5);
+    case RV_INT: {
+        long long number = rv_z(r);
         char digits[32];
         int size = format_integer(digits, number);
         if (size <= limit) {
@@ -223,14 +193,14 @@ add_value(EventReader *r, JsonText *out, PyObject *buffer, TraceState *s)
         Py_XDECREF(text);
         return status;
     }
-    case VAL_STR:
-    case VAL_SHOWN: {
-        unsigned long long length = ev_u(r);
-        if (r->bad || length > (unsigned long long)(r->end - r->pos)) {
-            r->bad = 1;
+    case RV_STR:
+    case RV_SHOWN: {
+        unsigned long long length = rv_u(r);
+        if (r->unread || length > (unsigned long long)(r->end - r->pos)) {
+            r->unread = 1;
             return 0;
         }
-        if (tag == VAL_STR && add_plain_str_repr(out, r->data + r->pos, (Py_ssize_t)length, limit)) {
+        if (tag == RV_STR && add_plain_str_repr(out, r->data + r->pos, (Py_ssize_t)length, limit)) {
             r->pos += (Py_ssize_t)length;
             return 0;
         }
@@ -239,7 +209,7 @@ add_value(EventReader *r, JsonText *out, PyObject *buffer, TraceState *s)
         if (text == NULL) {
             return -1;
         }
-        if (tag == VAL_STR) {  /* a str argument: shown as its repr */
+        if (tag == RV_STR) {  /* a str argument: shown as its repr */
             Py_SETREF(text, PyObject_Repr(text));
             if (text == NULL) {
                 return -1;
@@ -249,57 +219,33 @@ add_value(EventReader *r, JsonText *out, PyObject *buffer, TraceState *s)
         Py_DECREF(text);
         return status;
     }
-    case VAL_FLOAT: {  /* saferepr shows a float by its repr */
-        if (r->end - r->pos < 8) {
-            r->bad = 1;
-            return 0;
-        }
-#if PY_VERSION_HEX >= 0x030B0000
-        double x = PyFloat_Unpack8((const char *)r->data + r->pos, 1);
-#else
-        double x = _PyFloat_Unpack8(r->data + r->pos, 1);
-#endif
-        r->pos += 8;
-        char *digits = x == -1.0 && PyErr_Occurred() ? NULL : PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        PyObject *text = digits == NULL ? NULL : PyUnicode_FromString(digits);
-        PyMem_Free(digits);
-        int status = text == NULL ? -1 : add_cut_quoted(out, text, limit);
+    case RV_FLOAT: {  /* saferepr shows a float by its repr */
+        PyObject *number = rv_float(r);
+        PyObject *text = number == NULL ? NULL : PyObject_Repr(number);
+        Py_XDECREF(number);
+        int status = text == NULL ? (r->unread ? 0 : -1) : add_cut_quoted(out, text, limit);
         Py_XDECREF(text);
         return status;
     }
-    case VAL_OBJECT: {  /* <module.Class object at 0x...>, by its type's name */
-        unsigned long long name = ev_u(r), address = ev_u(r);
-        PyObject *key = r->bad ? NULL : PyLong_FromUnsignedLongLong(name);
+    case RV_OBJECT: {  /* <module.Class object at 0x...>, by its type's name */
+        unsigned long long name = rv_u(r), address = rv_u(r);
+        PyObject *key = r->unread ? NULL : PyLong_FromUnsignedLongLong(name);
         PyObject *type_name = key == NULL || !PyDict_Check(s->strings) ? NULL : PyDict_GetItemWithError(s->strings, key);
         Py_XDECREF(key);
         if (type_name == NULL || !PyUnicode_Check(type_name)) {  /* not read yet: the Python side refreshes */
             PyErr_Clear();
-            r->bad = 1;
+            r->unread = 1;
             return 0;
         }
-        char hex[24];
-        snprintf(hex, sizeof hex, "0x%llx", address);
-        PyObject *text = PyUnicode_FromFormat("<%U object at %s>", type_name, hex);
+        PyObject *text = rv_object_text(type_name, address);
         int status = text == NULL ? -1 : add_cut_quoted(out, text, limit);
         Py_XDECREF(text);
         return status;
     }
-    case VAL_CUT:
-    case VAL_BYTES_CUT: {  /* the first characters (bytes) of a longer str (bytes): their repr, then "..." */
-        unsigned long long length = ev_u(r);
-        if (r->bad || length > (unsigned long long)(r->end - r->pos)) {
-            r->bad = 1;
-            return 0;
-        }
-        const char *start = (const char *)r->data + r->pos;
-        r->pos += (Py_ssize_t)length;
-        PyObject *part = tag == VAL_CUT ? PyUnicode_DecodeUTF8(start, (Py_ssize_t)length, "surrogatepass")
-                                        : PyBytes_FromStringAndSize(start, (Py_ssize_t)length);
-        PyObject *shown = part == NULL ? NULL : PyObject_Repr(part);
-        Py_XDECREF(part);
-        PyObject *text = shown == NULL ? NULL : PyUnicode_Concat(shown, str_t_ellipsis);
-        Py_XDECREF(shown);
-        int status = text == NULL ? -1 : add_cut_quoted(out, text, limit);
+    case RV_CUT:
+    case RV_BYTES_CUT: {  /* the first characters (bytes) of a longer str (bytes): their repr, then "..." */
+        PyObject *text = rv_cut_text(r, tag);
+        int status = text == NULL ? (r->unread ? 0 : -1) : add_cut_quoted(out, text, limit);
         Py_XDECREF(text);
         return status;
     }
@@ -429,16 +375,16 @@ known_caller(TraceState *s, unsigned long long file, unsigned long long line, un
 
 /* 1: converted; 0: left to Python (nothing changed); -1: error */
 static int
-start_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts, PyObject *track)
+start_event(ValueReader *r, TraceState *s, PyObject *buffer, long long ts, PyObject *track)
 {
-    unsigned long long call_id = ev_u(r), site_id = ev_u(r), file_id = ev_u(r), line = ev_u(r),
-                       function_id = ev_u(r), app = ev_u(r), app_line = 0, app_function = 0;
+    unsigned long long call_id = rv_u(r), site_id = rv_u(r), file_id = rv_u(r), line = rv_u(r),
+                       function_id = rv_u(r), app = rv_u(r), app_line = 0, app_function = 0;
     if (app > 1) {
-        app_line = ev_u(r);
-        app_function = ev_u(r);
+        app_line = rv_u(r);
+        app_function = rv_u(r);
     }
-    unsigned long long task_id = ev_u(r), request = ev_u(r), count = ev_u(r);
-    if (r->bad || task_id != 0) {
+    unsigned long long task_id = rv_u(r), request = rv_u(r), count = rv_u(r);
+    if (r->unread || task_id != 0) {
         return 0;
     }
     PyObject *number = PyLong_FromUnsignedLongLong(site_id);
@@ -473,7 +419,7 @@ start_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts, PyObj
     }
     Py_ssize_t named = PyList_GET_SIZE(names);
     for (unsigned long long index = 0; index < count; index++) {
-        if (r->bad) {
+        if (r->unread) {
             break;
         }
         if ((Py_ssize_t)index >= named) {  /* read, not shown (as the Python loop does) */
@@ -502,7 +448,7 @@ start_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts, PyObj
         goto done;
     }
     status = 0;
-    if (r->bad || r->pos >= r->end || r->data[r->pos] != 0) {  /* a meaning's fields: Python's */
+    if (r->unread || r->pos >= r->end || r->data[r->pos] != 0) {  /* a meaning's fields: Python's */
         goto done;
     }
     r->pos++;
@@ -606,10 +552,10 @@ done:
 }
 
 static int
-end_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts)
+end_event(ValueReader *r, TraceState *s, PyObject *buffer, long long ts)
 {
-    unsigned long long call_id = ev_u(r);
-    if (r->bad) {
+    unsigned long long call_id = rv_u(r);
+    if (r->unread) {
         return 0;
     }
     JsonText tail = s->tail;  /* its buffer, written back at the end */
@@ -620,7 +566,7 @@ end_event(EventReader *r, TraceState *s, PyObject *buffer, long long ts)
         goto done;
     }
     status = 0;
-    if (r->bad || r->pos >= r->end || r->data[r->pos] != 0) {  /* an outcome's fields: Python's */
+    if (r->unread || r->pos >= r->end || r->data[r->pos] != 0) {  /* an outcome's fields: Python's */
         goto done;
     }
     r->pos++;
@@ -730,7 +676,7 @@ py_chrome_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&view);
         return NULL;
     }
-    EventReader r = {(const unsigned char *)view.buf, pos, view.len, 0};
+    ValueReader r = {(const unsigned char *)view.buf, pos, view.len, 0, NULL, NULL};
     int failed = 0;
     while (r.pos < r.end && state.limit >= 0) {
         Py_ssize_t event = r.pos;
@@ -739,8 +685,8 @@ py_chrome_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;  /* the chunk's end (0), an ERROR, or what Python says is wrong */
         }
         r.pos++;
-        long long at = ts + ev_z(&r);
-        int done = r.bad ? 0 : tag == REC_START ? start_event(&r, &state, args[1], at, args[4])
+        long long at = ts + rv_z(&r);
+        int done = r.unread ? 0 : tag == REC_START ? start_event(&r, &state, args[1], at, args[4])
                                                  : end_event(&r, &state, args[1], at);
         if (done <= 0) {
             r.pos = event;  /* Python converts this one (or raises what it raises for it) */

@@ -16,8 +16,8 @@ enum { RV_NONE, RV_FALSE, RV_TRUE, RV_INT, RV_FLOAT, RV_STR, RV_BYTES, RV_TUPLE,
 typedef struct {
     const unsigned char *data;
     Py_ssize_t pos, end;
-    int unread;  /* the Python reference reads this value */
-    PyObject *shown, *strings;
+    int unread;  /* the Python reference reads this value (this event, for the chrome converter) */
+    PyObject *shown, *strings;  /* read_value's arguments (unused by the chrome converter) */
 } ValueReader;
 
 static unsigned long long
@@ -36,6 +36,13 @@ rv_u(ValueReader *r)
     }
     r->unread = 1;
     return 0;
+}
+
+static long long
+rv_z(ValueReader *r)
+{
+    unsigned long long n = rv_u(r);
+    return (long long)(n >> 1) ^ -(long long)(n & 1);
 }
 
 /* the next `length` bytes (NULL, and unread, if the data ends first) */
@@ -89,6 +96,42 @@ rv_cut(PyObject *part)
     return text;
 }
 
+/* the text a cut str (RV_CUT) or cut bytes (RV_BYTES_CUT) is shown as: their repr, then "..." */
+static PyObject *
+rv_cut_text(ValueReader *r, unsigned char tag)
+{
+    if (tag == RV_CUT) {
+        return rv_cut(rv_text(r));
+    }
+    unsigned long long length = rv_u(r);
+    const char *start = rv_bytes(r, length);
+    return start == NULL ? NULL : rv_cut(PyBytes_FromStringAndSize(start, (Py_ssize_t)length));
+}
+
+static PyObject *
+rv_float(ValueReader *r)
+{
+    const char *start = rv_bytes(r, 8);
+    if (start == NULL) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    double x = PyFloat_Unpack8(start, 1);
+#else
+    double x = _PyFloat_Unpack8((const unsigned char *)start, 1);
+#endif
+    return x == -1.0 && PyErr_Occurred() ? NULL : PyFloat_FromDouble(x);
+}
+
+/* "<name object at 0x...>": how an object recorded by its type's name and address is shown */
+static PyObject *
+rv_object_text(PyObject *type_name, unsigned long long address)
+{
+    char hex[24];
+    snprintf(hex, sizeof hex, "0x%llx", address);
+    return PyUnicode_FromFormat("<%S object at %s>", type_name, hex);
+}
+
 static PyObject *rv_value(ValueReader *r, int depth);
 
 /* a sequence's or a mapping's items up to the STOP byte; NULL with unread set if it does not come */
@@ -122,18 +165,7 @@ rv_value(ValueReader *r, int depth)
         unsigned long long n = rv_u(r);
         return r->unread ? NULL : PyLong_FromLongLong((long long)(n >> 1) ^ -(long long)(n & 1));
     }
-    case RV_FLOAT: {
-        const char *start = rv_bytes(r, 8);
-        if (start == NULL) {
-            return NULL;
-        }
-#if PY_VERSION_HEX >= 0x030B0000
-        double x = PyFloat_Unpack8(start, 1);
-#else
-        double x = _PyFloat_Unpack8((const unsigned char *)start, 1);
-#endif
-        return x == -1.0 && PyErr_Occurred() ? NULL : PyFloat_FromDouble(x);
-    }
+    case RV_FLOAT: return rv_float(r);
     case RV_STR: return rv_text(r);
     case RV_BYTES: {
         unsigned long long length = rv_u(r);
@@ -193,18 +225,12 @@ rv_value(ValueReader *r, int depth)
         if (type_name == NULL) {
             return NULL;
         }
-        char hex[24];
-        snprintf(hex, sizeof hex, "0x%llx", address);
-        PyObject *text = PyUnicode_FromFormat("<%S object at %s>", type_name, hex);
+        PyObject *text = rv_object_text(type_name, address);
         Py_DECREF(type_name);
         return rv_shown(r, text);
     }
-    case RV_CUT: return rv_shown(r, rv_cut(rv_text(r)));
-    case RV_BYTES_CUT: {
-        unsigned long long length = rv_u(r);
-        const char *start = rv_bytes(r, length);
-        return start == NULL ? NULL : rv_shown(r, rv_cut(PyBytes_FromStringAndSize(start, (Py_ssize_t)length)));
-    }
+    case RV_CUT:
+    case RV_BYTES_CUT: return rv_shown(r, rv_cut_text(r, tag));
     case RV_SEQ: {
         if (r->pos >= r->end) {
             r->unread = 1;

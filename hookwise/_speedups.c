@@ -2817,8 +2817,8 @@ py_read_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return data;
 }
 
-#include "_chrome.h"
 #include "_recvalues.h"
+#include "_chrome.h"
 
 static PyObject *
 py_uses_tsc(PyObject *module, PyObject *unused)
