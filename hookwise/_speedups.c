@@ -1588,7 +1588,7 @@ write_held(int fd, const char *data, Py_ssize_t size, int may_block)
     return 0;
 }
 
-/* page_layout(records, separator, at, page) -> str, or None: hookwise.listeners._output's layout of
+/* page_layout(records, separator, at, page) -> bytes, or None: hookwise.listeners._output's layout of
  * records (each followed by the separator) written from file offset `at`: each that would cross a
  * multiple of `page` starts at the next one instead, after spaces and a newline. None when a record is
  * not ASCII (the Python layout then measures it). */
@@ -1621,11 +1621,11 @@ py_page_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         position += size;
     }
-    PyObject *text = PyUnicode_New((Py_ssize_t)(position - at), 127);
+    PyObject *text = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(position - at));
     if (text == NULL) {
         return NULL;
     }
-    char *out = (char *)PyUnicode_DATA(text);
+    char *out = PyBytes_AS_STRING(text);
     position = at;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *record = PyList_GET_ITEM(records, i);

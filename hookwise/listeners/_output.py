@@ -146,9 +146,9 @@ class OutputFile:
             return self._append(separator.join(records).encode("utf-8", "backslashreplace") +
                                 separator.encode("utf-8", "backslashreplace") if records else b"")
         if _page_layout is not None:  # the same layout, in C, when every record is ASCII (the outputs' JSON is)
-            text = _page_layout(records, separator, self._length, PAGE)
-            if text is not None:
-                return self._append(text.encode("ascii"))
+            data = _page_layout(records, separator, self._length, PAGE)  # ASCII: the file's bytes
+            if data is not None:
+                return self._append(data)
         # laid out as text and encoded once: bytes.join lets go of the GIL past 1 MB, str.join never does;
         # an ASCII record's length is its size in the file
         pieces = []
