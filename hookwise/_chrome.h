@@ -23,7 +23,7 @@ enum { REC_START = 5, REC_END = 6 };
 
 static PyObject *str_t_sites, *str_t_callers, *str_t_open, *str_t_stacks, *str_t_tids, *str_t_early, *str_t_out,
     *str_t_origin_ns, *str_t_pid, *str_t_limit, *str_t_value, *str_s_names, *str_s_secret, *str_s_head,
-    *str_s_builtin, *str_s_suspending, *str_t_ellipsis, *str_t_recording, *str_t_strings;
+    *str_s_builtin, *str_s_suspending, *str_t_recording, *str_t_strings;
 
 /* text (a str), cut as ProcessTrace._cut cuts it, added as a JSON string */
 static int
@@ -32,9 +32,7 @@ add_cut_quoted(JsonText *out, PyObject *text, Py_ssize_t limit)
     if (PyUnicode_GET_LENGTH(text) <= limit) {
         return json_text_quote(out, text);
     }
-    PyObject *part = PyUnicode_Substring(text, 0, limit - 3 > 0 ? limit - 3 : 0);
-    PyObject *cut = part == NULL ? NULL : PyUnicode_Concat(part, str_t_ellipsis);
-    Py_XDECREF(part);
+    PyObject *cut = cut_to_limit(Py_NewRef(text), limit);
     if (cut == NULL) {
         return -1;
     }
@@ -310,7 +308,6 @@ trace_state_read(TraceState *s, PyObject *trace)
             || (str_s_head = PyUnicode_InternFromString("head")) == NULL
             || (str_s_builtin = PyUnicode_InternFromString("builtin")) == NULL
             || (str_s_suspending = PyUnicode_InternFromString("suspending")) == NULL
-            || (str_t_ellipsis = PyUnicode_InternFromString("...")) == NULL
             || (str_t_recording = PyUnicode_InternFromString("recording")) == NULL
             || (str_t_strings = PyUnicode_InternFromString("strings")) == NULL) {
             return -1;

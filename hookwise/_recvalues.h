@@ -77,35 +77,15 @@ rv_shown(ValueReader *r, PyObject *text)  /* steals text */
     return shown;
 }
 
-/* repr(part) + "..." of a cut str or bytes (steals part) */
-static PyObject *
-rv_cut(PyObject *part)
-{
-    if (part == NULL) {
-        return NULL;
-    }
-    PyObject *shown = PyObject_Repr(part);
-    Py_DECREF(part);
-    if (shown == NULL) {
-        return NULL;
-    }
-    PyObject *dots = PyUnicode_FromString("...");
-    PyObject *text = dots == NULL ? NULL : PyUnicode_Concat(shown, dots);
-    Py_XDECREF(dots);
-    Py_DECREF(shown);
-    return text;
-}
-
-/* the text a cut str (RV_CUT) or cut bytes (RV_BYTES_CUT) is shown as: their repr, then "..." */
 static PyObject *
 rv_cut_text(ValueReader *r, unsigned char tag)
 {
     if (tag == RV_CUT) {
-        return rv_cut(rv_text(r));
+        return repr_then_ellipsis(rv_text(r));
     }
     unsigned long long length = rv_u(r);
     const char *start = rv_bytes(r, length);
-    return start == NULL ? NULL : rv_cut(PyBytes_FromStringAndSize(start, (Py_ssize_t)length));
+    return start == NULL ? NULL : repr_then_ellipsis(PyBytes_FromStringAndSize(start, (Py_ssize_t)length));
 }
 
 static PyObject *
@@ -134,7 +114,7 @@ rv_object_text(PyObject *type_name, unsigned long long address)
 
 static PyObject *rv_value(ValueReader *r, int depth);
 
-/* a sequence's or a mapping's items up to the STOP byte; NULL with unread set if it does not come */
+/* 1 at a sequence's or a mapping's STOP byte (read past), 0 before an item, -1 (unread) where the data ends */
 static int
 rv_at_stop(ValueReader *r)
 {
@@ -147,6 +127,18 @@ rv_at_stop(ValueReader *r)
         return 1;
     }
     return 0;
+}
+
+/* 1 while a sequence's or a mapping's items go on; 0 at its STOP byte (read past), or where the data
+ * ends first (then *items is cleared, and the value unread) */
+static int
+rv_more(ValueReader *r, PyObject **items)
+{
+    int stop = rv_at_stop(r);
+    if (stop < 0) {
+        Py_CLEAR(*items);
+    }
+    return stop == 0;
 }
 
 static PyObject *
@@ -238,14 +230,7 @@ rv_value(ValueReader *r, int depth)
         }
         int as_tuple = r->data[r->pos++] == 1;
         PyObject *items = PyList_New(0);
-        while (items != NULL) {
-            int stop = rv_at_stop(r);
-            if (stop != 0) {
-                if (stop < 0) {
-                    Py_CLEAR(items);
-                }
-                break;
-            }
+        while (items != NULL && rv_more(r, &items)) {
             PyObject *item = rv_value(r, depth + 1);
             if (item == NULL || PyList_Append(items, item) < 0) {
                 Py_CLEAR(items);
@@ -259,14 +244,7 @@ rv_value(ValueReader *r, int depth)
     }
     case RV_MAP: {
         PyObject *items = PyDict_New();
-        while (items != NULL) {
-            int stop = rv_at_stop(r);
-            if (stop != 0) {
-                if (stop < 0) {
-                    Py_CLEAR(items);
-                }
-                break;
-            }
+        while (items != NULL && rv_more(r, &items)) {
             PyObject *key;
             if (r->data[r->pos] == RV_STOP_KEY) {  /* stands for the rest: equal to no other key */
                 r->pos++;

@@ -169,6 +169,50 @@ sr_may_hold_secret(PyObject *text, Py_ssize_t n, PyObject *secret)
     return 0;
 }
 
+/* text + "...", stealing text (which may be NULL: an error already set); "..." made once, here, so that
+ * the recording's readers (_recvalues.h, _chrome.h) need no configured saferepr */
+static PyObject *
+then_ellipsis(PyObject *text)
+{
+    static PyObject *dots = NULL;
+    if (text == NULL) {
+        return NULL;
+    }
+    if (dots == NULL && (dots = PyUnicode_InternFromString("...")) == NULL) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    PyObject *joined = PyUnicode_Concat(text, dots);
+    Py_DECREF(text);
+    return joined;
+}
+
+/* repr(part) + "...": how the first characters (bytes) of a longer str (bytes) are shown, here and in a
+ * recording read back (_recvalues.h). Steals `part`, which may be NULL (an error already set). */
+static PyObject *
+repr_then_ellipsis(PyObject *part)
+{
+    if (part == NULL) {
+        return NULL;
+    }
+    PyObject *shown = PyObject_Repr(part);
+    Py_DECREF(part);
+    return then_ellipsis(shown);
+}
+
+/* a shown text cut to `limit` characters as saferepr cuts it: its first limit - 3, then "..." (steals text;
+ * the chrome converter cuts with it too) */
+static PyObject *
+cut_to_limit(PyObject *text, Py_ssize_t limit)
+{
+    if (!PyUnicode_Check(text) || PyUnicode_GET_LENGTH(text) <= limit) {
+        return text;
+    }
+    PyObject *part = PyUnicode_Substring(text, 0, limit >= 3 ? limit - 3 : 0);
+    Py_DECREF(text);
+    return then_ellipsis(part);
+}
+
 /* repr(text), or repr(text[:limit]) + "..." when it is longer: a str or bytes, exact. */
 static PyObject *
 sr_text(PyObject *value, Py_ssize_t limit, Py_ssize_t depth, PyObject *secret, PyObject *user_reprs)
@@ -186,19 +230,8 @@ sr_text(PyObject *value, Py_ssize_t limit, Py_ssize_t depth, PyObject *secret, P
     if (!cut) {
         return PyObject_Repr(value);
     }
-    PyObject *part = is_bytes ? PyBytes_FromStringAndSize(PyBytes_AS_STRING(value), limit)
-                              : PyUnicode_Substring(value, 0, limit);
-    if (part == NULL) {
-        return NULL;
-    }
-    PyObject *shown = PyObject_Repr(part);
-    Py_DECREF(part);
-    if (shown == NULL) {
-        return NULL;
-    }
-    PyObject *text = PyUnicode_Concat(shown, sr_ellipsis);
-    Py_DECREF(shown);
-    return text;
+    return repr_then_ellipsis(is_bytes ? PyBytes_FromStringAndSize(PyBytes_AS_STRING(value), limit)
+                                       : PyUnicode_Substring(value, 0, limit));
 }
 
 /* One dict entry as the reference's f-string writes it: "key: value", or "key: '***'" for a secret key. */
@@ -704,17 +737,7 @@ sr_saferepr(PyObject *value, Py_ssize_t limit, PyObject *secret, PyObject *user_
             return NULL;
         }
     }
-    if (!PyUnicode_Check(text) || PyUnicode_GET_LENGTH(text) <= limit) {
-        return text;
-    }
-    PyObject *part = PyUnicode_Substring(text, 0, limit >= 3 ? limit - 3 : 0);
-    Py_DECREF(text);
-    if (part == NULL) {
-        return NULL;
-    }
-    PyObject *cut = PyUnicode_Concat(part, sr_ellipsis);
-    Py_DECREF(part);
-    return cut;
+    return cut_to_limit(text, limit);
 }
 
 /* saferepr(value, limit=DEFAULT_LIMIT, secret=None, user_reprs=False) */
