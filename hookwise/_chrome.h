@@ -155,6 +155,8 @@ add_plain_str_repr(JsonText *out, const unsigned char *text, Py_ssize_t length, 
 }
 
 typedef struct {
+    PyObject *trace;  /* the ProcessTrace (borrowed): its state is read at the first event that needs it */
+    int ready;
     PyObject *sites, *callers, *open, *stacks, *tids, *early, *out, *value;
     PyObject *strings;  /* the recording's: an object's type name */
     JsonText args, tail, slice, skipped;  /* reused by every event of a call of chrome_events */
@@ -288,9 +290,16 @@ trace_state_clear(TraceState *s)
     s->args.data = s->tail.data = s->slice.data = s->skipped.data = NULL;
 }
 
+/* Read the trace's state, once per call of chrome_events and only when an event needs it (a chunk of
+ * calls in asyncio tasks hands each event to Python: each would pay for a read it does not use).
+ * 1: ready; 0: a state this code does not convert with (the Python loop does); -1: error. */
 static int
-trace_state_read(TraceState *s, PyObject *trace)
+trace_state_ready(TraceState *s)
 {
+    if (s->ready) {
+        return s->limit >= 0;
+    }
+    PyObject *trace = s->trace;
     if (str_t_sites == NULL) {
         if ((str_t_sites = PyUnicode_InternFromString("_sites")) == NULL
             || (str_t_callers = PyUnicode_InternFromString("_callers")) == NULL
@@ -313,7 +322,7 @@ trace_state_read(TraceState *s, PyObject *trace)
             return -1;
         }
     }
-    memset(s, 0, sizeof *s);
+    s->ready = 1;
     if ((s->sites = PyObject_GetAttr(trace, str_t_sites)) == NULL
         || (s->callers = PyObject_GetAttr(trace, str_t_callers)) == NULL
         || (s->open = PyObject_GetAttr(trace, str_t_open)) == NULL
@@ -351,7 +360,7 @@ trace_state_read(TraceState *s, PyObject *trace)
         trace_state_clear(s);
         return -1;
     }
-    return 0;
+    return s->limit >= 0;
 }
 
 /* callers[(file, line, function)], borrowed; NULL (no error) when it was not rendered yet */
@@ -394,6 +403,10 @@ start_event(ValueReader *r, TraceState *s, PyObject *buffer, long long ts, PyObj
     unsigned long long task_id = rv_u(r), request = rv_u(r), count = rv_u(r);
     if (r->unread || task_id != 0) {
         return 0;
+    }
+    int ready = trace_state_ready(s);
+    if (ready <= 0) {
+        return ready;
     }
     PyObject *number = PyLong_FromUnsignedLongLong(site_id);
     if (number == NULL) {
@@ -566,24 +579,19 @@ end_event(ValueReader *r, TraceState *s, PyObject *buffer, long long ts)
     if (r->unread) {
         return 0;
     }
+    int ready = trace_state_ready(s);
+    if (ready <= 0) {
+        return ready;
+    }
+    PyObject *id = PyLong_FromUnsignedLongLong(call_id);
+    if (id == NULL) {
+        return -1;
+    }
     JsonText tail = s->tail;  /* its buffer, written back at the end */
     tail.size = 0;
-    int status = -1;
-    PyObject *id = NULL;
-    if (json_text_add(&tail, ",\"result\":", 10) < 0 || add_value(r, &tail, buffer, s) < 0) {
-        goto done;
-    }
-    status = 0;
-    if (r->unread || r->pos >= r->end || r->data[r->pos] != 0) {  /* an outcome's fields: Python's */
-        goto done;
-    }
-    r->pos++;
-    status = -1;
-    if ((id = PyLong_FromUnsignedLongLong(call_id)) == NULL) {
-        goto done;
-    }
+    int status = 0;
+    /* first whether its slice is this code's to write (before its result is rendered for nothing) */
     PyObject *call = PyDict_GetItemWithError(s->open, id);  /* borrowed */
-    status = 0;
     if (call == NULL || !PyList_Check(call) || PyList_GET_SIZE(call) != OPEN_SLOTS) {
         status = PyErr_Occurred() ? -1 : 0;
         goto done;
@@ -611,6 +619,16 @@ end_event(ValueReader *r, TraceState *s, PyObject *buffer, long long ts)
     if (child_end > ts) {  /* a child ended after it (bounds kept): Python's _end */
         goto done;
     }
+    /* then its result, and no outcome's fields (Python's) */
+    status = -1;
+    if (json_text_add(&tail, ",\"result\":", 10) < 0 || add_value(r, &tail, buffer, s) < 0) {
+        goto done;
+    }
+    status = 0;
+    if (r->unread || r->pos >= r->end || r->data[r->pos] != 0) {
+        goto done;
+    }
+    r->pos++;
     /* from here on the event is this code's: the slice is written */
     status = -1;
     PyObject *head = PyObject_GetAttr(PyList_GET_ITEM(call, OPEN_SITE), str_s_head);
@@ -680,13 +698,11 @@ py_chrome_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     TraceState state;
-    if (trace_state_read(&state, args[0]) < 0) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
+    memset(&state, 0, sizeof state);
+    state.trace = args[0];
     ValueReader r = {(const unsigned char *)view.buf, pos, view.len, 0, NULL, NULL};
     int failed = 0;
-    while (r.pos < r.end && state.limit >= 0) {
+    while (r.pos < r.end) {
         Py_ssize_t event = r.pos;
         unsigned char tag = r.data[r.pos];
         if (tag != REC_START && tag != REC_END) {

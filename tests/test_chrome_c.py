@@ -20,6 +20,7 @@ import pytest
 from helpers import clean_env, run_driver
 from hookwise import _speedups, convert
 from hookwise.recording import chrome
+from hookwise.recording import format as fmt
 
 PROGRAM = textwrap.dedent('''
     import asyncio, os, sqlite3, sys, threading
@@ -141,7 +142,8 @@ def test_calls_left_open_by_a_killed_process_end_alike(tmp_path, monkeypatch):
 
 
 def test_what_is_not_a_trace_is_refused():
+    # the trace is read at the first event that needs it (here an END: its open call is looked up)
     with pytest.raises(AttributeError, match="_sites"):
-        _speedups.chrome_events(object(), b"", 0, 0, ((1, 0), None))
+        _speedups.chrome_events(object(), bytes([fmt.END, 0, 1]), 0, 0, ((1, 0), None))
     with pytest.raises(TypeError, match="chrome_events"):
         _speedups.chrome_events(object(), b"", 0, 0)

@@ -252,11 +252,21 @@ class ProcessTrace:
         origin, pid, append, limit = self.origin_ns, self.pid, self.out.append, self.limit
         pos, end = _HEADER, len(data)
         common, thread_track = _common_events, (lane, None)
+        # events this loop converts before the C path is asked again: none while it converts, more and more
+        # while it takes none (a chunk of calls in asyncio tasks, which it leaves to this loop, each of them)
+        skip, backoff = 0, 1
         while pos < end:
-            if common is not None:
+            if skip:
+                skip -= 1
+            elif common is not None:
+                before = pos
                 pos, ts = common(self, data, pos, ts, thread_track)
                 if pos >= end:
                     break
+                if pos == before:
+                    skip, backoff = backoff, min(backoff * 2, 64)
+                else:
+                    backoff = 1
             tag = data[pos]
             if not tag:
                 break
