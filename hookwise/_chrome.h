@@ -198,16 +198,14 @@ add_value(ValueReader *r, JsonText *out, PyObject *buffer, TraceState *s)
     case RV_STR:
     case RV_SHOWN: {
         unsigned long long length = rv_u(r);
-        if (r->unread || length > (unsigned long long)(r->end - r->pos)) {
-            r->unread = 1;
+        const char *start = rv_bytes(r, length);
+        if (start == NULL) {
             return 0;
         }
-        if (tag == RV_STR && add_plain_str_repr(out, r->data + r->pos, (Py_ssize_t)length, limit)) {
-            r->pos += (Py_ssize_t)length;
+        if (tag == RV_STR && add_plain_str_repr(out, (const unsigned char *)start, (Py_ssize_t)length, limit)) {
             return 0;
         }
-        PyObject *text = PyUnicode_DecodeUTF8((const char *)r->data + r->pos, (Py_ssize_t)length, "surrogatepass");
-        r->pos += (Py_ssize_t)length;
+        PyObject *text = PyUnicode_DecodeUTF8(start, (Py_ssize_t)length, "surrogatepass");
         if (text == NULL) {
             return -1;
         }
