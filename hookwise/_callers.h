@@ -5,13 +5,16 @@
  * call, and the Python walk was a seventh of a jsonl run (the email workload:
  * sys._getframe, a frame object per frame walked, a tuple per lookup).
  *
- * hookwise/call.py stays the reference and keeps every case but one: a
- * rewritten function (its Site finds its frame by its code, `frame_running`)
- * whose caller's place is known. This file reads the same caches as the
- * Python code (call._places, call._library_files) and asks the Python
+ * hookwise/call.py stays the reference and keeps every case but three: a
+ * rewritten function (its Site finds its frame by its code, `frame_running`),
+ * a site whose frame is the innermost running one of a set of codes
+ * (call.frames_by_codes: a request's, found at the server's hand-over), and a
+ * C wrapper's call (its site has no code: the wrapper kept its caller's
+ * frame; sqlite3's methods, `os.system`). This file reads the same caches as
+ * the Python code (call._places, call._library_files) and asks the Python
  * functions to fill them (call._place, call.is_library_file), so both give one
- * answer from one set of Caller objects. Anything else (a C wrapper's kept
- * frame, an audit site, an error) goes to the Python function.
+ * answer from one set of Caller objects. Anything else (an audit site, an
+ * error) goes to the Python function.
  */
 
 #include <frameobject.h>  /* 3.10: the frame struct (f_lasti, f_globals), PyFrame_GetBack */
@@ -22,6 +25,7 @@ static PyObject *callers_library_files = NULL;  /* hookwise.call._library_files:
 static PyObject *callers_is_library_file = NULL;
 static PyObject *callers_frame_running = NULL;  /* hookwise.call.frame_running: Site.hooked_frame's walk */
 static Py_ssize_t callers_reach = 1000;         /* hookwise.call.APP_CALLER_REACH */
+static PyObject *callers_frames_by_codes = NULL; /* hookwise.call.frames_by_codes: hooked_frame -> set of codes */
 static PyObject *str_code_attr = NULL, *str_hooked_frame = NULL;
 
 /* 1 when the frame runs in the globals of one of hookwise's stand-ins (_state.stand_ins: their ids) */
@@ -95,6 +99,56 @@ frame_calling(PyObject *code, int *failed)
     return past_stand_ins(frame, failed);
 }
 
+/* 1 when `code` is library code (hookwise.call.is_library_file of its file), 0 when it is the application's,
+ * -1 on error. `library_files` caches the verdicts (filename -> bool); is_library(filename) decides a new file. */
+static int
+runs_library_code(PyCodeObject *code, PyObject *library_files, PyObject *is_library)
+{
+    PyObject *filename = Py_NewRef(code->co_filename);
+    PyObject *known = PyDict_GetItemWithError(library_files, filename); /* borrowed */
+    int library;
+    if (known != NULL) {
+        library = PyObject_IsTrue(known);
+    }
+    else if (PyErr_Occurred()) {
+        library = -1;
+    }
+    else {
+        PyObject *answer = PyObject_CallOneArg(is_library, filename);
+        library = answer == NULL ? -1 : PyObject_IsTrue(answer);
+        Py_XDECREF(answer);
+    }
+    Py_DECREF(filename);
+    return library;
+}
+
+/* The frame that called the innermost frame running one of `codes` (a set), past the stand-ins: a new
+ * reference, or NULL if there is none (*failed set as past_stand_ins sets it, or on an error, cleared) */
+static PyFrameObject *
+frame_calling_one_of(PyObject *codes, int *failed)
+{
+    PyFrameObject *frame = PyEval_GetFrame();
+    Py_XINCREF(frame);
+    while (frame != NULL) {
+        PyCodeObject *running = PyFrame_GetCode(frame);
+        int found = PySet_Contains(codes, (PyObject *)running);
+        Py_DECREF(running);
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+        if (found != 0) {
+            if (found < 0) {
+                PyErr_Clear();
+                Py_XDECREF(frame);
+                *failed = 1;
+                return NULL;
+            }
+            break;
+        }
+    }
+    return past_stand_ins(frame, failed);
+}
+
 /* The first frame from `frame` (borrowed, may be NULL) outwards whose file is the application's, looking
  * through at most `reach` frames: a new reference, Py_None if there is none so near, NULL on error.
  * `library_files` caches the verdicts (filename -> bool); is_library(filename) decides a new file. */
@@ -104,22 +158,8 @@ first_app_frame(PyFrameObject *frame, PyObject *library_files, PyObject *is_libr
     Py_XINCREF(frame);
     for (Py_ssize_t i = 0; i < reach && frame != NULL; i++) {
         PyCodeObject *code = PyFrame_GetCode(frame);
-        PyObject *filename = Py_NewRef(code->co_filename);
+        int library = runs_library_code(code, library_files, is_library);
         Py_DECREF(code);
-        PyObject *known = PyDict_GetItemWithError(library_files, filename); /* borrowed */
-        int library;
-        if (known != NULL) {
-            library = PyObject_IsTrue(known);
-        }
-        else if (PyErr_Occurred()) {
-            library = -1;
-        }
-        else {
-            PyObject *answer = PyObject_CallOneArg(is_library, filename);
-            library = answer == NULL ? -1 : PyObject_IsTrue(answer);
-            Py_XDECREF(answer);
-        }
-        Py_DECREF(filename);
         if (library <= 0) {
             if (library < 0) {
                 Py_DECREF(frame);
@@ -175,7 +215,7 @@ place_of(PyFrameObject *frame)
     return known;
 }
 
-/* (caller, app_caller) of a call made now: callers_of's answer, in C for a rewritten function's call,
+/* (caller, app_caller) of a call made now: callers_of's answer, in C for a rewritten function's or a C wrapper's call,
  * from the Python function otherwise */
 static PyObject *
 callers_now(CallObject *self, PyObject *python_callers_of)
@@ -184,17 +224,31 @@ callers_now(CallObject *self, PyObject *python_callers_of)
         return call_helper(python_callers_of, self);
     }
     PyObject *code = PyObject_GetAttr(self->site, str_code_attr);
-    PyObject *how = code == NULL ? NULL : PyObject_GetAttr((PyObject *)Py_TYPE(self->site), str_hooked_frame);
-    int ours = how != NULL && how == callers_frame_running && code != Py_None;
-    Py_XDECREF(how);
-    if (!ours) {
+    if (code == NULL) {
         PyErr_Clear();
-        Py_XDECREF(code);
         return call_helper(python_callers_of, self);
     }
     int failed = 0;
-    PyFrameObject *frame = frame_calling(code, &failed);
-    Py_DECREF(code);
+    PyFrameObject *frame;
+    if (code == Py_None) {
+        /* a C wrapper has no frame of its own: it kept its caller's (call._caller_frame) */
+        Py_DECREF(code);
+        frame = past_stand_ins((PyFrameObject *)Py_XNewRef(self->frame), &failed);
+    }
+    else {
+        PyObject *how = PyObject_GetAttr((PyObject *)Py_TYPE(self->site), str_hooked_frame);
+        PyObject *codes = how == NULL || how == callers_frame_running ? NULL
+                          : PyDict_GetItemWithError(callers_frames_by_codes, how); /* borrowed */
+        int ours = how != NULL && (how == callers_frame_running || (codes != NULL && PyAnySet_Check(codes)));
+        Py_XDECREF(how);
+        if (!ours) {
+            PyErr_Clear();
+            Py_DECREF(code);
+            return call_helper(python_callers_of, self);
+        }
+        frame = codes != NULL ? frame_calling_one_of(codes, &failed) : frame_calling(code, &failed);
+        Py_DECREF(code);
+    }
     if (failed) {
         return call_helper(python_callers_of, self);
     }
@@ -235,14 +289,106 @@ callers_now(CallObject *self, PyObject *python_callers_of)
     return result;
 }
 
-/* configure(callers_c=(places, place, library_files, is_library_file, frame_running, reach)) */
+/* --- an SQL statement (or outgoing request) made inside a reported one of the same meaning --- */
+
+/* hookwise.semantics.inside_a_statement in C: 1 when `frame` (borrowed, may be NULL), the caller of a call
+ * meaning `name`, runs inside a reported call of that meaning, through library code only; 0 when not; -1
+ * on error. `statement_codes` is semantics._statement_codes (code object -> its site). The Python
+ * function stays the reference (the pure-Python runtime runs it); this one reads frames without the
+ * audit event Python raises for each f_code it reads. */
+static int
+inside_a_statement(PyFrameObject *frame, PyObject *name, PyObject *statement_codes, PyObject *library_files,
+                   PyObject *is_library)
+{
+    Py_XINCREF(frame);
+    int answer = 0;
+    while (frame != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        PyObject *site = PyDict_GetItemWithError(statement_codes, (PyObject *)code); /* borrowed */
+        if (site != NULL) {
+            Py_INCREF(site);
+            PyObject *semantic = PyObject_GetAttrString(site, "semantic");
+            PyObject *its_name = semantic == NULL ? NULL : PyObject_GetAttrString(semantic, "name");
+            int same = its_name == NULL ? -1 : PyObject_RichCompareBool(its_name, name, Py_EQ);
+            PyObject *on = same > 0 ? PyObject_GetAttrString(site, "on") : NULL;
+            if (same != 0) {  /* a call of this meaning: part of it when it reports */
+                answer = same < 0 || on == NULL ? -1 : PyObject_IsTrue(on);
+            }
+            Py_XDECREF(on);
+            Py_XDECREF(its_name);
+            Py_XDECREF(semantic);
+            Py_DECREF(site);
+            if (same != 0) {
+                Py_DECREF(code);
+                break;
+            }
+        }
+        else if (PyErr_Occurred()) {
+            Py_DECREF(code);
+            answer = -1;
+            break;
+        }
+        int library = runs_library_code(code, library_files, is_library);
+        Py_DECREF(code);
+        if (library <= 0) {  /* the application's own code: what it runs is its own statement */
+            answer = library;
+            break;
+        }
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_XDECREF(frame);
+    return answer;
+}
+
+/* 1 when `frame` runs with `globals` as its globals */
+static int
+frame_runs_in(PyFrameObject *frame, PyObject *globals)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *its = PyFrame_GetGlobals(frame);
+    Py_XDECREF(its);  /* only compared */
+#else
+    PyObject *its = frame->f_globals;
+#endif
+    return its == globals;
+}
+
+/* loader.wrappers.statement_skip's test, for the C wrapper's skip: `other` (None, or the default set's
+ * filter) first, then inside_a_statement from the wrapper's caller, past the frames running in
+ * `own_globals` (loader/wrappers.py's: a pure-Python wrapper around it). */
+static int
+statement_skip(PyObject *other, PyObject *name, PyObject *own_globals, PyObject *statement_codes,
+               PyObject *library_files, PyObject *is_library, PyObject *caller_globals, PyObject *first_argument)
+{
+    if (other != Py_None) {
+        PyObject *answer = PyObject_CallFunctionObjArgs(other, caller_globals, first_argument, NULL);
+        int skipped = answer == NULL ? -1 : PyObject_IsTrue(answer);
+        Py_XDECREF(answer);
+        if (skipped != 0) {
+            return skipped;
+        }
+    }
+    PyFrameObject *frame = (PyFrameObject *)Py_XNewRef(PyEval_GetFrame()); /* the C wrapper's caller */
+    while (frame != NULL && frame_runs_in(frame, own_globals)) {
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    int inside = inside_a_statement(frame, name, statement_codes, library_files, is_library);
+    Py_XDECREF(frame);
+    return inside;
+}
+
+/* configure(callers_c=(places, place, library_files, is_library_file, frame_running, reach, frames_by_codes)) */
 static int
 configure_callers(PyObject *parts)
 {
-    PyObject *places, *place, *library_files, *is_library_file, *frame_running;
+    PyObject *places, *place, *library_files, *is_library_file, *frame_running, *frames_by_codes;
     Py_ssize_t reach;
-    if (!PyArg_ParseTuple(parts, "O!OO!OOn", &PyDict_Type, &places, &place, &PyDict_Type, &library_files,
-                          &is_library_file, &frame_running, &reach)) {
+    if (!PyArg_ParseTuple(parts, "O!OO!OOnO!", &PyDict_Type, &places, &place, &PyDict_Type, &library_files,
+                          &is_library_file, &frame_running, &reach, &PyDict_Type, &frames_by_codes)) {
         return -1;
     }
     if ((str_code_attr == NULL && (str_code_attr = PyUnicode_InternFromString("code")) == NULL)
@@ -254,6 +400,7 @@ configure_callers(PyObject *parts)
     Py_XSETREF(callers_is_library_file, Py_NewRef(is_library_file));
     Py_XSETREF(callers_frame_running, Py_NewRef(frame_running));
     callers_reach = reach;
+    Py_XSETREF(callers_frames_by_codes, Py_NewRef(frames_by_codes));
     Py_XSETREF(callers_places, Py_NewRef(places)); /* last: its presence turns the C path on */
     return 0;
 }

@@ -2826,6 +2826,37 @@ py_uses_tsc(PyObject *module, PyObject *unused)
     return PyBool_FromLong(use_tsc);
 }
 
+/* inside_a_statement(frame, name, statement_codes, library_files, is_library_file): hookwise.semantics'
+ * test (see _callers.h) */
+static PyObject *
+py_inside_a_statement(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || (args[0] != Py_None && !PyFrame_Check(args[0])) || !PyDict_Check(args[2])
+        || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "inside_a_statement(frame, name, statement_codes: dict, library_files: dict, is_library_file)");
+        return NULL;
+    }
+    int inside = inside_a_statement(args[0] == Py_None ? NULL : (PyFrameObject *)args[0], args[1], args[2], args[3],
+                                    args[4]);
+    return inside < 0 ? NULL : PyBool_FromLong(inside);
+}
+
+/* statement_skip(other, name, own_globals, statement_codes, library_files, is_library_file, caller_globals,
+ * first_argument): the C wrapper's skip for a statement's site (loader.wrappers.statement_skip binds the
+ * first six) */
+static PyObject *
+py_statement_skip(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8 || !PyDict_Check(args[3]) || !PyDict_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "statement_skip(other, name, own_globals, statement_codes: dict, "
+                                         "library_files: dict, is_library_file, caller_globals, first_argument)");
+        return NULL;
+    }
+    int skipped = statement_skip(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]);
+    return skipped < 0 ? NULL : PyBool_FromLong(skipped);
+}
+
 /* first_app_frame(frame, library_files, is_library_file, reach): the first frame from `frame` outwards
  * whose file is the application's, looking through at most `reach` frames; None if there is none so near.
  * hookwise.call.callers_of's walk for app_caller: library_files is its cache (filename -> bool) and
@@ -2867,6 +2898,11 @@ static PyMethodDef module_methods[] = {
      "configure_saferepr(py_repr, py_saferepr, ways, record_fields, shown_type, default_limit): what the C saferepr hands over"},
     {"read_secret_verdicts", py_read_secret_verdicts, METH_O,
      "read_secret_verdicts(Render.is_secret): saferepr reads the verdicts that rule keeps instead of calling it"},
+    {"inside_a_statement", (PyCFunction)(void (*)(void))py_inside_a_statement, METH_FASTCALL,
+     "inside_a_statement(frame, name, statement_codes, library_files, is_library_file): hookwise.semantics' test"},
+    {"statement_skip", (PyCFunction)(void (*)(void))py_statement_skip, METH_FASTCALL,
+     "statement_skip(other, name, own_globals, statement_codes, library_files, is_library_file, caller_globals, "
+     "first_argument): the C wrapper's skip for a statement's site"},
     {"first_app_frame", (PyCFunction)(void (*)(void))py_first_app_frame, METH_FASTCALL,
      "first_app_frame(frame, library_files, is_library_file, reach): app_caller's walk (hookwise.call.callers_of)"},
     {"json_reprs", (PyCFunction)(void (*)(void))py_json_reprs, METH_FASTCALL,

@@ -168,7 +168,13 @@ def callers_of(call):
 def callers_in_c():
     """What the C accelerator's twin of ``callers_of`` reads (hookwise/_callers.h): the caches it shares
     with this module, the functions that fill them, the walk it stands for and the reach."""
-    return (_places, _place, _library_files, is_library_file, frame_running, APP_CALLER_REACH)
+    return (_places, _place, _library_files, is_library_file, frame_running, APP_CALLER_REACH, frames_by_codes)
+
+
+frames_by_codes = {}
+"""A Site class's ``hooked_frame`` -> the code objects it looks for: a hooked frame found as the innermost
+frame running one of them (``web.RequestSite``'s hand-overs). The C accelerator walks to it itself; the
+Python ``hooked_frame`` stays the reference and must do just that."""
 
 
 def _place(frame):

@@ -22,9 +22,11 @@ is the name its end fields go under (``sql``, ``response``).
 Read them during the callbacks: they look at the cursor as it is then.
 """
 
+from _functools import partial as _partial
 from _weakref import ref as _weakref
 
-from .call import is_library_file
+from . import accel
+from .call import _library_files, is_library_file
 from .redaction import REDACTED, redact_credentials, redact_text
 from .saferepr import safestr
 
@@ -531,6 +533,13 @@ def inside_a_statement(frame, name="sql"):
     reports, the call is part of it. A call the program makes itself costs
     one lookup.
     """
+    if _inside_in_c is not None:
+        return _inside_in_c(frame, name, _statement_codes, _library_files, is_library_file)
+    return _inside_a_statement_in_python(frame, name)
+
+
+def _inside_a_statement_in_python(frame, name):
+    # the reference: the accelerator's twin (hookwise/_callers.h) reads the frames without an audit event each
     while frame is not None:
         site = _statement_codes.get(frame.f_code)
         if site is not None and site.semantic.name == name:
@@ -539,6 +548,15 @@ def inside_a_statement(frame, name="sql"):
             return False  # the application's own code: what it runs is its own statement
         frame = frame.f_back
     return False
+
+
+_inside_in_c = accel.speedups.inside_a_statement if accel.ACTIVE else None
+
+
+def statement_skip_in_c(other, name, own_globals):
+    """The C wrapper's ``skip`` for a statement's site, all in C (loader.wrappers.statement_skip)."""
+    return _partial(accel.speedups.statement_skip, other, name, own_globals, _statement_codes, _library_files,
+                    is_library_file)
 
 
 def start_fields(call, render):

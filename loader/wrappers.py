@@ -228,19 +228,13 @@ def _python_wrapper(site, original, adjust, skip=None):
 def statement_skip(other=None, name="sql"):
     """The C wrapper's ``skip`` for a statement's site: ``runtime.StatementSite.start``'s test, which it bypasses.
 
-    (The pure wrapper calls ``site.start``, which makes the test itself.)
-    ``other``: a skip the wrapper has anyway (the default set's filter).
+    (The pure wrapper calls ``site.start``, which makes the test itself.) Made
+    in C (``hookwise.semantics.statement_skip_in_c``): it runs before every
+    call of the wrapped method, and reads frames without a Python frame of its
+    own or an audit event per frame. ``other``: a skip the wrapper has anyway
+    (the default set's filter), asked first.
     """
-
-    def skip(caller_globals, first_argument):
-        if other is not None and other(caller_globals, first_argument):
-            return True
-        frame = _getframe(1)  # the C wrapper has no frame: the caller's, past this module's own
-        while frame is not None and frame.f_globals is _OWN_GLOBALS:
-            frame = frame.f_back
-        return semantics.inside_a_statement(frame, name)
-
-    return skip
+    return semantics.statement_skip_in_c(other, name, _OWN_GLOBALS)
 
 
 def _skipped(skip, caller_globals, args):

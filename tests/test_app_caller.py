@@ -166,7 +166,7 @@ def test_it_is_read_while_the_call_is_reported_like_caller(tmp_path):
 
 
 SHAPES = """\
-import json, sqlite3, threading
+import json, os, sqlite3, threading
 import libby
 
 
@@ -203,6 +203,9 @@ def main():
         libby.through_two_frames("[1]")  # a library's call of json.loads, then a hooked one of ours
         json.loads("[2]")
         sqlite3.connect(":memory:").execute("select 1")  # a C method: hookwise's wrapper kept the frame
+        sqlite3.connect(":memory:").cursor().execute("select 2")  # one the program calls itself
+        libby.query(sqlite3.connect(":memory:"), "select 3")  # one a library calls
+        os.getcwd()  # a replaced builtin
     thread = threading.Thread(target=rec, args=(2,))
     thread.start()
     thread.join()
@@ -239,8 +242,69 @@ def test_the_accelerator_answers_as_the_python_reference_for_every_shape_of_call
     (tmp_path / "shapes.py").write_text(SHAPES)
     (tmp_path / "same_answer.py").write_text(SAME_ANSWER)
     result = run_driver(["--hook", "__main__:*", "--hook", "json:loads", "--hook", "sqlite3:Connection.execute",
+                         "--hook", "sqlite3:Cursor.execute", "--hook", "os:getcwd",
                          "--listener", "same_answer:SameAnswer", "shapes.py"], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     checked, accelerated, different = result.stdout.split(" ", 2)
     assert accelerated == str(not os.environ.get("HOOKWISE_PURE_PYTHON")), "the implementation under test ran"
     assert int(checked) > 50 and different.strip() == "[]", result.stdout
+
+
+REQUESTS = """\
+import http.client, sqlite3, threading
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import flask
+
+
+def bare(environ, start_response):
+    sqlite3.connect(":memory:").execute("select 1")  # a call made while the request is served
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+server = make_server("127.0.0.1", 0, bare, handler_class=Quiet)
+
+
+def ask():
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+    connection.request("GET", "/bare")
+    connection.getresponse().read()
+
+
+client = threading.Thread(target=ask)
+client.start()
+server.handle_request()  # one request: the loop is bounded
+client.join()
+
+app = flask.Flask("shapes")
+
+
+@app.route("/user/<name>")
+def user(name):
+    sqlite3.connect(":memory:").execute("select 2")
+    return name
+
+
+for name in ("a", "b"):  # the flask test client's hand-over, twice: the second from the places seen
+    app.test_client().get(f"/user/{name}")
+"""
+
+
+def test_the_accelerator_answers_as_the_python_reference_for_requests(tmp_path):
+    # a request's caller is the server's line that handed it over (web.RequestSite.hooked_frame's walk)
+    env = _setup(tmp_path)
+    env["PYTHONPATH"] += os.pathsep + str(tmp_path)
+    (tmp_path / "requests_shapes.py").write_text(REQUESTS)
+    (tmp_path / "same_answer.py").write_text(SAME_ANSWER)
+    result = run_driver(["--preset", "web", "--hook", "sqlite3:Connection.execute", "--listener",
+                         "same_answer:SameAnswer", "requests_shapes.py"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    checked, accelerated, different = result.stdout.split(" ", 2)
+    assert accelerated == str(not os.environ.get("HOOKWISE_PURE_PYTHON")), "the implementation under test ran"
+    assert int(checked) == 6 and different.strip() == "[]", result.stdout

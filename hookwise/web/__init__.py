@@ -33,6 +33,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .. import _state
+from ..call import frames_by_codes
 from ..listener import Blocked
 from ..runtime import REGISTRY, Site
 
@@ -108,6 +109,7 @@ class RequestSite(Site):
 
 
 _SERVING_CODES = set()  # the code objects of the hand-overs (wsgi, asgi, points): a request's frames
+frames_by_codes[RequestSite.hooked_frame] = _SERVING_CODES  # the C accelerator makes hooked_frame's walk itself
 _site = None
 _waiting_targets = []  # targets that have not seen a request yet: "matched nothing" at exit until one comes
 
