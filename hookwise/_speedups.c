@@ -570,8 +570,102 @@ call_helper(PyObject *helper, CallObject *self)
 
 #include "_callers.h"
 
-static PyObject *call_get_args(CallObject *self, void *c) { return call_helper(helper_args, self); }
-static PyObject *call_get_kwargs(CallObject *self, void *c) { return call_helper(helper_kwargs, self); }
+static PyObject *call_get_values(CallObject *self, void *c);
+
+/* call.args and call.kwargs: hookwise.call's args_of and kwargs_of, in C for the site layouts they
+ * know (None: a replaced builtin's (args, kwargs); a tuple (positional, defaults, vararg, kwonly,
+ * kwarg, ...): a Python function's). Anything else goes to the Python helpers, the reference. */
+static PyObject *str_params = NULL;
+
+/* The site's layout (a new reference), or NULL with no error set when the Python helper is to answer */
+static PyObject *
+call_layout(CallObject *self)
+{
+    if (str_params == NULL && (str_params = PyUnicode_InternFromString("params")) == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *layout = self->site == NULL ? NULL : PyObject_GetAttr(self->site, str_params);
+    if (layout != NULL && layout != Py_None && !(PyTuple_Check(layout) && PyTuple_GET_SIZE(layout) >= 5)) {
+        Py_CLEAR(layout);
+    }
+    PyErr_Clear();
+    return layout;
+}
+
+static PyObject *
+call_get_args(CallObject *self, void *c)
+{
+    PyObject *layout = call_layout(self);
+    PyObject *values = layout == NULL ? NULL : call_get_values(self, NULL);
+    if (values == NULL) {
+        Py_XDECREF(layout);
+        PyErr_Clear();
+        return call_helper(helper_args, self);
+    }
+    PyObject *args = NULL;
+    if (layout == Py_None) {
+        args = PyTuple_GET_SIZE(values) > 0 ? Py_NewRef(PyTuple_GET_ITEM(values, 0)) : NULL;
+    }
+    else {
+        Py_ssize_t count = PyObject_Length(PyTuple_GET_ITEM(layout, 0));
+        PyObject *vararg = PyTuple_GET_ITEM(layout, 2);
+        if (count >= 0 && count + (vararg != Py_None) <= PyTuple_GET_SIZE(values)) {
+            args = PyTuple_GetSlice(values, 0, count);
+            if (args != NULL && vararg != Py_None) {
+                Py_SETREF(args, PySequence_Concat(args, PyTuple_GET_ITEM(values, count)));
+            }
+        }
+    }
+    Py_DECREF(layout);
+    Py_DECREF(values);
+    if (args == NULL) {  /* a shape the helper explains better (its error, if any, is the reference's) */
+        PyErr_Clear();
+        return call_helper(helper_args, self);
+    }
+    return args;
+}
+
+static PyObject *
+call_get_kwargs(CallObject *self, void *c)
+{
+    PyObject *layout = call_layout(self);
+    PyObject *values = layout == NULL ? NULL : call_get_values(self, NULL);
+    if (values == NULL) {
+        Py_XDECREF(layout);
+        PyErr_Clear();
+        return call_helper(helper_kwargs, self);
+    }
+    PyObject *kwargs = NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(values);
+    if (layout == Py_None) {
+        kwargs = n > 1 ? Py_NewRef(PyTuple_GET_ITEM(values, 1)) : NULL;
+    }
+    else {
+        PyObject *kwonly = PyTuple_GET_ITEM(layout, 3), *kwarg = PyTuple_GET_ITEM(layout, 4);
+        Py_ssize_t index = PyObject_Length(PyTuple_GET_ITEM(layout, 0));
+        Py_ssize_t named = PyTuple_Check(kwonly) ? PyTuple_GET_SIZE(kwonly) : -1;
+        index += index >= 0 && PyTuple_GET_ITEM(layout, 2) != Py_None;
+        if (index >= 0 && named >= 0 && index + named + (kwarg != Py_None) <= n && (kwargs = PyDict_New()) != NULL) {
+            for (Py_ssize_t i = 0; i < named; i++) {
+                if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwonly, i), PyTuple_GET_ITEM(values, index + i)) < 0) {
+                    Py_CLEAR(kwargs);
+                    break;
+                }
+            }
+            if (kwargs != NULL && kwarg != Py_None && PyDict_Merge(kwargs, PyTuple_GET_ITEM(values, n - 1), 1) < 0) {
+                Py_CLEAR(kwargs);
+            }
+        }
+    }
+    Py_DECREF(layout);
+    Py_DECREF(values);
+    if (kwargs == NULL) {
+        PyErr_Clear();
+        return call_helper(helper_kwargs, self);
+    }
+    return kwargs;
+}
 static PyObject *call_get_arguments(CallObject *self, void *c) { return call_helper(helper_arguments, self); }
 static PyObject *call_get_changed(CallObject *self, void *c) { return call_helper(helper_changed, self); }
 

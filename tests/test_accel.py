@@ -92,3 +92,74 @@ def test_the_wrapper_of_a_builtin_looks_like_it(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["system system posix True", "True True", "(command) 0"]
     assert [e["event"] for e in read_jsonl(tmp_path / "e.jsonl")] == ["start", "end"]
+
+
+ARGUMENT_SHAPES = """\
+import json, os, sqlite3
+
+
+def plain(a, b=2):
+    return a
+
+
+def star(a, *rest, key=None, **more):
+    return a
+
+
+def only_keywords(*, x, y=1):
+    return x
+
+
+def just_rest(*rest, **more):
+    return rest
+
+
+class Thing:
+    def method(self, value, *extra):
+        return value
+
+
+plain(1)
+plain(1, b=[3])
+star(1)
+star(1, 2, 3, key="k", other={"x": 1})
+only_keywords(x=1)
+just_rest()
+just_rest(1, z=2)
+Thing().method(5, 6)
+json.dumps([1], indent=None)  # a library's Python function
+os.getcwd()  # a replaced builtin: (args, kwargs)
+sqlite3.connect(":memory:").execute("select ?", (1,))  # a C method's wrapper
+"""
+
+SAME_ARGUMENTS = """\
+import hookwise.accel
+import hookwise.call
+
+seen = {"checked": 0, "different": []}
+
+
+class SameArguments:
+    # args and kwargs as listeners read them (in C with the accelerator) against hookwise.call's Python answer
+    def start(self, call):
+        got = (call.args, call.kwargs)
+        expected = (hookwise.call.args_of(call), hookwise.call.kwargs_of(call))
+        seen["checked"] += 1
+        if got != expected or type(got[0]) is not type(expected[0]) or type(got[1]) is not type(expected[1]):
+            seen["different"].append((call.target, got, expected))
+
+    def close(self):
+        print(seen["checked"], hookwise.accel.ACTIVE, seen["different"][:3])
+"""
+
+
+def test_args_and_kwargs_are_the_python_reference_s_for_every_layout(tmp_path):
+    (tmp_path / "shapes.py").write_text(ARGUMENT_SHAPES)
+    (tmp_path / "same_arguments.py").write_text(SAME_ARGUMENTS)
+    result = run_driver(["--hook", "__main__:*", "--hook", "json:dumps", "--hook", "os:getcwd",
+                         "--hook", "sqlite3:Connection.execute", "--listener", "same_arguments:SameArguments",
+                         "shapes.py"], cwd=tmp_path, env=clean_env(PYTHONPATH=str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    checked, accelerated, different = result.stdout.split(" ", 2)
+    assert accelerated == str(not os.environ.get(accel.PURE_PYTHON)), "the implementation under test ran"
+    assert int(checked) == 11 and different.strip() == "[]", result.stdout
