@@ -42,11 +42,31 @@ def spans_of(text, tokenize):
     return spans
 
 
+_verdicts = {}  # (tokenize, text, value) -> spans_tokens' answer, for texts short enough to keep
+_NO_VERDICT = object()
+
+
 def spans_tokens(text, value, tokenize):
     """The fragment of ``text`` (the tokens an occurrence of ``value`` touches) if one changes the
-    structure, else None."""
+    structure, else None.
+
+    Remembered, as the spans are: a server runs the same statements with the same path segments
+    ("items") request after request, and the answer depends on nothing else.
+    """
     if not value or value not in text:
         return None
+    key = (tokenize, text, value)
+    known = _verdicts.get(key, _NO_VERDICT)
+    if known is _NO_VERDICT:
+        known = _spans_tokens(text, value, tokenize)
+        if len(text) + len(value) <= SPANS_TEXT_LIMIT:
+            if len(_verdicts) >= SPANS_KEPT:
+                _verdicts.clear()
+            _verdicts[key] = known
+    return known
+
+
+def _spans_tokens(text, value, tokenize):
     try:
         spans = spans_of(text, tokenize)
     except Unbalanced:
