@@ -79,20 +79,28 @@ past_stand_ins(PyFrameObject *frame, int *failed)
     return frame;
 }
 
-/* The frame that called the innermost frame running `code`, past the stand-ins: a new reference, or NULL
- * if there is none (*failed set as past_stand_ins sets it) */
+/* The frame that called the innermost frame running `code`, or when `codes` (a set) is given, one of
+ * `codes`; past the stand-ins: a new reference, or NULL if there is none (*failed set as past_stand_ins
+ * sets it, or when the set could not be asked, with no exception) */
 static PyFrameObject *
-frame_calling(PyObject *code, int *failed)
+frame_calling(PyObject *code, PyObject *codes, int *failed)
 {
     PyFrameObject *frame = PyEval_GetFrame();
     Py_XINCREF(frame);
     while (frame != NULL) {
         PyCodeObject *running = PyFrame_GetCode(frame);
-        Py_DECREF(running);  /* only compared */
+        int found = codes != NULL ? PySet_Contains(codes, (PyObject *)running) : (PyObject *)running == code;
+        Py_DECREF(running);
         PyFrameObject *back = PyFrame_GetBack(frame);
         Py_DECREF(frame);
         frame = back;
-        if ((PyObject *)running == code) {
+        if (found < 0) {
+            PyErr_Clear();
+            Py_XDECREF(frame);
+            *failed = 1;
+            return NULL;
+        }
+        if (found) {
             break;
         }
     }
@@ -120,33 +128,6 @@ runs_library_code(PyCodeObject *code, PyObject *library_files, PyObject *is_libr
     }
     Py_DECREF(filename);
     return library;
-}
-
-/* The frame that called the innermost frame running one of `codes` (a set), past the stand-ins: a new
- * reference, or NULL if there is none (*failed set as past_stand_ins sets it, or on an error, cleared) */
-static PyFrameObject *
-frame_calling_one_of(PyObject *codes, int *failed)
-{
-    PyFrameObject *frame = PyEval_GetFrame();
-    Py_XINCREF(frame);
-    while (frame != NULL) {
-        PyCodeObject *running = PyFrame_GetCode(frame);
-        int found = PySet_Contains(codes, (PyObject *)running);
-        Py_DECREF(running);
-        PyFrameObject *back = PyFrame_GetBack(frame);
-        Py_DECREF(frame);
-        frame = back;
-        if (found != 0) {
-            if (found < 0) {
-                PyErr_Clear();
-                Py_XDECREF(frame);
-                *failed = 1;
-                return NULL;
-            }
-            break;
-        }
-    }
-    return past_stand_ins(frame, failed);
 }
 
 /* The first frame from `frame` (borrowed, may be NULL) outwards whose file is the application's, looking
@@ -246,7 +227,7 @@ callers_now(CallObject *self, PyObject *python_callers_of)
             Py_DECREF(code);
             return call_helper(python_callers_of, self);
         }
-        frame = codes != NULL ? frame_calling_one_of(codes, &failed) : frame_calling(code, &failed);
+        frame = frame_calling(code, codes, &failed);
         Py_DECREF(code);
     }
     if (failed) {

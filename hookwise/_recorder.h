@@ -1476,7 +1476,7 @@ put_callers(RecorderObject *self, rbuf *out, CallObject *call, site_plan *plan)
     }
     /* a rewritten function's own frame is the one running its code; a C wrapper has none: it kept its caller's */
     int failed = 0;
-    PyFrameObject *frame = plan->code != NULL ? frame_calling(plan->code, &failed)
+    PyFrameObject *frame = plan->code != NULL ? frame_calling(plan->code, NULL, &failed)
                                               : past_stand_ins((PyFrameObject *)Py_XNewRef(call->frame), &failed);
     if (failed) {
         return -1;

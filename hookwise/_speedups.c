@@ -577,30 +577,34 @@ static PyObject *call_get_values(CallObject *self, void *c);
  * kwarg, ...): a Python function's). Anything else goes to the Python helpers, the reference. */
 static PyObject *str_params = NULL;
 
-/* The site's layout (a new reference), or NULL with no error set when the Python helper is to answer */
-static PyObject *
-call_layout(CallObject *self)
+/* The site's layout and the call's values (new references): 0, or -1 with no error set when the Python
+ * helper is to answer */
+static int
+call_layout_and_values(CallObject *self, PyObject **layout, PyObject **values)
 {
+    *layout = *values = NULL;
     if (str_params == NULL && (str_params = PyUnicode_InternFromString("params")) == NULL) {
         PyErr_Clear();
-        return NULL;
+        return -1;
     }
-    PyObject *layout = self->site == NULL ? NULL : PyObject_GetAttr(self->site, str_params);
-    if (layout != NULL && layout != Py_None && !(PyTuple_Check(layout) && PyTuple_GET_SIZE(layout) >= 5)) {
-        Py_CLEAR(layout);
+    *layout = self->site == NULL ? NULL : PyObject_GetAttr(self->site, str_params);
+    if (*layout != NULL && *layout != Py_None && !(PyTuple_Check(*layout) && PyTuple_GET_SIZE(*layout) >= 5)) {
+        Py_CLEAR(*layout);
     }
-    PyErr_Clear();
-    return layout;
+    *values = *layout == NULL ? NULL : call_get_values(self, NULL);
+    if (*values == NULL) {
+        Py_CLEAR(*layout);
+        PyErr_Clear();
+        return -1;
+    }
+    return 0;
 }
 
 static PyObject *
 call_get_args(CallObject *self, void *c)
 {
-    PyObject *layout = call_layout(self);
-    PyObject *values = layout == NULL ? NULL : call_get_values(self, NULL);
-    if (values == NULL) {
-        Py_XDECREF(layout);
-        PyErr_Clear();
+    PyObject *layout, *values;
+    if (call_layout_and_values(self, &layout, &values) < 0) {
         return call_helper(helper_args, self);
     }
     PyObject *args = NULL;
@@ -629,11 +633,8 @@ call_get_args(CallObject *self, void *c)
 static PyObject *
 call_get_kwargs(CallObject *self, void *c)
 {
-    PyObject *layout = call_layout(self);
-    PyObject *values = layout == NULL ? NULL : call_get_values(self, NULL);
-    if (values == NULL) {
-        Py_XDECREF(layout);
-        PyErr_Clear();
+    PyObject *layout, *values;
+    if (call_layout_and_values(self, &layout, &values) < 0) {
         return call_helper(helper_kwargs, self);
     }
     PyObject *kwargs = NULL;
