@@ -196,8 +196,8 @@ place_of(PyFrameObject *frame)
     return known;
 }
 
-/* (caller, app_caller) of a call made now: callers_of's answer, in C for a rewritten function's or a C wrapper's call,
- * from the Python function otherwise */
+/* (caller, app_caller) of a call made now: callers_of's answer, in C for the three cases this file names
+ * (a rewritten function's call, a request's, a C wrapper's), from the Python function otherwise */
 static PyObject *
 callers_now(CallObject *self, PyObject *python_callers_of)
 {
