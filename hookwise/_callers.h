@@ -28,15 +28,22 @@ static Py_ssize_t callers_reach = 1000;         /* hookwise.call.APP_CALLER_REAC
 static PyObject *callers_frames_by_codes = NULL; /* hookwise.call.frames_by_codes: hooked_frame -> set of codes */
 static PyObject *str_code_attr = NULL, *str_hooked_frame = NULL;
 
+/* The globals `frame` runs in: a new reference (NULL, with an error set, only if 3.11+ cannot give them) */
+static PyObject *
+frame_globals(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetGlobals(frame);
+#else
+    return Py_XNewRef(frame->f_globals);
+#endif
+}
+
 /* 1 when the frame runs in the globals of one of hookwise's stand-ins (_state.stand_ins: their ids) */
 static int
 is_stand_in(PyFrameObject *frame)
 {
-#if PY_VERSION_HEX >= 0x030B0000
-    PyObject *globals = PyFrame_GetGlobals(frame);
-#else
-    PyObject *globals = Py_XNewRef(frame->f_globals);
-#endif
+    PyObject *globals = frame_globals(frame);
     if (globals == NULL) {
         PyErr_Clear();
         return 0;
@@ -327,12 +334,12 @@ inside_a_statement(PyFrameObject *frame, PyObject *name, PyObject *statement_cod
 static int
 frame_runs_in(PyFrameObject *frame, PyObject *globals)
 {
-#if PY_VERSION_HEX >= 0x030B0000
-    PyObject *its = PyFrame_GetGlobals(frame);
-    Py_XDECREF(its);  /* only compared */
-#else
-    PyObject *its = frame->f_globals;
-#endif
+    PyObject *its = frame_globals(frame);
+    if (its == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(its);  /* only compared */
     return its == globals;
 }
 
