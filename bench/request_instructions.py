@@ -1,6 +1,6 @@
 """What a request costs, counted in instructions: the Flask app of bench/requests.py under callgrind.
 
-    python3 bench/request_instructions.py [--venv DIR] [--only NAME ...] [--json PATH]
+    python3 bench/request_instructions.py [--venv DIR] [--only NAME ...] [--json PATH] [--keep DIR]
 
 Throughput on a shared 2-core machine moves with the neighbours' load by as much as
 hookwise costs (bench/requests.py's rounds differ by 10-20%). Instructions do not:
@@ -19,6 +19,11 @@ does nothing (what the hooks, the request model and the semantic sites cost with
 output); and with ``--guard block``. It prints instructions per request and each one's
 ratio to plain. These are not throughput: a request served by gunicorn costs less than
 one through the test client, so the same added instructions are a larger share there.
+
+``--keep DIR`` keeps each run's callgrind output there (``NAME.20.out``, ``NAME.120.out``), for
+``callgrind_annotate --inclusive=yes``: the difference of a C function's count between the two runs,
+over 100, is what it costs a request (``call_listener``: the listeners, ``wrapper_vectorcall``: the
+C wrappers).
 
 Needs valgrind, and the venv of bench/requests.py (``python3 bench/requests.py --install``).
 Each configuration takes about a minute. Stdlib only; runs under any python3.
@@ -90,8 +95,7 @@ def warm_caches(python, arguments, tmp, env):
         raise SystemExit(f"request_instructions: {' '.join(command)} failed:\n{result.stderr[-2000:]}")
 
 
-def instructions(python, arguments, tmp, env, requests):
-    out = os.path.join(tmp, "callgrind.out")
+def instructions(python, arguments, tmp, env, requests, out):
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no",
                python, *[part.format(tmp=tmp) for part in arguments], os.path.join(tmp, "serve.py")]
     result = subprocess.run(command, env=dict(env, BENCH_REQUESTS=str(requests)), cwd=tmp,
@@ -107,6 +111,7 @@ def main(argv=None):
     parser.add_argument("--venv", default=os.path.join(BENCH, ".venv-requests"))
     parser.add_argument("--only", action="append", choices=sorted(CONFIGURATIONS), help="run only these")
     parser.add_argument("--json", help="write the numbers here too")
+    parser.add_argument("--keep", metavar="DIR", help="keep the callgrind output files here")
     options = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise SystemExit("request_instructions: valgrind is not installed")
@@ -115,6 +120,9 @@ def main(argv=None):
         raise SystemExit(f"request_instructions: no venv at {options.venv} (python3 bench/requests.py --install)")
     helpers = _requests_module()
     chosen = options.only or list(CONFIGURATIONS)
+    if options.keep:
+        os.makedirs(options.keep, exist_ok=True)
+        options.keep = os.path.abspath(options.keep)
     results = {}
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
         with open(os.path.join(tmp, "serve.py"), "w") as serve:
@@ -133,7 +141,8 @@ def main(argv=None):
                     counts = []
                     for requests in (SHORT, LONG):
                         helpers.fresh_database(database)
-                        counts.append(instructions(python, CONFIGURATIONS[name], tmp, env, requests))
+                        out = os.path.join(options.keep or tmp, f"{name.replace(' ', '-')}.{requests}.out")
+                        counts.append(instructions(python, CONFIGURATIONS[name], tmp, env, requests, out))
                     results[name] = (counts[1] - counts[0]) // (LONG - SHORT)
                     print(f"  {name:16s} {results[name]:>12,} instructions/request", flush=True)
             finally:

@@ -495,21 +495,167 @@ sr_type_attribute(PyTypeObject *kind, PyObject *name)
     return text;
 }
 
+/* "<module.Class object at " per type, for the two ways a value is shown by its type's name and its address
+ * (sr_object, sr_default_repr): each keeps its own. Such a prefix is made of the type's __module__ and
+ * __qualname__ alone. A heap type's are the objects its dict and ht_qualname hold, which an entry keeps
+ * alive: while they are the ones it was made of, it says what they say (a version tag would not do: 3.13
+ * sets a __qualname__ without changing it). Other types cannot be renamed. Only types of type itself:
+ * a metaclass may answer __module__ and __qualname__ in its own way. */
+#define SR_PREFIXES 64
+typedef struct {
+    PyTypeObject *kind;
+    PyObject *qualname, *module;
+    PyObject *prefix;
+} SrPrefix;
+static SrPrefix sr_object_prefixes[SR_PREFIXES], sr_default_prefixes[SR_PREFIXES];
+
+/* The names a prefix of `kind` is made of (borrowed; NULL for a type that is not a heap type); -1 on error. */
+static int
+sr_names_of(PyTypeObject *kind, PyObject **qualname, PyObject **module)
+{
+    *qualname = *module = NULL;
+    if (!(kind->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return 0;
+    }
+    *qualname = ((PyHeapTypeObject *)kind)->ht_qualname;
+    *module = PyDict_GetItemWithError(kind->tp_dict, sr_module_name);
+    return *module == NULL && PyErr_Occurred() ? -1 : 0;
+}
+
+static SrPrefix *
+sr_prefix_slot(SrPrefix *cache, PyTypeObject *kind)
+{
+    return &cache[((uintptr_t)kind >> 4) % SR_PREFIXES];
+}
+
+/* the remembered prefix (a new reference), or NULL (no error set) */
+static PyObject *
+sr_known_prefix(SrPrefix *cache, PyTypeObject *kind)
+{
+    SrPrefix *slot = sr_prefix_slot(cache, kind);
+    PyObject *qualname, *module;
+    if (slot->kind != kind || sr_names_of(kind, &qualname, &module) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return slot->qualname == qualname && slot->module == module ? Py_NewRef(slot->prefix) : NULL;
+}
+
+static void
+sr_remember_prefix(SrPrefix *cache, PyTypeObject *kind, PyObject *prefix)
+{
+    PyObject *qualname, *module;
+    if (!Py_IS_TYPE(kind, &PyType_Type) || sr_names_of(kind, &qualname, &module) < 0) {
+        PyErr_Clear();
+        return;
+    }
+    SrPrefix *slot = sr_prefix_slot(cache, kind);
+    slot->kind = kind;
+    Py_XSETREF(slot->qualname, Py_XNewRef(qualname));
+    Py_XSETREF(slot->module, Py_XNewRef(module));
+    Py_XSETREF(slot->prefix, Py_NewRef(prefix));
+}
+
+/* "0x" and the value's address in lower-case hex (as "%#x" % id(value) and "%p" write it), then ">"; its length */
+static int
+sr_address_tail(PyObject *value, char *tail)
+{
+    unsigned long long address = (unsigned long long)(uintptr_t)value;
+    int digits = 1;
+    for (unsigned long long rest = address >> 4; rest != 0; rest >>= 4) {
+        digits++;
+    }
+    tail[0] = '0';
+    tail[1] = 'x';
+    for (int i = 0; i < digits; i++) {
+        tail[1 + digits - i] = "0123456789abcdef"[(address >> (4 * i)) & 0xf];
+    }
+    tail[2 + digits] = '>';
+    return 3 + digits;
+}
+
+static PyObject *
+sr_with_address(PyObject *prefix, PyObject *value)
+{
+    char tail[24];
+    Py_ssize_t tail_n = sr_address_tail(value, tail), prefix_n = PyUnicode_GET_LENGTH(prefix);
+    PyObject *text = PyUnicode_New(prefix_n + tail_n, PyUnicode_MAX_CHAR_VALUE(prefix));
+    if (text == NULL) {
+        return NULL;
+    }
+    if (PyUnicode_CopyCharacters(text, 0, prefix, 0, prefix_n) < 0) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < tail_n; i++) {
+        PyUnicode_WRITE(kind, data, prefix_n + i, (Py_UCS4)tail[i]);
+    }
+    return text;
+}
+
 /* <module.Class object at 0x...>: saferepr._object */
 static PyObject *
 sr_object(PyObject *value)
 {
     PyTypeObject *kind = Py_TYPE(value);
-    PyObject *module = sr_type_attribute(kind, sr_module_name);
-    PyObject *qualname = module == NULL ? NULL : sr_type_attribute(kind, sr_qualname_name);
-    PyObject *text = NULL;
-    if (qualname != NULL) {
-        char address[32];
-        snprintf(address, sizeof address, "0x%llx", (unsigned long long)(uintptr_t)value);
-        text = PyUnicode_FromFormat("<%U.%U object at %s>", module, qualname, address);
+    PyObject *prefix = sr_known_prefix(sr_object_prefixes, kind);
+    if (prefix == NULL) {
+        PyObject *module = sr_type_attribute(kind, sr_module_name);
+        PyObject *qualname = module == NULL ? NULL : sr_type_attribute(kind, sr_qualname_name);
+        prefix = qualname == NULL ? NULL : PyUnicode_FromFormat("<%U.%U object at ", module, qualname);
+        Py_XDECREF(module);
+        Py_XDECREF(qualname);
+        if (prefix == NULL) {
+            return NULL;
+        }
+        sr_remember_prefix(sr_object_prefixes, kind, prefix);
     }
-    Py_XDECREF(module);
-    Py_XDECREF(qualname);
+    PyObject *text = sr_with_address(prefix, value);
+    Py_DECREF(prefix);
+    return text;
+}
+
+/* repr(value) for a value whose type's repr is object's own: object.__repr__ formats the type's names each
+ * time; their part of the text, remembered per type, is what it wrote before the address. */
+static PyObject *
+sr_default_repr(PyObject *value)
+{
+    PyTypeObject *kind = Py_TYPE(value);
+    PyObject *prefix = sr_known_prefix(sr_default_prefixes, kind);
+    if (prefix != NULL) {
+        PyObject *text = sr_with_address(prefix, value);
+        Py_DECREF(prefix);
+        return text;
+    }
+    PyObject *text = PyObject_Repr(value);
+    if (text == NULL || !PyUnicode_Check(text)) {
+        return text;
+    }
+    char tail[24];
+    Py_ssize_t tail_n = sr_address_tail(value, tail), length = PyUnicode_GET_LENGTH(text);
+    PyObject *expected = PyUnicode_FromStringAndSize(tail, tail_n);
+    if (expected == NULL) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    /* only a text that ends with the address as written here has its prefix remembered */
+    Py_ssize_t at = length - tail_n;
+    int ends_so = at > 0 ? PyUnicode_Tailmatch(text, expected, at, length, 1) : 0;
+    Py_DECREF(expected);
+    if (ends_so == 1) {
+        PyObject *found = PyUnicode_Substring(text, 0, at);
+        if (found == NULL) {
+            Py_DECREF(text);
+            return NULL;
+        }
+        sr_remember_prefix(sr_default_prefixes, kind, found);
+        Py_DECREF(found);
+    }
+    else if (ends_so < 0) {
+        Py_CLEAR(text);
+    }
     return text;
 }
 
@@ -656,6 +802,10 @@ sr_repr(PyObject *value, Py_ssize_t limit, Py_ssize_t depth, PyObject *secret, P
         return PyErr_Occurred() ? NULL : sr_call_fallback(value, limit, depth, secret, user_reprs);
     }
     if (PyUnicode_CompareWithASCIIString(way, "repr") == 0) {
+        /* object's own repr, not a metaclass's names: object.__repr__ reads the type's slots, not its attributes */
+        if (kind->tp_repr == PyBaseObject_Type.tp_repr && Py_IS_TYPE(kind, &PyType_Type)) {
+            return sr_default_repr(value);
+        }
         return PyObject_Repr(value);
     }
     if (PyUnicode_CompareWithASCIIString(way, "object") == 0) {

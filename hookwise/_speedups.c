@@ -2176,6 +2176,21 @@ line_buffer_add(LineBufferObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *str_call_id, *str_thread_id, *str_thread_name, *str_pid, *str_start_ns, *str_end_ns,
     *str_request_id, *str_duration_ns;
 
+/* What JSON adds to each one-byte character (Latin-1): 0 for one written as it is, 1 for a two-character
+ * escape (\" \\ \b \f \n \r \t), 5 for \u00XX (the other controls, and everything above '~', as
+ * _json.encode_basestring_ascii writes them). Most text is runs of 0: they are measured and copied whole. */
+static unsigned char json_extra[256];
+
+static void
+json_extra_fill(void)
+{
+    for (int c = 0; c < 256; c++) {
+        json_extra[c] = (c < 0x20 || c > 0x7e) ? 5 : 0;
+    }
+    json_extra['"'] = json_extra['\\'] = 1;
+    json_extra['\b'] = json_extra['\f'] = json_extra['\n'] = json_extra['\r'] = json_extra['\t'] = 1;
+}
+
 /* The length of `text` as a JSON string in ASCII (quotes included), as _json.encode_basestring_ascii writes it. */
 static Py_ssize_t
 json_quoted_length(PyObject *text)
@@ -2183,66 +2198,98 @@ json_quoted_length(PyObject *text)
     Py_ssize_t length = 2, n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *chars = data;
+        length += n;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            length += json_extra[chars[i]];
+        }
+        return length;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
-            length += 2;
-        }
-        else if (c < 0x20 || c > 0x7e) {
-            length += c > 0xffff ? 12 : 6;
+        if (c < 256) {
+            length += 1 + json_extra[c];
         }
         else {
-            length += 1;
+            length += c > 0xffff ? 12 : 6;
         }
     }
     return length;
 }
 
 static char *
-json_quote_into(char *out, PyObject *text)
+json_escape_into(char *out, Py_UCS4 c)
 {
     static const char hex[] = "0123456789abcdef";
+    const char *escape = NULL;
+    switch (c) {
+    case '"': escape = "\\\""; break;
+    case '\\': escape = "\\\\"; break;
+    case '\b': escape = "\\b"; break;
+    case '\f': escape = "\\f"; break;
+    case '\n': escape = "\\n"; break;
+    case '\r': escape = "\\r"; break;
+    case '\t': escape = "\\t"; break;
+    }
+    if (escape != NULL) {
+        *out++ = escape[0];
+        *out++ = escape[1];
+        return out;
+    }
+    Py_UCS4 units[2];
+    int count = 1;
+    units[0] = c;
+    if (c > 0xffff) {
+        c -= 0x10000;
+        units[0] = 0xd800 | (c >> 10);
+        units[1] = 0xdc00 | (c & 0x3ff);
+        count = 2;
+    }
+    for (int u = 0; u < count; u++) {
+        *out++ = '\\';
+        *out++ = 'u';
+        *out++ = hex[(units[u] >> 12) & 0xf];
+        *out++ = hex[(units[u] >> 8) & 0xf];
+        *out++ = hex[(units[u] >> 4) & 0xf];
+        *out++ = hex[units[u] & 0xf];
+    }
+    return out;
+}
+
+static char *
+json_quote_into(char *out, PyObject *text)
+{
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     *out++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        const char *escape = NULL;
-        switch (c) {
-        case '"': escape = "\\\""; break;
-        case '\\': escape = "\\\\"; break;
-        case '\b': escape = "\\b"; break;
-        case '\f': escape = "\\f"; break;
-        case '\n': escape = "\\n"; break;
-        case '\r': escape = "\\r"; break;
-        case '\t': escape = "\\t"; break;
-        }
-        if (escape != NULL) {
-            *out++ = escape[0];
-            *out++ = escape[1];
-        }
-        else if (c < 0x20 || c > 0x7e) {
-            Py_UCS4 units[2];
-            int count = 1;
-            units[0] = c;
-            if (c > 0xffff) {
-                c -= 0x10000;
-                units[0] = 0xd800 | (c >> 10);
-                units[1] = 0xdc00 | (c & 0x3ff);
-                count = 2;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *chars = data;
+        Py_ssize_t i = 0;
+        while (i < n) {
+            Py_ssize_t run = i;
+            while (run < n && json_extra[chars[run]] == 0) {
+                run++;
             }
-            for (int u = 0; u < count; u++) {
-                *out++ = '\\';
-                *out++ = 'u';
-                *out++ = hex[(units[u] >> 12) & 0xf];
-                *out++ = hex[(units[u] >> 8) & 0xf];
-                *out++ = hex[(units[u] >> 4) & 0xf];
-                *out++ = hex[units[u] & 0xf];
+            memcpy(out, chars + i, (size_t)(run - i));
+            out += run - i;
+            if (run < n) {
+                out = json_escape_into(out, chars[run]);
+                run++;
             }
+            i = run;
         }
-        else {
-            *out++ = (char)c;
+    }
+    else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c < 256 && json_extra[c] == 0) {
+                *out++ = (char)c;
+            }
+            else {
+                out = json_escape_into(out, c);
+            }
         }
     }
     *out++ = '"';
@@ -3025,6 +3072,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     choose_clock();
+    json_extra_fill();
     if (PyType_Ready(&CallType) < 0 || PyType_Ready(&SiteType) < 0 || PyType_Ready(&WrapperType) < 0
         || PyType_Ready(&RecorderType) < 0 || PyType_Ready(&LineBufferType) < 0) {
         return NULL;

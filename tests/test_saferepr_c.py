@@ -196,3 +196,30 @@ def test_a_dict_changed_while_shown_says_so_as_the_reference_does():
         grows.clear()
         grows.update(a=1, b=Grows())
         assert show(grows, 200, secret, False) == said
+
+
+def test_an_object_s_name_and_address_follow_its_class_s_names_as_they_change():
+    # the accelerator remembers "<module.Class object at " per type, for a class with no repr of its own
+    # (object.__repr__'s text) and for one whose repr it does not run: a class renamed or moved after a
+    # first repr, classes made anew at collected classes' addresses, and names beyond ASCII show as now
+    class Bare:
+        pass
+
+    class Own:
+        def __repr__(self):
+            raise AssertionError("the value's own repr ran")
+
+    for kind in (Bare, Own):
+        thing = kind()
+        shown = []
+        for change in (None, None, ("__qualname__", "Other"), ("__module__", "elsewhere"), ("__qualname__", "Név·ü")):
+            if change is not None:
+                setattr(kind, *change)
+            assert accelerated(thing, 300, None, False) == reference(thing, 300, None, False)
+            shown.append(accelerated(thing, 300, None, False))
+        assert shown[2] == f"<{__name__}.Other object at {hex(id(thing))}>"
+        assert shown[4] == f"<elsewhere.Név·ü object at {hex(id(thing))}>"
+    for number in range(200):
+        made = type(f"Made{number}", (), {})()
+        for _ in range(2):
+            assert accelerated(made, 300, None, False) == f"<{__name__}.Made{number} object at {hex(id(made))}>"
