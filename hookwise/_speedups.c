@@ -2691,23 +2691,30 @@ plain_repr(PyObject *value, char *out)
     return 0;
 }
 
-/* add_call(event, call, target, head, values, tail, limit): add the line
+/* add_call(event, call, target, head, values, tail, limit[, secret, user_reprs]): add the line
  *   {"event":EVENT,"call_id":N,"target":TARGET,"thread_id":N,"thread_name":"NAME","pid":N,"ts_ns":N
  *    [,"request_id":N][,"duration_ns":N]HEAD VALUES TAIL
  * where TARGET is JSON text already, ts_ns is the call's start_ns for "start" and its end_ns
  * otherwise (which also adds duration_ns), HEAD and TAIL are JSON text (TAIL ends the line,
  * "}\n" included), and VALUES, unless `values` is None, are the values of that tuple as JSON
- * strings of their reprs, joined by commas. Only values whose repr is plain are written here
- * (int, bool, None, float, each repr at most `limit` and 31 characters): for any other, nothing is
- * added and False is returned (the caller renders them itself). True when the line was added.
+ * strings of their reprs, joined by commas. A plain value (int, bool, None, float, its repr at most
+ * `limit` and 31 characters) is written here as it is. Any other is written here too when `secret`
+ * and `user_reprs` are given: its safe repr (saferepr(value, limit, secret, user_reprs), as
+ * json_reprs shows it); without them, nothing is added and False is returned (the caller renders
+ * them itself). True when the line was added.
  * The fields are read from the call as attributes: any call record will do. */
 static PyObject *
 line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[2]) || !PyUnicode_Check(args[3])
-        || (args[4] != Py_None && !PyTuple_Check(args[4])) || !PyUnicode_Check(args[5])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "add_call(event: str, call, target: str, head: str, values: tuple | None, tail: str, limit: int)");
+    if ((nargs != 7 && nargs != 9) || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[2])
+        || !PyUnicode_Check(args[3]) || (args[4] != Py_None && !PyTuple_Check(args[4])) || !PyUnicode_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "add_call(event: str, call, target: str, head: str, values: tuple | None, "
+                                         "tail: str, limit: int[, secret, user_reprs])");
+        return NULL;
+    }
+    int renders = nargs == 9;
+    if (renders && sr_fallback == NULL) {
+        PyErr_SetString(PyExc_ValueError, "add_call: saferepr is not configured");
         return NULL;
     }
     if (str_call_id == NULL) {
@@ -2724,8 +2731,11 @@ line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t n
     }
     PyObject *event = args[0], *call = args[1], *target = args[2], *head = args[3], *values = args[4],
              *tail = args[5];
-    Py_ssize_t limit = PyLong_AsSsize_t(args[6]);
-    if (limit == -1 && PyErr_Occurred()) {
+    Py_ssize_t limit = renders ? sr_limit_of(args[6]) : PyLong_AsSsize_t(args[6]);
+    if (limit == -1 && (renders || PyErr_Occurred())) {
+        if (renders) {
+            PyErr_SetString(PyExc_ValueError, "add_call: the limit is not a small int");
+        }
         return NULL;
     }
     /* the values first: one that is not plain leaves everything to the caller */
@@ -2745,17 +2755,32 @@ line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t n
     PyObject *result = NULL;
     PyObject *fields[7] = {NULL};
     PyObject *encoded[4] = {NULL};
+    PyObject *texts = NULL;  /* with `renders`: the safe reprs of the values that are not plain, by index */
     for (Py_ssize_t i = 0; i < n_values; i++) {
-        int length = plain_repr(PyTuple_GET_ITEM(values, i), shown + i * 32);
+        PyObject *value = PyTuple_GET_ITEM(values, i);
+        int length = plain_repr(value, shown + i * 32);
         if (length < 0) {
             goto done;
         }
-        if (length == 0 || length > limit) {
+        if (length > 0 && length <= limit) {
+            shown_n[i] = length;
+            values_length += length + 3;  /* quotes and a comma */
+            continue;
+        }
+        if (!renders) {
             result = Py_NewRef(Py_False);
             goto done;
         }
-        shown_n[i] = length;
-        values_length += length + 3;  /* quotes and a comma */
+        if (texts == NULL && (texts = PyList_New(n_values)) == NULL) {
+            goto done;
+        }
+        PyObject *text = json_shown(value, NULL, limit, args[7], args[8]);
+        if (text == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(texts, i, text);
+        shown_n[i] = -1;
+        values_length += json_quoted_length(text) + 1;
     }
     int start = PyUnicode_CompareWithASCIIString(event, "start") == 0;
     /* then every read that may run Python code (a thread switch may come there), then the line, in C alone */
@@ -2829,6 +2854,10 @@ line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t n
         if (i > 0) {
             APPEND(",");
         }
+        if (shown_n[i] < 0) {
+            out = json_quote_into(out, PyList_GET_ITEM(texts, i));
+            continue;
+        }
         APPEND("\"");
         APPEND_N(shown + i * 32, shown_n[i]);
         APPEND("\"");
@@ -2839,6 +2868,7 @@ line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t n
         Py_SETREF(result, Py_NewRef(Py_True));
     }
 done:
+    Py_XDECREF(texts);
     if (n_values > 8) {
         PyMem_RawFree(shown);
         PyMem_RawFree(shown_n);

@@ -57,21 +57,34 @@ class Sql:
         return self.system, statement_text(self.statement_of(call)[0])
 
     def start_fields(self, call, render):
-        args = call.args
         statement, given = self.statement_of(call)
-        # None: no parameters (a default filled in: None, or mysql-connector's C cursor's empty tuple)
-        params = None if given is None or (isinstance(given, (tuple, list, dict)) and not given) else render.value(given)
-        database = None
-        if args and self.database_of is not None:
-            try:
-                database = self.database_of(args[0])
-            except Exception:
-                database = None
+        database, statement = self.shown_database_and_statement(self.database_now(call), statement, render)
+        params = None if self.no_parameters(given) else render.value(given)
+        return self.name, {"system": self.system, "database": database, "statement": statement, "params": params}
+
+    def database_now(self, call):
+        """The name of the database the call's cursor or connection is on, as the driver says it now; or None."""
+        if self.database_of is None:
+            return None
+        args = call.args
+        try:
+            return self.database_of(args[0]) if args else None
+        except Exception:
+            return None
+
+    @staticmethod
+    def shown_database_and_statement(database, statement, render):
+        """(database, statement) as outputs show them: the statement as text, bounded; neither with a password."""
         statement = statement_text(statement)
         if render.redact:  # a DSN's password in an ATTACH or a connection string: never shown
             statement = statement if statement is None else redact_credentials(statement)
             database = database if database is None else redact_credentials(database)
-        return self.name, {"system": self.system, "database": database, "statement": statement, "params": params}
+        return database, statement
+
+    @staticmethod
+    def no_parameters(given):
+        # None, or a default filled in: mysql-connector's C cursor's empty tuple
+        return given is None or (isinstance(given, (tuple, list, dict)) and not given)
 
     def end_fields(self, call, result):
         try:

@@ -67,6 +67,7 @@ import os
 
 from .. import _originals, accel, report, writes
 from ..render import Render, builds_its_first_argument, exception_type_name
+from ..semantics import Sql
 from . import require_arg
 from ._jsontext import dumps
 
@@ -104,6 +105,8 @@ MAX_WAIT_NS = 10_000_000
 """No line waits longer than this after the buffer's last write: an event then writes the buffer with it,
 and when the program goes quiet the buffer's own thread writes it."""
 _REPLACES_PROCESS = frozenset(("execv", "execve"))  # os's and posix's: their start is written at once
+_SQL_HEADS = 2_000  # statements whose JSON is remembered (see _sql_json), each of at most
+_SQL_HEAD_STATEMENTS = 2_000  # characters: a few MB at most
 
 
 def from_spec(arg, settings):
@@ -118,6 +121,7 @@ class JsonlListener:
         may_block, self._regular = writes.may_block(self._fd, ours=True)
         self._out = writes.LineBuffer(self._fd, 0, MAX_WAIT_NS, may_block)  # every line at once until may_buffer()
         self._sites = {}  # site -> what its lines share (see _plan): a program has few sites
+        self._sql_heads = {}  # (system, database, statement) -> its JSON (see _sql_json)
         limit = self.render.repr_limit
         # values shown by saferepr alone (no name of theirs to redact by) take the accelerator's path
         fast = type(limit) is int and 0 <= limit <= _FAST_LIMIT
@@ -143,9 +147,15 @@ class JsonlListener:
         plan = self._sites.get(site)
         if plan is None:
             plan = self._plan(site)
-        target, head, simple, no_kwargs, at_once = plan
+        target, head, simple, no_kwargs, at_once, builtin = plan
         render = self.render
-        kwargs = "" if no_kwargs else self._kwargs_json(call)
+        values = call.values
+        if no_kwargs:
+            kwargs = ""
+        elif builtin and type(values[1]) is dict and not values[1]:  # a builtin called with no keywords
+            kwargs = ""
+        else:
+            kwargs = self._kwargs_json(call)
         caller = call.caller
         where = _wheres.get(caller) or _where(caller)
         app_caller = call.app_caller
@@ -154,17 +164,53 @@ class JsonlListener:
         extra = "" if task is None else f',"task":{_quote(task)}'
         semantic = site.semantic
         if semantic is not None:  # "sql": {"system", "database", "statement", "params"}
-            meaning = semantic.start_fields(call, render)
-            extra += f',{_quote(meaning[0])}:{dumps(meaning[1])}'
+            extra += self._sql_json(semantic, call) if type(semantic) is Sql else self._meaning_json(semantic, call)
         tail = f'],"kwargs":{{{kwargs}}},"caller":{where},"app_caller":{app_where}{extra}}}\n'
         try:
+            if self._json_reprs is not None and (simple or (builtin and type(values[0]) is tuple)):
+                # the accelerator's buffer shows every value itself (saferepr in C): no name to redact by
+                self._out.add_call("start", call, target, head, values if simple else values[0], tail,
+                                   render.repr_limit, render.secret_rule, render.user_reprs)
             # numbers and None are shown by the buffer itself; any other value by saferepr, here
-            if not (simple and self._out.add_call("start", call, target, head, call.values, tail, render.repr_limit)):
+            elif not (simple and self._out.add_call("start", call, target, head, values, tail, render.repr_limit)):
                 self._out.add_call("start", call, target, head + self._args_json(call, simple), None, tail, 0)
         except OSError as exc:
             self._failed(exc)
         if at_once:  # the process is replaced next: nothing may wait
             self.flush()
+
+    def _meaning_json(self, semantic, call):
+        """``,"name":{fields}`` of ``semantic.start_fields``."""
+        meaning = semantic.start_fields(call, self.render)
+        return f',{_quote(meaning[0])}:{dumps(meaning[1])}'
+
+    def _sql_json(self, semantic, call):
+        """``_meaning_json`` of a DB-API statement (``semantics.Sql``), its parts that repeat written once.
+
+        A program runs the same statements on the same databases over and over: the
+        JSON of (system, database, statement) is remembered, and only the parameters
+        are rendered anew. The text is the same as ``_meaning_json``'s (tested).
+        """
+        statement, given = semantic.statement_of(call)
+        database = semantic.database_now(call)
+        remembered = type(statement) is str and (database is None or type(database) is str)
+        key = (semantic.system, database, statement) if remembered else None
+        head = self._sql_heads.get(key) if key is not None else None
+        if head is None:
+            render = self.render
+            fields = {"system": semantic.system}
+            fields["database"], fields["statement"] = semantic.shown_database_and_statement(database, statement,
+                                                                                              render)
+            head = f',"sql":{dumps(fields)[:-1]},"params":'
+            if key is not None and len(statement) <= _SQL_HEAD_STATEMENTS and len(self._sql_heads) < _SQL_HEADS:
+                self._sql_heads[key] = head
+        if semantic.no_parameters(given):
+            return head + "null}"
+        render = self.render
+        fast = self._json_reprs
+        if fast is None:
+            return f"{head}{_quote(render.value(given))}}}"
+        return f"{head}{fast((given,), render.repr_limit, render.secret_rule, render.user_reprs)}}}"
 
     def _args_json(self, call, simple):
         """The members of "args": render.args(call) as JSON strings, in one call to the accelerator where it can."""
@@ -210,7 +256,10 @@ class JsonlListener:
         tail = "}\n" if semantic is None else f"{_outcome(semantic, semantic.end_fields(call, result))}}}\n"
         render = self.render
         try:
-            if not self._out.add_call("end", call, plan[0], ',"result":', (result,), tail, render.repr_limit):
+            if self._json_reprs is not None:  # the buffer shows the result itself (saferepr in C)
+                self._out.add_call("end", call, plan[0], ',"result":', (result,), tail, render.repr_limit,
+                                   render.secret_rule, render.user_reprs)
+            elif not self._out.add_call("end", call, plan[0], ',"result":', (result,), tail, render.repr_limit):
                 if self._json_reprs is not None:
                     shown = self._json_reprs((result,), render.repr_limit, render.secret_rule, render.user_reprs)
                 else:
@@ -248,14 +297,15 @@ class JsonlListener:
         )
 
     def _plan(self, site):
-        """What every line of ``site`` shares, worked out once: (target, head, simple, no_kwargs, at_once).
+        """What every line of ``site`` shares, worked out once: (target, head, simple, no_kwargs, at_once, builtin).
 
         ``target`` is its JSON text, ``head`` the start's members from ``kind`` to the opening of ``args``.
 
         ``simple``: the values are the positional arguments, each shown by its
         plain repr (no ``*args``, no secret-named parameter, not an ``__init__``,
         whose ``self`` is half built). ``no_kwargs``: no keyword-only parameter,
-        no ``**kwargs``.
+        no ``**kwargs``. ``builtin``: a replaced builtin (its values are (args,
+        kwargs), without names), not an ``__init__``.
         """
         params = site.params
         render = self.render
@@ -264,7 +314,8 @@ class JsonlListener:
                   and site.qualname.rpartition(".")[2] != "__init__")
         no_kwargs = params is not None and not params[3] and params[4] is None
         at_once = site.kind == "builtin" and site.qualname in _REPLACES_PROCESS and site.module in ("os", "posix")
-        plan = (_quote(site.target), f',"kind":{_quote(site.kind)},"args":[', simple, no_kwargs, at_once)
+        builtin = params is None and site.qualname.rpartition(".")[2] != "__init__"
+        plan = (_quote(site.target), f',"kind":{_quote(site.kind)},"args":[', simple, no_kwargs, at_once, builtin)
         if len(self._sites) < 10_000:
             self._sites[site] = plan
         return plan
