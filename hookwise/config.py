@@ -81,14 +81,20 @@ class Settings:
         self.guard = None  # hookwise.guard.GuardSettings under --guard MODE (or a [guard] table)
 
     def for_children(self):
-        """These settings as text for a child process's environment (read by ``settings_from_text``)."""
+        """These settings as text for a child process's environment (read by ``settings_from_text``).
+
+        Compressed (``zlib:`` and base64): the text sits in ``os.environ`` for the whole
+        run, and programs read the environment whole more often than one would think
+        (``requests`` looks for proxies in every variable on every request); the
+        presets' targets alone are 6 KB as a literal, about 1 KB compressed.
+        """
         def spec(text):
             name, has_arg, arg = text.partition("=")
             if has_arg and arg and name in _PATH_LISTENERS:
                 return f"{name}={os.path.abspath(arg)}"
             return text
 
-        return repr({
+        return _packed(repr({
             "format": 1,
             "targets": [(t.text, [spec(s) for s in t.listeners], t.origin, t.quiet, t.private) for t in self.targets],
             "listeners": [spec(text) for text in self.listener_specs],
@@ -102,7 +108,7 @@ class Settings:
             "show_stdlib_internals": self.show_stdlib_internals,
             "strict": self.strict,
             "guard": None if self.guard is None else self.guard.as_data(),
-        })
+        }))
 
     def code_key(self):
         """The settings that change generated code, as text for the bytecode cache key."""
@@ -110,6 +116,31 @@ class Settings:
 
     def __repr__(self):
         return f"Settings(targets={[t.text for t in self.targets]}, listeners={self.listener_specs})"
+
+
+_PACKED = "zlib:"
+
+
+def _packed(text):
+    try:
+        import zlib  # an optional module of CPython's build
+    except ImportError:
+        return text
+    import base64
+
+    return _PACKED + base64.b64encode(zlib.compress(text.encode("utf-8"), 9)).decode("ascii")
+
+
+def _unpacked(text):
+    if not text.startswith(_PACKED):
+        return text
+    import base64
+    import zlib
+
+    try:
+        return zlib.decompress(base64.b64decode(text[len(_PACKED):], validate=True)).decode("utf-8")
+    except (ValueError, zlib.error) as exc:
+        raise ConfigError(f"the settings passed by the parent hookwise process cannot be read: {exc}") from None
 
 
 def settings_from_text(text):
@@ -120,7 +151,7 @@ def settings_from_text(text):
     """
     import ast
 
-    data = ast.literal_eval(text)
+    data = ast.literal_eval(_unpacked(text))
     if not isinstance(data, dict) or data.get("format") != 1:
         raise ConfigError("the settings passed by the parent hookwise process are not in a known format")
     targets = []

@@ -180,6 +180,25 @@ def test_the_config_file_names_presets_and_the_command_line_adds_to_them(tmp_pat
         (t.text, t.origin, t.quiet) for t in settings.targets]
 
 
+def test_the_settings_children_get_are_compact_and_refused_when_damaged(tmp_path):
+    # the environment is read whole by programs (requests looks for proxies in every variable on every
+    # request): what hookwise keeps there for its children stays small, whatever the presets add
+    from hookwise.config import ConfigError, settings_from_text
+
+    settings = build_settings(cwd=str(tmp_path), cli_presets=["security", "web"], cli_guard="block",
+                              cli_listeners=["jsonl=events.jsonl"])
+    text = settings.for_children()
+    assert len(list(settings.targets)) > 80 and len(text) < 1600, len(text)
+    assert text.isascii() and text.isprintable() and " " not in text
+    child = settings_from_text(text)
+    assert [(t.text, t.origin, t.quiet, t.private) for t in child.targets] == [
+        (t.text, t.origin, t.quiet, t.private) for t in settings.targets]
+    assert child.guard.as_data() == settings.guard.as_data()
+    assert child.listener_specs == [f"jsonl={os.path.abspath('events.jsonl')}"]
+    with pytest.raises(ConfigError, match="cannot be read"):
+        settings_from_text(text[:-8])
+
+
 def test_a_hook_and_a_preset_together_and_the_default_set_is_the_three_first_presets(tmp_path):
     settings = build_settings(cli_hooks=["sqlite3:Cursor.execute", "json:loads"], cli_presets=["sql"],
                               cwd=str(tmp_path))
