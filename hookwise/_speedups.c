@@ -772,6 +772,59 @@ call_get_request_id(CallObject *self, void *c)
 }
 static PyObject *call_get_app_caller(CallObject *self, void *c) { return call_cached_callers(self, &self->app_caller, "app_caller"); }
 
+/* threading's _active (thread id -> Thread) and Thread's own name property, of the threading module in
+ * sys.modules (read again when that is another one) */
+static PyObject *seen_threading = NULL, *threading_active = NULL, *thread_name_property = NULL;
+static PyObject *str_threading = NULL, *str_name = NULL, *str_private_name = NULL;
+
+/* The name of thread `tid` as hookwise._state.thread_name says it (a new reference), read from threading's
+ * records without a Python frame; NULL with no error set where only that helper can say (no threading
+ * module, a thread it does not know, a Thread whose class has a name of its own). */
+static PyObject *
+thread_name_in_c(PyObject *tid)
+{
+    if (str_threading == NULL && ((str_threading = PyUnicode_InternFromString("threading")) == NULL
+                                  || (str_name = PyUnicode_InternFromString("name")) == NULL
+                                  || (str_private_name = PyUnicode_InternFromString("_name")) == NULL)) {
+        return NULL;
+    }
+    PyObject *threading = PyImport_GetModule(str_threading);
+    if (threading == NULL) {
+        return NULL;
+    }
+    if (threading != seen_threading) {
+        PyObject *active = PyObject_GetAttrString(threading, "_active");
+        PyObject *thread_class = active == NULL ? NULL : PyObject_GetAttrString(threading, "Thread");
+        PyObject *property = thread_class != NULL && PyType_Check(thread_class)
+                             ? _PyType_Lookup((PyTypeObject *)thread_class, str_name) : NULL;
+        if (property == NULL || !PyDict_CheckExact(active)) {
+            Py_XDECREF(active);
+            Py_XDECREF(thread_class);
+            Py_DECREF(threading);
+            PyErr_Clear();
+            return NULL;
+        }
+        Py_XSETREF(threading_active, active);
+        Py_XSETREF(thread_name_property, Py_NewRef(property));
+        Py_XSETREF(seen_threading, Py_NewRef(threading));
+        Py_DECREF(thread_class);
+    }
+    Py_DECREF(threading);
+    PyObject *thread = PyDict_GetItemWithError(threading_active, tid); /* borrowed */
+    if (thread == NULL || _PyType_Lookup(Py_TYPE(thread), str_name) != thread_name_property) {
+        PyErr_Clear();
+        return NULL;
+    }
+    /* Thread.name is `return self._name` once __init__ ran */
+    PyObject *name = PyObject_GetAttr(thread, str_private_name);
+    if (name == NULL || !PyUnicode_CheckExact(name)) {
+        Py_XDECREF(name);
+        PyErr_Clear();
+        return NULL;
+    }
+    return name;
+}
+
 static PyObject *
 call_get_thread_name(CallObject *self, void *c)
 {
@@ -780,7 +833,10 @@ call_get_thread_name(CallObject *self, void *c)
         if (tid == NULL) {
             return NULL;
         }
-        PyObject *name = PyObject_CallOneArg(helper_thread_name, tid);
+        PyObject *name = thread_name_in_c(tid);
+        if (name == NULL && !PyErr_Occurred()) {
+            name = PyObject_CallOneArg(helper_thread_name, tid);
+        }
         Py_DECREF(tid);
         if (name == NULL) {
             return NULL;
@@ -2596,6 +2652,17 @@ unsigned_digits(unsigned long long value, char *out)
     return count;
 }
 
+/* value's decimal text into `out` (at least 24 bytes); its length */
+static int
+signed_digits(long long value, char *out)
+{
+    if (value < 0) {
+        out[0] = '-';
+        return 1 + unsigned_digits(0ULL - (unsigned long long)value, out + 1);
+    }
+    return unsigned_digits((unsigned long long)value, out);
+}
+
 /* A number's decimal text into `out` (at least 24 bytes); its length, or -1 with an error set. */
 static int
 decimal_of(PyObject *number, char *out)
@@ -2619,11 +2686,7 @@ decimal_of(PyObject *number, char *out)
         }
         return -1;
     }
-    if (value < 0) {
-        out[0] = '-';
-        return 1 + unsigned_digits(0ULL - (unsigned long long)value, out + 1);
-    }
-    return unsigned_digits((unsigned long long)value, out);
+    return signed_digits(value, out);
 }
 
 #define APPEND(literal) (memcpy(out, literal, sizeof(literal) - 1), out += sizeof(literal) - 1)
@@ -2668,11 +2731,7 @@ plain_repr(PyObject *value, char *out)
             Py_DECREF(text);
             return (int)length;
         }
-        if (number < 0) {
-            out[0] = '-';
-            return 1 + unsigned_digits(0ULL - (unsigned long long)number, out + 1);
-        }
-        return unsigned_digits((unsigned long long)number, out);
+        return signed_digits(number, out);
     }
     if (PyFloat_CheckExact(value)) {
         char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(value), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
@@ -2784,29 +2843,52 @@ line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t n
     }
     int start = PyUnicode_CompareWithASCIIString(event, "start") == 0;
     /* then every read that may run Python code (a thread switch may come there), then the line, in C alone */
-    PyObject *names[7] = {str_call_id, str_thread_id, str_thread_name, str_pid,
-                          start ? str_start_ns : str_end_ns, str_request_id, str_duration_ns};
-    int count = start ? 6 : 7;
-    for (int i = 0; i < count; i++) {
-        fields[i] = PyObject_GetAttr(call, names[i]);
-        if (fields[i] == NULL) {
+    char call_id[24], thread_id[24], pid[24], ts[24], request_id[24], duration[24];
+    int call_id_n, thread_id_n, pid_n, ts_n, request_id_n = 0, duration_n = 0;
+    long long now_ns;
+    if (Py_IS_TYPE(call, &CallType) && (start || ((CallObject *)call)->duration_ticks >= 0)) {
+        /* the accelerator's own record: its numbers read as they are, not made into ints and back */
+        CallObject *record = (CallObject *)call;
+        if ((fields[2] = call_get_thread_name(record, NULL)) == NULL
+            || (fields[5] = call_get_request_id(record, NULL)) == NULL) {
+            goto done;
+        }
+        long long begun = call_wall_offset(record) + ticks_to_ns(record->start_ticks);
+        now_ns = start ? begun : begun + ticks_span_ns(record->duration_ticks) + ticks_span_ns(record->overhead_ticks);
+        call_id_n = signed_digits(record->call_id, call_id);
+        thread_id_n = unsigned_digits(record->thread_id, thread_id);
+        pid_n = signed_digits(record->pid, pid);
+        ts_n = signed_digits(now_ns, ts);
+        if (fields[5] != Py_None && (request_id_n = decimal_of(fields[5], request_id)) < 0) {
+            goto done;
+        }
+        if (!start) {
+            duration_n = signed_digits(ticks_span_ns(record->duration_ticks), duration);
+        }
+    }
+    else {
+        PyObject *names[7] = {str_call_id, str_thread_id, str_thread_name, str_pid,
+                              start ? str_start_ns : str_end_ns, str_request_id, str_duration_ns};
+        int count = start ? 6 : 7;
+        for (int i = 0; i < count; i++) {
+            fields[i] = PyObject_GetAttr(call, names[i]);
+            if (fields[i] == NULL) {
+                goto done;
+            }
+        }
+        if ((call_id_n = decimal_of(fields[0], call_id)) < 0 || (thread_id_n = decimal_of(fields[1], thread_id)) < 0
+            || (pid_n = decimal_of(fields[3], pid)) < 0 || (ts_n = decimal_of(fields[4], ts)) < 0
+            || (fields[5] != Py_None && (request_id_n = decimal_of(fields[5], request_id)) < 0)
+            || (!start && (duration_n = decimal_of(fields[6], duration)) < 0)) {
+            goto done;
+        }
+        now_ns = PyLong_AsLongLong(fields[4]);
+        if (now_ns == -1 && PyErr_Occurred()) {
             goto done;
         }
     }
     if (!PyUnicode_Check(fields[2])) {
         PyErr_SetString(PyExc_TypeError, "add_call: the thread's name is a str");
-        goto done;
-    }
-    char call_id[24], thread_id[24], pid[24], ts[24], request_id[24], duration[24];
-    int call_id_n, thread_id_n, pid_n, ts_n, request_id_n = 0, duration_n = 0;
-    if ((call_id_n = decimal_of(fields[0], call_id)) < 0 || (thread_id_n = decimal_of(fields[1], thread_id)) < 0
-        || (pid_n = decimal_of(fields[3], pid)) < 0 || (ts_n = decimal_of(fields[4], ts)) < 0
-        || (fields[5] != Py_None && (request_id_n = decimal_of(fields[5], request_id)) < 0)
-        || (!start && (duration_n = decimal_of(fields[6], duration)) < 0)) {
-        goto done;
-    }
-    long long now_ns = PyLong_AsLongLong(fields[4]);
-    if (now_ns == -1 && PyErr_Occurred()) {
         goto done;
     }
     Py_ssize_t event_n, target_n, head_n, tail_n;

@@ -163,3 +163,75 @@ def test_args_and_kwargs_are_the_python_reference_s_for_every_layout(tmp_path):
     checked, accelerated, different = result.stdout.split(" ", 2)
     assert accelerated == str(not os.environ.get(accel.PURE_PYTHON)), "the implementation under test ran"
     assert int(checked) == 11 and different.strip() == "[]", result.stdout
+
+
+THREADS = """\
+import _thread
+import threading
+import time
+
+
+def work(label):
+    return label
+
+
+class OwnName(threading.Thread):
+    @property
+    def name(self):
+        return "own-" + self._name
+
+
+def run(thread):
+    thread.start()
+    thread.join()
+
+
+work("main")
+threading.current_thread().name = "renamed-main"
+work("main renamed")
+run(threading.Thread(target=work, args=("named",), name="worker-1"))
+run(OwnName(target=work, args=("own property",), name="x"))
+done = threading.Event()
+
+
+def bare():
+    work("a thread threading never saw")
+    done.set()
+
+
+_thread.start_new_thread(bare, ())
+done.wait(10)
+time.sleep(0.05)
+"""
+
+SAME_THREAD_NAMES = """\
+import hookwise._state
+import hookwise.accel
+
+seen = []
+
+
+class SameThreadNames:
+    # thread_name as listeners read it (in C with the accelerator) against hookwise._state's Python answer
+    def start(self, call):
+        seen.append((call.args[0], call.thread_name, hookwise._state.thread_name(call.thread_id)))
+
+    def close(self):
+        print(hookwise.accel.ACTIVE, repr(seen))
+"""
+
+
+def test_thread_names_are_the_python_reference_s(tmp_path):
+    (tmp_path / "threads.py").write_text(THREADS)
+    (tmp_path / "same_thread_names.py").write_text(SAME_THREAD_NAMES)
+    result = run_driver(["--hook", "__main__:work", "--listener", "same_thread_names:SameThreadNames", "threads.py"],
+                        cwd=tmp_path, env=clean_env(PYTHONPATH=str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    accelerated, seen = result.stdout.split(" ", 1)
+    assert accelerated == str(not os.environ.get(accel.PURE_PYTHON)), "the implementation under test ran"
+    seen = eval(seen)
+    assert [label for label, _, _ in seen] == ["main", "main renamed", "named", "own property",
+                                               "a thread threading never saw"]
+    assert all(got == expected for _, got, expected in seen), seen
+    assert [got for _, got, _ in seen][:4] == ["MainThread", "renamed-main", "worker-1", "own-x"]
+    assert seen[4][1].startswith("Thread-") or seen[4][1].startswith("Dummy-"), seen
