@@ -286,6 +286,9 @@ def map_shared(fd, size, offset):
     return SharedMapping(fd, size, offset)
 
 
+_UNSET = object()
+
+
 class PurePythonLineBuffer:
     """Lines gathered and written together: the reference for ``hookwise._speedups.LineBuffer``
     (which also writes them when the program goes quiet; this one does not: its users keep ``limit`` 0).
@@ -325,19 +328,23 @@ class PurePythonLineBuffer:
             if self._size >= self.limit or not 0 <= now_ns - self._last_write_ns < self.max_wait_ns:
                 self._write_out(now_ns)
 
-    def add_call(self, event, call, target, head, values, tail, limit):
+    def add_call(self, event, call, target, head, values, tail, limit, secret=_UNSET, user_reprs=False):
         """Add the line ``{"event":EVENT,"call_id":..,"target":TARGET,"thread_id":..,"thread_name":..,"pid":..,
         "ts_ns":..[,"request_id":..][,"duration_ns":..]HEAD VALUES TAIL``: the members every jsonl line of
         a call starts with, read from ``call``, then the caller's JSON text. ``ts_ns`` is the call's
         ``start_ns`` for a start and its ``end_ns`` otherwise (which adds ``duration_ns``). ``values``
         (unless None): a tuple of values shown as JSON strings of their reprs, joined by commas, when
         each is plain (int, bool, None, float, with a repr of at most ``limit`` and 31 characters); for any
-        other value nothing is added and the answer is False (the caller renders them itself).
+        other value nothing is added and the answer is False (the caller renders them itself), unless
+        ``secret`` and ``user_reprs`` are given: then such a value is shown by its safe repr
+        (``saferepr(value, limit, secret, user_reprs)``).
         """
         global _quote
         if _quote is None:
             from _json import encode_basestring_ascii as _quote  # loaded by the listeners that call this anyway
-        if values is None:
+        if values is not None and secret is not _UNSET:
+            shown = ",".join([_quote(_shown(value, limit, secret, user_reprs)) for value in values])
+        elif values is None:
             shown = ""
         elif not _PLAIN.issuperset(map(type, values)):
             return False
@@ -384,6 +391,20 @@ class PurePythonLineBuffer:
 
 
 _PLAIN = frozenset((int, float, bool, type(None)))  # reprs that are short, plain ASCII and built in
+
+
+def _shown(value, limit, secret, user_reprs):
+    """A value as add_call shows it: a plain value's own short repr, any other's safe repr."""
+    if type(value) in _PLAIN:
+        try:
+            text = repr(value)
+        except ValueError:  # an int too long to show
+            text = None
+        if text is not None and len(text) <= min(limit, 31):
+            return text
+    from .saferepr import saferepr
+
+    return saferepr(value, limit, secret, user_reprs)
 
 if not accel.ACTIVE:
     write_whole = _pure_write_whole

@@ -5,7 +5,8 @@ import types
 
 import pytest
 
-from hookwise import writes
+from hookwise import saferepr, writes
+from hookwise.render import Render
 
 try:  # built for every run of the suite; the pure-Python runtime under test only leaves it unused
     from hookwise import _speedups as speedups
@@ -29,7 +30,13 @@ VALUES = [0, -1, 7, 10**18, -(2**63), 2**63 - 1, 2**64, 10**400, True, False, No
           float("nan"), 1e300, "text", (1, 2), 2.5 + 1j]
 
 
+SHOWN = ["postgres://app:hunter2@db/shop", {"password": "x", "n": [1] * 50}, object(), b"\x00\xff", "quote ' \" \\"]
+
+
 def test_the_c_and_the_pure_line_buffer_write_the_same_lines(tmp_path):
+    if speedups is not None:  # what the C buffer renders with: saferepr in C, configured as the runtime does
+        speedups.configure_saferepr(saferepr._py_repr, saferepr._py_saferepr, saferepr._ways, saferepr._record_fields,
+                                    saferepr.Shown, saferepr.DEFAULT_LIMIT)
     made = buffers(tmp_path)
     assert len(made) == 2, "the accelerator is built for the suite"
     answers = {}
@@ -46,6 +53,11 @@ def test_the_c_and_the_pure_line_buffer_write_the_same_lines(tmp_path):
                     said.append(buffer.add_call(event, call, '"m:f"', ',"result":', (1,), '}\n', 3))
                     said.append(buffer.add_call(event, call, '"m:f"', ',"result":', (1234,), '}\n', 3))
                     said.append(buffer.add_call(event, call, '"m:f"', ',"x":"\u00e9"', None, '}\n', 0))
+                    # with the render settings, a value that is not plain is shown by its safe repr
+                    for limit in (8, 200):
+                        for secret in (None, Render().is_secret):
+                            said.append(buffer.add_call(event, call, '"m:f"', ',"args":[', tuple(VALUES + SHOWN),
+                                                        ']}\n', limit, secret, False))
         buffer.flush()
         os.close(fd)
     c_file, pure_file = made[0][1], made[1][1]
