@@ -105,8 +105,8 @@ MAX_WAIT_NS = 10_000_000
 """No line waits longer than this after the buffer's last write: an event then writes the buffer with it,
 and when the program goes quiet the buffer's own thread writes it."""
 _REPLACES_PROCESS = frozenset(("execv", "execve"))  # os's and posix's: their start is written at once
-_SQL_HEADS = 2_000  # statements whose JSON is remembered (see _sql_json), each of at most
-_SQL_HEAD_STATEMENTS = 2_000  # characters: a few MB at most
+_SQL_HEADS = 1_000  # statements whose JSON is remembered (see _sql_json), each of at most
+_SQL_HEAD_STATEMENTS = 2_000  # characters: 4 MB at most, key and JSON
 
 
 def from_spec(arg, settings):
@@ -260,10 +260,7 @@ class JsonlListener:
                 self._out.add_call("end", call, plan[0], ',"result":', (result,), tail, render.repr_limit,
                                    render.secret_rule, render.user_reprs)
             elif not self._out.add_call("end", call, plan[0], ',"result":', (result,), tail, render.repr_limit):
-                if self._json_reprs is not None:
-                    shown = self._json_reprs((result,), render.repr_limit, render.secret_rule, render.user_reprs)
-                else:
-                    shown = _quote(render.value(result))
+                shown = _quote(render.value(result))  # not plain: shown by saferepr, here
                 self._out.add_call("end", call, plan[0], f',"result":{shown}', None, tail, 0)
         except OSError as exc:
             self._failed(exc)
