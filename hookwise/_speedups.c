@@ -772,20 +772,21 @@ call_get_request_id(CallObject *self, void *c)
 }
 static PyObject *call_get_app_caller(CallObject *self, void *c) { return call_cached_callers(self, &self->app_caller, "app_caller"); }
 
-/* threading's _active (thread id -> Thread) and Thread's own name property, of the threading module in
- * sys.modules (read again when that is another one) */
-static PyObject *seen_threading = NULL, *threading_active = NULL, *thread_name_property = NULL;
-static PyObject *str_threading = NULL, *str_name = NULL, *str_private_name = NULL;
+/* Thread's own name property, of the threading module in sys.modules (read again when that is another one) */
+static PyObject *seen_threading = NULL, *thread_name_property = NULL;
+static PyObject *str_threading = NULL, *str_active = NULL, *str_name = NULL, *str_private_name = NULL;
 
 /* The name of thread `tid` as hookwise._state.thread_name says it (a new reference), read from threading's
- * records without a Python frame; NULL with no error set where only that helper can say (no threading
- * module, a thread it does not know, a Thread whose class has a name of its own). */
+ * records (_active: thread id -> Thread, read each time) without a Python frame; NULL with no error set
+ * where only that helper can say (no threading module, a thread it does not know, a Thread whose class
+ * has a name of its own). */
 static PyObject *
 thread_name_in_c(PyObject *tid)
 {
-    if (str_threading == NULL && ((str_threading = PyUnicode_InternFromString("threading")) == NULL
-                                  || (str_name = PyUnicode_InternFromString("name")) == NULL
-                                  || (str_private_name = PyUnicode_InternFromString("_name")) == NULL)) {
+    if (str_private_name == NULL && ((str_threading = PyUnicode_InternFromString("threading")) == NULL
+                                     || (str_active = PyUnicode_InternFromString("_active")) == NULL
+                                     || (str_name = PyUnicode_InternFromString("name")) == NULL
+                                     || (str_private_name = PyUnicode_InternFromString("_name")) == NULL)) {
         return NULL;
     }
     PyObject *threading = PyImport_GetModule(str_threading);
@@ -793,30 +794,30 @@ thread_name_in_c(PyObject *tid)
         return NULL;
     }
     if (threading != seen_threading) {
-        PyObject *active = PyObject_GetAttrString(threading, "_active");
-        PyObject *thread_class = active == NULL ? NULL : PyObject_GetAttrString(threading, "Thread");
+        PyObject *thread_class = PyObject_GetAttrString(threading, "Thread");
         PyObject *property = thread_class != NULL && PyType_Check(thread_class)
                              ? _PyType_Lookup((PyTypeObject *)thread_class, str_name) : NULL;
-        if (property == NULL || !PyDict_CheckExact(active)) {
-            Py_XDECREF(active);
+        if (property == NULL) {
             Py_XDECREF(thread_class);
             Py_DECREF(threading);
             PyErr_Clear();
             return NULL;
         }
-        Py_XSETREF(threading_active, active);
         Py_XSETREF(thread_name_property, Py_NewRef(property));
         Py_XSETREF(seen_threading, Py_NewRef(threading));
         Py_DECREF(thread_class);
     }
+    PyObject *active = PyObject_GetAttr(threading, str_active);
     Py_DECREF(threading);
-    PyObject *thread = PyDict_GetItemWithError(threading_active, tid); /* borrowed */
-    if (thread == NULL || _PyType_Lookup(Py_TYPE(thread), str_name) != thread_name_property) {
-        PyErr_Clear();
-        return NULL;
-    }
+    PyObject *thread = active != NULL && PyDict_CheckExact(active) ? PyDict_GetItemWithError(active, tid) : NULL;
+    Py_XINCREF(thread);  /* its own reference: reading its _name may run code that drops the entry */
+    Py_XDECREF(active);
+    PyObject *name = NULL;
     /* Thread.name is `return self._name` once __init__ ran */
-    PyObject *name = PyObject_GetAttr(thread, str_private_name);
+    if (thread != NULL && _PyType_Lookup(Py_TYPE(thread), str_name) == thread_name_property) {
+        name = PyObject_GetAttr(thread, str_private_name);
+    }
+    Py_XDECREF(thread);
     if (name == NULL || !PyUnicode_CheckExact(name)) {
         Py_XDECREF(name);
         PyErr_Clear();
