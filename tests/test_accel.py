@@ -6,6 +6,7 @@ HOOKWISE_TEST_IMPLEMENTATION=c (accelerator built in place) and =pure
 the implementation it claims, and cover what only the C types have.
 """
 
+import ast
 import gc
 import glob
 import os
@@ -229,7 +230,7 @@ def test_thread_names_are_the_python_reference_s(tmp_path):
     assert result.returncode == 0, result.stderr
     accelerated, seen = result.stdout.split(" ", 1)
     assert accelerated == str(not os.environ.get(accel.PURE_PYTHON)), "the implementation under test ran"
-    seen = eval(seen)
+    seen = ast.literal_eval(seen)
     assert [label for label, _, _ in seen] == ["main", "main renamed", "named", "own property",
                                                "a thread threading never saw"]
     assert all(got == expected for _, got, expected in seen), seen
