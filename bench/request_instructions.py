@@ -22,7 +22,7 @@ one through the test client, so the same added instructions are a larger share t
 
 ``--keep DIR`` keeps each run's callgrind output there (``NAME.20.out``, ``NAME.120.out``), for
 ``callgrind_annotate --inclusive=yes``: the difference of a C function's count between the two runs,
-over 100, is what it costs a request (``call_listener``: the listeners, ``wrapper_vectorcall``: the
+over 100, is what it costs a request (``dispatch``: the listeners, ``wrapper_vectorcall``: the
 C wrappers).
 
 Needs valgrind, and the venv of bench/requests.py (``python3 bench/requests.py --install``).
