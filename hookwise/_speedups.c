@@ -541,10 +541,24 @@ call_wall_offset(CallObject *self)
     return self->wall_offset;
 }
 
+/* start_ns, and end_ns of a finished call, on the wall clock */
+static long long
+call_start_ns(CallObject *self)
+{
+    return call_wall_offset(self) + ticks_to_ns(self->start_ticks);
+}
+
+static long long
+call_end_ns(CallObject *self)
+{
+    /* when it really ended: duration_ticks leaves hookwise's own time out */
+    return call_start_ns(self) + ticks_span_ns(self->duration_ticks) + ticks_span_ns(self->overhead_ticks);
+}
+
 static PyObject *
 call_get_start_ns(CallObject *self, void *c)
 {
-    return PyLong_FromLongLong(call_wall_offset(self) + ticks_to_ns(self->start_ticks));
+    return PyLong_FromLongLong(call_start_ns(self));
 }
 
 static PyObject *
@@ -553,9 +567,7 @@ call_get_end_ns(CallObject *self, void *c)
     if (self->duration_ticks < 0) {
         Py_RETURN_NONE;
     }
-    /* when it really ended: duration_ticks leaves hookwise's own time out */
-    return PyLong_FromLongLong(call_wall_offset(self) + ticks_to_ns(self->start_ticks)
-                               + ticks_span_ns(self->duration_ticks) + ticks_span_ns(self->overhead_ticks));
+    return PyLong_FromLongLong(call_end_ns(self));
 }
 
 static PyObject *
@@ -2854,8 +2866,7 @@ line_buffer_add_call(LineBufferObject *self, PyObject *const *args, Py_ssize_t n
             || (fields[5] = call_get_request_id(record, NULL)) == NULL) {
             goto done;
         }
-        long long begun = call_wall_offset(record) + ticks_to_ns(record->start_ticks);
-        now_ns = start ? begun : begun + ticks_span_ns(record->duration_ticks) + ticks_span_ns(record->overhead_ticks);
+        now_ns = start ? call_start_ns(record) : call_end_ns(record);
         call_id_n = signed_digits(record->call_id, call_id);
         thread_id_n = unsigned_digits(record->thread_id, thread_id);
         pid_n = signed_digits(record->pid, pid);
