@@ -496,28 +496,30 @@ sr_type_attribute(PyTypeObject *kind, PyObject *name)
 }
 
 /* "<module.Class object at " per type, for the two ways a value is shown by its type's name and its address
- * (sr_object, sr_default_repr): each keeps its own. Such a prefix is made of the type's __module__ and
- * __qualname__ alone. A heap type's are the objects its dict and ht_qualname hold, which an entry keeps
- * alive: while they are the ones it was made of, it says what they say (a version tag would not do: 3.13
- * sets a __qualname__ without changing it). Other types cannot be renamed. Only types of type itself:
- * a metaclass may answer __module__ and __qualname__ in its own way. */
+ * (sr_object, sr_default_repr): each keeps its own. Such a prefix is made of the type's names alone:
+ * __module__ and __qualname__ (or, for object.__repr__ of a type whose module is builtins, its __name__).
+ * A heap type's are the objects its dict, ht_qualname and ht_name hold, which an entry keeps alive: while
+ * they are the ones it was made of, it says what they say (a version tag would not do: 3.13 sets a
+ * __qualname__ without changing it). Other types cannot be renamed. Only types of type itself: a
+ * metaclass may answer __module__ and __qualname__ in its own way. */
 #define SR_PREFIXES 64
 typedef struct {
     PyTypeObject *kind;
-    PyObject *qualname, *module;
+    PyObject *qualname, *name, *module;
     PyObject *prefix;
 } SrPrefix;
 static SrPrefix sr_object_prefixes[SR_PREFIXES], sr_default_prefixes[SR_PREFIXES];
 
 /* The names a prefix of `kind` is made of (borrowed; NULL for a type that is not a heap type); -1 on error. */
 static int
-sr_names_of(PyTypeObject *kind, PyObject **qualname, PyObject **module)
+sr_names_of(PyTypeObject *kind, PyObject **qualname, PyObject **name, PyObject **module)
 {
-    *qualname = *module = NULL;
+    *qualname = *name = *module = NULL;
     if (!(kind->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
         return 0;
     }
     *qualname = ((PyHeapTypeObject *)kind)->ht_qualname;
+    *name = ((PyHeapTypeObject *)kind)->ht_name;
     *module = PyDict_GetItemWithError(kind->tp_dict, sr_module_name);
     return *module == NULL && PyErr_Occurred() ? -1 : 0;
 }
@@ -533,25 +535,27 @@ static PyObject *
 sr_known_prefix(SrPrefix *cache, PyTypeObject *kind)
 {
     SrPrefix *slot = sr_prefix_slot(cache, kind);
-    PyObject *qualname, *module;
-    if (slot->kind != kind || sr_names_of(kind, &qualname, &module) < 0) {
+    PyObject *qualname, *name, *module;
+    if (slot->kind != kind || sr_names_of(kind, &qualname, &name, &module) < 0) {
         PyErr_Clear();
         return NULL;
     }
-    return slot->qualname == qualname && slot->module == module ? Py_NewRef(slot->prefix) : NULL;
+    return slot->qualname == qualname && slot->name == name && slot->module == module ? Py_NewRef(slot->prefix)
+                                                                                          : NULL;
 }
 
 static void
 sr_remember_prefix(SrPrefix *cache, PyTypeObject *kind, PyObject *prefix)
 {
-    PyObject *qualname, *module;
-    if (!Py_IS_TYPE(kind, &PyType_Type) || sr_names_of(kind, &qualname, &module) < 0) {
+    PyObject *qualname, *name, *module;
+    if (!Py_IS_TYPE(kind, &PyType_Type) || sr_names_of(kind, &qualname, &name, &module) < 0) {
         PyErr_Clear();
         return;
     }
     SrPrefix *slot = sr_prefix_slot(cache, kind);
     slot->kind = kind;
     Py_XSETREF(slot->qualname, Py_XNewRef(qualname));
+    Py_XSETREF(slot->name, Py_XNewRef(name));
     Py_XSETREF(slot->module, Py_XNewRef(module));
     Py_XSETREF(slot->prefix, Py_NewRef(prefix));
 }

@@ -219,6 +219,13 @@ def test_an_object_s_name_and_address_follow_its_class_s_names_as_they_change():
             shown.append(accelerated(thing, 300, None, False))
         assert shown[2] == f"<{__name__}.Other object at {hex(id(thing))}>"
         assert shown[4] == f"<elsewhere.Név·ü object at {hex(id(thing))}>"
+    # object.__repr__ names a class whose module is builtins by its __name__ alone
+    loose = type("Loose", (), {"__module__": "builtins"})()
+    for name in (None, "Loose", "Freed"):
+        if name is not None:
+            type(loose).__name__ = name
+        assert accelerated(loose, 300, None, False) == reference(loose, 300, None, False)
+        assert accelerated(loose, 300, None, False) == f"<{type(loose).__name__} object at {hex(id(loose))}>"
     for number in range(200):
         made = type(f"Made{number}", (), {})()
         for _ in range(2):
