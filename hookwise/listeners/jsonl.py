@@ -173,7 +173,7 @@ class JsonlListener:
                                    render.repr_limit, render.secret_rule, render.user_reprs)
             # numbers and None are shown by the buffer itself; any other value by saferepr, here
             elif not (simple and self._out.add_call("start", call, target, head, values, tail, render.repr_limit)):
-                self._out.add_call("start", call, target, head + self._args_json(call, simple), None, tail, 0)
+                self._out.add_call("start", call, target, head + self._args_json(call), None, tail, 0)
         except OSError as exc:
             self._failed(exc)
         if at_once:  # the process is replaced next: nothing may wait
@@ -212,18 +212,18 @@ class JsonlListener:
             return f"{head}{_quote(render.value(given))}}}"
         return f"{head}{fast((given,), render.repr_limit, render.secret_rule, render.user_reprs)}}}"
 
-    def _args_json(self, call, simple):
-        """The members of "args": render.args(call) as JSON strings, in one call to the accelerator where it can."""
+    def _args_json(self, call):
+        """The members of "args": render.args(call) as JSON strings, in one call to the accelerator where it can.
+
+        For the calls ``start`` does not hand to the buffer whole: with the accelerator, those
+        whose values have names to redact by (a builtin's, handed over, have none).
+        """
         render, fast = self.render, self._json_reprs
         layout = call.site.params
         values = call.values
-        if fast is None or (layout is None and type(values[0]) is not tuple) or builds_its_first_argument(call):
+        if fast is None or layout is None or builds_its_first_argument(call):
             return ",".join([_quote(text) for text in render.args(call)])  # __init__'s self: half built
         limit, rule, user_reprs = render.repr_limit, render.secret_rule, render.user_reprs
-        if simple:  # no name of theirs to redact by
-            return fast(values, limit, rule, user_reprs)
-        if layout is None:  # a replaced builtin: (args, kwargs), no names
-            return fast(values[0], limit, rule, user_reprs)
         names, vararg = layout[0], layout[2]
         shown = fast(values, limit, rule, user_reprs, names)
         if vararg is not None:
